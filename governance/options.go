@@ -1,0 +1,130 @@
+package governance
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stopline/stopline/prevention"
+)
+
+// Option configures a Runner.
+type Option func(*config) error
+
+type config struct {
+	clock        Clock
+	hooks        []prevention.NamedHook
+	newID        func(kind string) string
+	failOpen     bool
+	stepTimeout  time.Duration
+	writeTimeout time.Duration
+	maxContent   int
+}
+
+// Defaults of NewRunner.
+const (
+	DefaultStepTimeout     = 10 * time.Second
+	DefaultWriteTimeout    = 30 * time.Second
+	DefaultMaxContentBytes = 1 << 20
+)
+
+// WithClock sets the clock steps are timed with (default: the system clock).
+func WithClock(c Clock) Option {
+	return func(cfg *config) error {
+		if c == nil {
+			return errors.New("WithClock: nil clock")
+		}
+		cfg.clock = c
+		return nil
+	}
+}
+
+// WithHooks adds Go hooks that run after the snapshot's policies on every
+// step of every run. Each decides under its own id (Source "hook").
+func WithHooks(hooks ...prevention.NamedHook) Option {
+	return func(cfg *config) error {
+		for _, h := range hooks {
+			if h.ID == "" || h.Hook == nil {
+				return errors.New("WithHooks: a hook needs an ID and a Hook")
+			}
+		}
+		cfg.hooks = append(cfg.hooks, hooks...)
+		return nil
+	}
+}
+
+// WithIDGenerator sets how run, trace and incident ids are made (default:
+// "RUN-", "TRC-" and "INC-" followed by 16 random hex digits). kind is
+// "run", "trace" or "incident". Ids must be unique.
+func WithIDGenerator(f func(kind string) string) Option {
+	return func(cfg *config) error {
+		if f == nil {
+			return errors.New("WithIDGenerator: nil function")
+		}
+		cfg.newID = f
+		return nil
+	}
+}
+
+// WithFailOpen makes a step that the store could not record pass anyway
+// (default: fail closed, the step is not allowed and the run ends with
+// system_failure). Policies still decide every step; an unrecorded step
+// is not in the chain, and each run records in its run_start record that
+// it was started fail-open and, in its run_end record, how many steps went
+// unrecorded. Hook errors and panics fail closed whatever this option says.
+func WithFailOpen() Option {
+	return func(cfg *config) error { cfg.failOpen = true; return nil }
+}
+
+// WithStepTimeout bounds the evaluation of one step (default 10 s): a
+// hook that does not return by then fails the step closed.
+func WithStepTimeout(d time.Duration) Option {
+	return func(cfg *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithStepTimeout: %v is not positive", d)
+		}
+		cfg.stepTimeout = d
+		return nil
+	}
+}
+
+// WithWriteTimeout bounds each store write (default 30 s). Writes are not
+// interrupted by the caller's cancellation, so that a decision that was
+// made is recorded; this bound keeps a stuck store from hanging the agent.
+func WithWriteTimeout(d time.Duration) Option {
+	return func(cfg *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithWriteTimeout: %v is not positive", d)
+		}
+		cfg.writeTimeout = d
+		return nil
+	}
+}
+
+// WithMaxContentBytes caps the input and output text stored per step
+// (default 1 MiB each). Policies always see the whole text; what is
+// stored beyond the cap is cut, and the step's metadata says so
+// ("stopline.truncated").
+func WithMaxContentBytes(n int) Option {
+	return func(cfg *config) error {
+		if n <= 0 {
+			return fmt.Errorf("WithMaxContentBytes: %d is not positive", n)
+		}
+		cfg.maxContent = n
+		return nil
+	}
+}
+
+func randomID(kind string) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	prefix := map[string]string{"run": "RUN-", "trace": "TRC-", "incident": "INC-"}[kind]
+	if prefix == "" {
+		prefix = "ID-"
+	}
+	return prefix + hex.EncodeToString(b[:])
+}

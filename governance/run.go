@@ -1,0 +1,392 @@
+package governance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/stopline/stopline/incident"
+	"github.com/stopline/stopline/prevention"
+	"github.com/stopline/stopline/snapshot"
+	"github.com/stopline/stopline/trace"
+)
+
+// StepInput is a step the agent reports: an LLM response, a tool call
+// (BEFORE the tool runs), a tool result, or a message.
+type StepInput struct {
+	Type      prevention.StepType
+	Model     string
+	Tool      string
+	Input     string
+	Output    string
+	Tokens    int64
+	CostCents float64
+	Metadata  map[string]string
+}
+
+// StepResult is what the runner decided and recorded for a step.
+type StepResult struct {
+	Index      int
+	Evaluation prevention.Evaluation
+	Status     trace.Status
+	// Hash is the step record's hash in the run's chain ("" when the
+	// step was allowed fail-open without being recorded).
+	Hash     string
+	Recorded bool
+}
+
+// Run is a governed run in progress. Report each step with Step; end the
+// run with Finish or Abort (or use Runner.Run, which does so). A Run is
+// safe for concurrent use; steps are evaluated and recorded one at a time,
+// in the order the calls take the run's lock.
+type Run struct {
+	r      *Runner
+	engine *prevention.Engine
+
+	mu         sync.Mutex
+	rec        RunRecord
+	head       string
+	seq        int
+	nextIndex  int
+	startedAt  time.Time
+	queued     bool
+	times      []int64
+	step       prevention.Step
+	ended      bool
+	cause      error
+	unrecorded int
+}
+
+// ID returns the run id.
+func (run *Run) ID() string { return run.rec.RunID }
+
+// TenantID returns the run's tenant.
+func (run *Run) TenantID() string { return run.rec.TenantID }
+
+// Snapshot returns the policy snapshot the run is bound to.
+func (run *Run) Snapshot() *snapshot.PolicySnapshot { return run.engine.Snapshot() }
+
+// Record returns the run's current state as the runner knows it.
+func (run *Run) Record() RunRecord {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	rec := run.rec
+	rec.Labels = cloneLabels(rec.Labels)
+	return rec
+}
+
+// Ended reports whether the run has ended.
+func (run *Run) Ended() bool {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	return run.ended
+}
+
+// Step evaluates the step against the run's snapshot and hooks, records
+// it durably, and only then returns.
+//
+// On Allow (or Warn) it returns the result and nil. On Block the run stops
+// at this step: the step is recorded as the inflection point, the run's
+// final status and the incident are stored in one transaction, and Step
+// returns a *Violation. After the run has ended, every call returns a
+// *StoppedError (errors.Is(err, ErrRunStopped)) and records nothing.
+//
+// If the store cannot record the step, it is not allowed: Step returns an
+// error matching ErrRecordFailed and the run ends as failed /
+// system_failure (unless the runner was made WithFailOpen). A hook error
+// or panic ends the run the same way, recording the failed check as the
+// inflection point. A malformed step (unknown type, negative tokens or
+// cost) returns an error matching ErrInvalidStep and records nothing.
+func (run *Run) Step(ctx context.Context, in StepInput) (StepResult, error) {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	if run.ended {
+		return StepResult{}, run.stoppedError()
+	}
+	if err := validateStep(&in); err != nil {
+		return StepResult{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return StepResult{}, err
+	}
+	cfg := &run.r.cfg
+	now := cfg.clock.Now().UTC()
+	idx := run.nextIndex
+	totalTokens := run.rec.TotalTokens + in.Tokens
+	totalCost := run.rec.TotalCostCents + in.CostCents
+
+	st := &run.step
+	*st = prevention.Step{
+		RunID: run.rec.RunID, TenantID: run.rec.TenantID, SnapshotID: run.rec.SnapshotID,
+		Index: idx, Type: in.Type, At: now, RunStartedAt: run.startedAt,
+		Model: in.Model, Tool: in.Tool, Input: in.Input, Output: in.Output,
+		Tokens: in.Tokens, CostCents: in.CostCents, TotalTokens: totalTokens, TotalCostCents: totalCost,
+		Metadata: in.Metadata,
+	}
+	st.SetStepTimes(run.times)
+	hctx, cancel := context.WithTimeout(ctx, cfg.stepTimeout)
+	ev, evalErr := run.engine.Evaluate(hctx, st)
+	cancel()
+	if evalErr != nil && ctx.Err() != nil {
+		// The caller gave up while the step was being evaluated: nothing
+		// was decided, nothing is recorded, the run stays as it was.
+		return StepResult{}, ctx.Err()
+	}
+
+	content := run.content(&in)
+	rec := trace.Record{
+		TenantID: run.rec.TenantID, RunID: run.rec.RunID, Seq: run.seq, Kind: trace.KindStep, At: now,
+		SnapshotID: run.rec.SnapshotID, StepIndex: idx, StepType: in.Type, Model: in.Model, Tool: in.Tool,
+		Tokens: in.Tokens, CostCents: in.CostCents, TotalTokens: totalTokens, TotalCostCents: totalCost,
+		ContentHash: trace.ContentHashOf(content),
+	}
+	if evalErr != nil {
+		var he *prevention.HookError
+		d := prevention.Decision{Action: prevention.Block, Reason: prevention.ReasonSystemFailure, Message: evalErr.Error()}
+		if errors.As(evalErr, &he) {
+			d.PolicyID, d.Source = he.PolicyID, he.Source
+		}
+		ev = prevention.Evaluation{Decision: d, Findings: []prevention.Decision{d}}
+	}
+	rec.Status = trace.StatusOf(ev)
+	rec.Decision = &ev.Decision
+	rec.Findings = ev.Findings
+	res := StepResult{Index: idx, Evaluation: ev, Status: rec.Status}
+
+	if ev.Decision.Action == prevention.Block {
+		recorded, err := run.stopAt(ctx, &rec, content, evalErr)
+		res.Hash, res.Recorded = rec.Hash, recorded
+		return res, err
+	}
+
+	body := trace.Seal(&rec, run.head, nil)
+	wctx, wcancel := run.r.writeContext(ctx)
+	err := run.r.store.AppendStep(wctx, StepWrite{Record: rec, Body: body, Content: contentPtr(content), MarkRunning: run.queued})
+	wcancel()
+	if err != nil {
+		if cfg.failOpen {
+			run.unrecorded++
+			run.rec.TotalTokens, run.rec.TotalCostCents = totalTokens, totalCost
+			return res, nil
+		}
+		recErr := fmt.Errorf("%w: step %d of run %s: %w", ErrRecordFailed, idx, run.rec.RunID, err)
+		run.failClosed(ctx, recErr)
+		return res, recErr
+	}
+	run.advance(&rec, now, totalTokens, totalCost)
+	res.Hash, res.Recorded = rec.Hash, true
+	return res, nil
+}
+
+func (run *Run) advance(rec *trace.Record, now time.Time, totalTokens int64, totalCost float64) {
+	if run.queued {
+		run.queued = false
+		run.rec.Status = StatusRunning
+		run.rec.StartedAt = &now
+		run.startedAt = now
+	}
+	run.head = rec.Hash
+	run.seq++
+	run.nextIndex++
+	run.times = append(run.times, now.UnixNano())
+	run.rec.TotalTokens, run.rec.TotalCostCents = totalTokens, totalCost
+	run.rec.StepCount = run.nextIndex
+	run.rec.HeadHash, run.rec.ChainLength = rec.Hash, run.seq
+}
+
+// stopAt records rec as the inflection point and ends the run, with its
+// incident, in one store transaction. cause is a hook failure, if any.
+func (run *Run) stopAt(ctx context.Context, rec *trace.Record, content trace.Content, cause error) (recorded bool, err error) {
+	d := *rec.Decision
+	now := rec.At
+	idx := rec.StepIndex
+	rec.Inflection = true
+	status := StatusFailedPolicy
+	if cause != nil {
+		status = StatusFailed
+	}
+	stepBody := trace.Seal(rec, run.head, nil)
+
+	inc := incident.Incident{
+		ID: run.r.cfg.newID("incident"), TenantID: run.rec.TenantID, RunID: run.rec.RunID, TraceID: run.rec.TraceID,
+		SnapshotID: run.rec.SnapshotID, PolicyID: d.PolicyID, Source: d.Source, StepIndex: idx, RecordHash: rec.Hash,
+		Reason: d.Reason, Threshold: d.Threshold, Limit: d.Limit, Observed: d.Observed,
+		Severity: incident.SeverityFor(d.Reason), Status: incident.StatusOpen,
+		Title: incident.TitleFor(d, idx), Message: d.Message, CreatedAt: now,
+	}
+	end := run.endRecord(rec.Seq+1, now, status, d.Reason, &idx, d.PolicyID, inc.ID, d.Message, rec.TotalTokens, rec.TotalCostCents)
+	endBody := trace.Seal(&end, rec.Hash, nil)
+	c := Close{
+		TenantID: run.rec.TenantID, RunID: run.rec.RunID,
+		Step:     &StepWrite{Record: *rec, Body: stepBody, Content: contentPtr(content)},
+		Incident: &inc, End: StepWrite{Record: end, Body: endBody},
+		Status: status, Reason: d.Reason, StoppedAtStep: &idx, ViolationPolicyID: d.PolicyID,
+		IncidentID: inc.ID, Message: d.Message, EndedAt: now, MarkRunning: run.queued,
+	}
+	v := &Violation{
+		RunID: run.rec.RunID, TenantID: run.rec.TenantID, SnapshotID: run.rec.SnapshotID,
+		StepIndex: idx, Decision: d, IncidentID: inc.ID, RecordHash: rec.Hash,
+	}
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", ErrRunStopped, cause)
+	} else {
+		err = v
+	}
+	wctx, cancel := run.r.writeContext(ctx)
+	defer cancel()
+	if serr := run.r.store.CloseRun(wctx, c); serr != nil {
+		// The step is blocked whether or not the stop was recorded.
+		run.ended = true
+		run.cause = err
+		run.rec.Status, run.rec.TerminationReason = status, d.Reason
+		return false, errors.Join(err, fmt.Errorf("%w: stop of run %s at step %d: %w", ErrRecordFailed, run.rec.RunID, idx, serr))
+	}
+	run.advance(rec, now, rec.TotalTokens, rec.TotalCostCents)
+	run.finishState(&end, c)
+	run.cause = err
+	return true, err
+}
+
+func (run *Run) endRecord(seq int, now time.Time, status RunStatus, reason prevention.RunTerminationReason, stoppedAt *int, policyID, incidentID, msg string, totalTokens int64, totalCost float64) trace.Record {
+	if run.unrecorded > 0 {
+		msg = strings.TrimSpace(fmt.Sprintf("%s (fail-open: %d steps unrecorded)", msg, run.unrecorded))
+	}
+	return trace.Record{
+		TenantID: run.rec.TenantID, RunID: run.rec.RunID, Seq: seq,
+		Kind: trace.KindRunEnd, At: now, SnapshotID: run.rec.SnapshotID, StepIndex: -1,
+		RunStatus: string(status), Reason: reason, StoppedAtStep: stoppedAt,
+		ViolationPolicyID: policyID, IncidentID: incidentID, Message: msg,
+		TotalTokens: totalTokens, TotalCostCents: totalCost,
+	}
+}
+
+func (run *Run) finishState(end *trace.Record, c Close) {
+	run.ended = true
+	run.head = end.Hash
+	run.seq++
+	run.rec.Status, run.rec.TerminationReason = c.Status, c.Reason
+	run.rec.StoppedAtStep, run.rec.ViolationPolicyID, run.rec.IncidentID = c.StoppedAtStep, c.ViolationPolicyID, c.IncidentID
+	run.rec.Message = end.Message
+	endedAt := c.EndedAt
+	run.rec.EndedAt = &endedAt
+	run.rec.HeadHash, run.rec.ChainLength = end.Hash, run.seq
+}
+
+// failClosed ends the run after a step could not be recorded. The end is
+// recorded if the store allows; if not, the run stays unfinished in the
+// store, for recovery.
+func (run *Run) failClosed(ctx context.Context, cause error) {
+	_, _ = run.end(ctx, prevention.ReasonSystemFailure, cause.Error())
+	run.ended = true
+	run.cause = cause
+	run.rec.Status, run.rec.TerminationReason = StatusFailed, prevention.ReasonSystemFailure
+}
+
+// Finish ends the run as succeeded / completed.
+func (run *Run) Finish(ctx context.Context) (RunRecord, error) {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	if run.ended {
+		return run.rec, run.stoppedError()
+	}
+	return run.end(ctx, prevention.ReasonCompleted, "")
+}
+
+// Abort ends the run between steps with the given reason: user_abort
+// (cancelled), timeout or system_failure (failed). message says why.
+func (run *Run) Abort(ctx context.Context, reason prevention.RunTerminationReason, message string) (RunRecord, error) {
+	if !reason.Valid() || reason == prevention.ReasonCompleted {
+		return RunRecord{}, fmt.Errorf("stopline: abort: %q is not an abort reason", reason)
+	}
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	if run.ended {
+		return run.rec, run.stoppedError()
+	}
+	return run.end(ctx, reason, message)
+}
+
+func (run *Run) end(ctx context.Context, reason prevention.RunTerminationReason, message string) (RunRecord, error) {
+	now := run.r.cfg.clock.Now().UTC()
+	status := StatusFor(reason, false)
+	end := run.endRecord(run.seq, now, status, reason, nil, "", "", message, run.rec.TotalTokens, run.rec.TotalCostCents)
+	body := trace.Seal(&end, run.head, nil)
+	c := Close{
+		TenantID: run.rec.TenantID, RunID: run.rec.RunID, End: StepWrite{Record: end, Body: body},
+		Status: status, Reason: reason, Message: end.Message, EndedAt: now, MarkRunning: run.queued,
+	}
+	wctx, cancel := run.r.writeContext(ctx)
+	defer cancel()
+	if err := run.r.store.CloseRun(wctx, c); err != nil {
+		return run.rec, fmt.Errorf("%w: end of run %s: %w", ErrRecordFailed, run.rec.RunID, err)
+	}
+	run.finishState(&end, c)
+	return run.rec, nil
+}
+
+func (run *Run) stoppedError() error {
+	return &StoppedError{RunID: run.rec.RunID, Status: run.rec.Status, Reason: run.rec.TerminationReason, Cause: run.cause}
+}
+
+func validateStep(in *StepInput) error {
+	bad := func(field, why string) error {
+		return fmt.Errorf("%w: %s %s", ErrInvalidStep, field, why)
+	}
+	if !in.Type.Valid() {
+		return bad("type", fmt.Sprintf("%q is not llm_response, tool_call, tool_result or message", in.Type))
+	}
+	if in.Tokens < 0 {
+		return bad("tokens", fmt.Sprintf("%d is negative", in.Tokens))
+	}
+	if math.IsNaN(in.CostCents) || math.IsInf(in.CostCents, 0) || in.CostCents < 0 {
+		return bad("cost_cents", fmt.Sprintf("%v is not a finite, non-negative number", in.CostCents))
+	}
+	// Invalid UTF-8 is replaced by U+FFFD, so that what policies see is
+	// exactly what is recorded and hashed.
+	for _, s := range []*string{&in.Model, &in.Tool, &in.Input, &in.Output} {
+		if !utf8.ValidString(*s) {
+			*s = strings.ToValidUTF8(*s, "\uFFFD")
+		}
+	}
+	return nil
+}
+
+func (run *Run) content(in *StepInput) trace.Content {
+	c := trace.Content{Input: in.Input, Output: in.Output, Metadata: in.Metadata}
+	max := run.r.cfg.maxContent
+	var cut []string
+	if len(c.Input) > max {
+		c.Input, cut = truncateUTF8(c.Input, max), append(cut, "input")
+	}
+	if len(c.Output) > max {
+		c.Output, cut = truncateUTF8(c.Output, max), append(cut, "output")
+	}
+	if len(cut) > 0 {
+		md := cloneLabels(c.Metadata)
+		if md == nil {
+			md = map[string]string{}
+		}
+		md["stopline.truncated"] = strings.Join(cut, ",")
+		c.Metadata = md
+	}
+	return c
+}
+
+func truncateUTF8(s string, n int) string {
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func contentPtr(c trace.Content) *trace.Content {
+	if c.Input == "" && c.Output == "" && len(c.Metadata) == 0 {
+		return nil
+	}
+	return &c
+}

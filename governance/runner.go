@@ -1,0 +1,283 @@
+package governance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/stopline/stopline/prevention"
+	"github.com/stopline/stopline/snapshot"
+	"github.com/stopline/stopline/trace"
+)
+
+// Runner starts governed runs over a Store. It is safe for concurrent use
+// by many runs at once. Each snapshot is stored and compiled once, however
+// many runs start with it at the same moment.
+type Runner struct {
+	store Store
+	cfg   config
+
+	sf      singleflight.Group
+	mu      sync.Mutex
+	engines map[string]*prevention.Engine // tenant "\x00" snapshot id
+}
+
+// NewRunner returns a Runner recording into store. Defaults: the system
+// clock, no extra hooks, random ids ("RUN-…", "TRC-…", "INC-…"), fail
+// closed when the store cannot record, a step timeout of 10 s, a write
+// timeout of 30 s and 1 MiB of stored text per step field.
+func NewRunner(store Store, opts ...Option) (*Runner, error) {
+	if store == nil {
+		return nil, errors.New("stopline: NewRunner: nil store")
+	}
+	cfg := config{
+		clock:        systemClock{},
+		newID:        randomID,
+		stepTimeout:  DefaultStepTimeout,
+		writeTimeout: DefaultWriteTimeout,
+		maxContent:   DefaultMaxContentBytes,
+	}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, fmt.Errorf("stopline: NewRunner: %w", err)
+		}
+	}
+	return &Runner{store: store, cfg: cfg, engines: map[string]*prevention.Engine{}}, nil
+}
+
+// Store returns the runner's store.
+func (r *Runner) Store() Store { return r.store }
+
+// StartOptions says how to start a run.
+type StartOptions struct {
+	// TenantID is required unless Snapshot is given (then it must match).
+	TenantID string
+	// Snapshot binds the run to this policy snapshot. When nil, the run
+	// takes the tenant's active policy version at this instant.
+	Snapshot *snapshot.PolicySnapshot
+	// RunID, if set, is used instead of a generated id.
+	RunID string
+	// Labels are free-form facts about the run (agent name, user, ...).
+	Labels map[string]string
+}
+
+// Start creates a running run bound to its snapshot and records its
+// run_start record. Steps are reported to the returned *Run.
+func (r *Runner) Start(ctx context.Context, opts StartOptions) (*Run, error) {
+	return r.create(ctx, opts, StatusRunning)
+}
+
+// Enqueue creates a run ahead of its first step: it is stored as queued,
+// already bound to its snapshot, and becomes running with its first step.
+func (r *Runner) Enqueue(ctx context.Context, opts StartOptions) (*Run, error) {
+	return r.create(ctx, opts, StatusQueued)
+}
+
+func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus) (*Run, error) {
+	tenant := opts.TenantID
+	if opts.Snapshot != nil {
+		if tenant == "" {
+			tenant = opts.Snapshot.TenantID()
+		} else if tenant != opts.Snapshot.TenantID() {
+			return nil, fmt.Errorf("stopline: start: snapshot %s belongs to tenant %q, not %q", opts.Snapshot.ID(), opts.Snapshot.TenantID(), tenant)
+		}
+	}
+	if tenant == "" {
+		return nil, errors.New("stopline: start: a run needs a tenant id")
+	}
+	var (
+		eng     *prevention.Engine
+		version int
+		err     error
+	)
+	if opts.Snapshot != nil {
+		eng, err = r.engineFor(ctx, tenant, opts.Snapshot.ID(), opts.Snapshot)
+	} else {
+		var v PolicyVersion
+		v, err = r.store.ActivePolicy(ctx, tenant)
+		if err != nil {
+			return nil, fmt.Errorf("stopline: start: no snapshot given and no active policy for tenant %q: %w", tenant, err)
+		}
+		version = v.Version
+		eng, err = r.engineFor(ctx, tenant, v.SnapshotID, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	snap := eng.Snapshot()
+	now := r.cfg.clock.Now().UTC()
+	runID := opts.RunID
+	if runID == "" {
+		runID = r.cfg.newID("run")
+	}
+	rec := RunRecord{
+		RunID: runID, TenantID: tenant, TraceID: r.cfg.newID("trace"), SnapshotID: snap.ID(),
+		PolicyVersion: version, Status: status, CreatedAt: now, Labels: cloneLabels(opts.Labels),
+	}
+	if status == StatusRunning {
+		rec.StartedAt = &now
+	}
+	start := trace.Record{
+		TenantID: tenant, RunID: runID, Seq: 0, Kind: trace.KindRunStart, At: now,
+		SnapshotID: snap.ID(), SnapshotHash: snap.ContentHash(), StepIndex: -1,
+	}
+	if r.cfg.failOpen {
+		start.Message = "fail-open: steps the store cannot record are allowed"
+	}
+	body := trace.Seal(&start, trace.GenesisHash, nil)
+	rec.HeadHash, rec.ChainLength = start.Hash, 1
+	wctx, cancel := r.writeContext(ctx)
+	defer cancel()
+	if err := r.store.CreateRun(wctx, rec, StepWrite{Record: start, Body: body}); err != nil {
+		return nil, fmt.Errorf("stopline: start run %s: %w", runID, err)
+	}
+	return &Run{
+		r: r, engine: eng, rec: rec, head: start.Hash, seq: 1, startedAt: now,
+		queued: status == StatusQueued,
+	}, nil
+}
+
+// engineFor returns the compiled engine of a tenant's snapshot, storing
+// and compiling it once. snap is nil when it must be read from the store.
+func (r *Runner) engineFor(ctx context.Context, tenant, snapID string, snap *snapshot.PolicySnapshot) (*prevention.Engine, error) {
+	key := tenant + "\x00" + snapID
+	r.mu.Lock()
+	eng := r.engines[key]
+	r.mu.Unlock()
+	if eng != nil {
+		if snap != nil && snap.ContentHash() != eng.Snapshot().ContentHash() {
+			return nil, fmt.Errorf("stopline: snapshot %s: %w", snapID, ErrSnapshotConflict)
+		}
+		return eng, nil
+	}
+	v, err, _ := r.sf.Do(key, func() (any, error) {
+		s := snap
+		if s == nil {
+			var err error
+			s, err = r.store.Snapshot(ctx, tenant, snapID)
+			if err != nil {
+				return nil, fmt.Errorf("stopline: loading snapshot %s of tenant %q: %w", snapID, tenant, err)
+			}
+		}
+		e, err := prevention.Compile(s, r.cfg.hooks...)
+		if err != nil {
+			return nil, fmt.Errorf("stopline: compiling snapshot %s: %w", snapID, err)
+		}
+		if snap != nil {
+			if err := r.store.PutSnapshot(ctx, s); err != nil {
+				return nil, fmt.Errorf("stopline: storing snapshot %s: %w", snapID, err)
+			}
+		}
+		r.mu.Lock()
+		r.engines[key] = e
+		r.mu.Unlock()
+		return e, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	eng = v.(*prevention.Engine)
+	if snap != nil && snap.ContentHash() != eng.Snapshot().ContentHash() {
+		return nil, fmt.Errorf("stopline: snapshot %s: %w", snapID, ErrSnapshotConflict)
+	}
+	return eng, nil
+}
+
+// Publish validates snap (every policy must compile) and makes it the
+// tenant's active policy version, recording who published it and why.
+// Runs already started keep their own snapshot.
+func (r *Runner) Publish(ctx context.Context, snap *snapshot.PolicySnapshot, by, note string) (PolicyVersion, error) {
+	if snap == nil {
+		return PolicyVersion{}, errors.New("stopline: publish: nil snapshot")
+	}
+	if _, err := prevention.Compile(snap, r.cfg.hooks...); err != nil {
+		return PolicyVersion{}, fmt.Errorf("stopline: publish: %w", err)
+	}
+	v := PolicyVersion{
+		TenantID: snap.TenantID(), SnapshotID: snap.ID(), ContentHash: snap.ContentHash(),
+		PublishedBy: by, PublishedAt: r.cfg.clock.Now().UTC(), Note: note,
+	}
+	wctx, cancel := r.writeContext(ctx)
+	defer cancel()
+	out, err := r.store.PublishPolicy(wctx, snap, v)
+	if err != nil {
+		return PolicyVersion{}, fmt.Errorf("stopline: publish %s for tenant %q: %w", snap.ID(), snap.TenantID(), err)
+	}
+	return out, nil
+}
+
+// writeContext returns a context for a store write that is not cancelled
+// with ctx (a decision already made must be recorded) but is bounded.
+func (r *Runner) writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), r.cfg.writeTimeout)
+}
+
+func cloneLabels(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// Run starts a run, calls fn with it, and ends the run according to fn's
+// outcome:
+//
+//	nil                         succeeded / completed
+//	a *Violation (run stopped)  failed_policy / the violation's reason
+//	context.Canceled            cancelled / user_abort
+//	context.DeadlineExceeded    failed / timeout
+//	any other error, or panic   failed / system_failure
+//
+// It returns the run as stored and fn's error (a panic becomes a
+// *PanicError), joined with any error from recording the end.
+func (r *Runner) Run(ctx context.Context, opts StartOptions, fn func(ctx context.Context, run *Run) error) (RunRecord, error) {
+	run, err := r.Start(ctx, opts)
+	if err != nil {
+		return RunRecord{}, err
+	}
+	ferr := callLoop(ctx, run, fn)
+	var endErr error
+	switch {
+	case run.Ended():
+		// A policy (or a failed record) already stopped it.
+	case ferr == nil:
+		_, endErr = run.Finish(ctx)
+	case errors.Is(ferr, context.Canceled):
+		_, endErr = run.Abort(ctx, prevention.ReasonUserAbort, ferr.Error())
+	case errors.Is(ferr, context.DeadlineExceeded):
+		_, endErr = run.Abort(ctx, prevention.ReasonTimeout, ferr.Error())
+	default:
+		_, endErr = run.Abort(ctx, prevention.ReasonSystemFailure, ferr.Error())
+	}
+	if endErr != nil && !errors.Is(endErr, ErrRunStopped) {
+		return run.Record(), errors.Join(ferr, endErr)
+	}
+	return run.Record(), ferr
+}
+
+// PanicError is the error Runner.Run returns when the agent loop panicked.
+type PanicError struct {
+	Value any
+	Stack string
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("stopline: agent loop panicked: %v", e.Value) }
+
+func callLoop(ctx context.Context, run *Run, fn func(context.Context, *Run) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &PanicError{Value: p, Stack: stack()}
+		}
+	}()
+	return fn(ctx, run)
+}
+
+func stack() string { return string(debug.Stack()) }

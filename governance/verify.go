@@ -1,0 +1,183 @@
+package governance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/stopline/stopline/trace"
+)
+
+// ErrIntegrity is matched when a run's stored facts disagree with its
+// chain: a run row whose head, status or links do not match its records,
+// an incident that does not match its inflection point, or step content
+// that does not match its hash. Chain errors match trace.ErrChainBroken.
+var ErrIntegrity = errors.New("stopline: stored run disagrees with its chain")
+
+// IntegrityError names the run and what disagrees.
+type IntegrityError struct {
+	TenantID string
+	RunID    string
+	Seq      int // the record concerned, -1 for the run row
+	Problem  string
+}
+
+func (e *IntegrityError) Error() string {
+	if e.Seq >= 0 {
+		return fmt.Sprintf("run %s: record %d: %s", e.RunID, e.Seq, e.Problem)
+	}
+	return fmt.Sprintf("run %s: %s", e.RunID, e.Problem)
+}
+
+// Is matches ErrIntegrity.
+func (e *IntegrityError) Is(target error) bool { return target == ErrIntegrity }
+
+// VerifyRun recomputes a run's hash chain from the store and checks that
+// everything stored about the run agrees with it: the snapshot's content
+// hash and the one bound in run_start, the run's head hash, status,
+// reason, stopped-at step and violating policy against the run_end record,
+// the incident against the inflection record, and each step's content
+// against its content hash. It returns the chain's length and the first
+// problem found.
+func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (records int, err error) {
+	run, err := store.Run(ctx, tenantID, runID)
+	if err != nil {
+		return 0, err
+	}
+	recs, err := store.Records(ctx, tenantID, runID)
+	if err != nil {
+		return 0, err
+	}
+	bad := func(seq int, format string, args ...any) error {
+		return &IntegrityError{TenantID: tenantID, RunID: runID, Seq: seq, Problem: fmt.Sprintf(format, args...)}
+	}
+	head, err := trace.Verify(recs)
+	if err != nil {
+		var ce *trace.ChainError
+		if errors.As(err, &ce) && ce.RunID == "" {
+			ce.RunID, ce.TenantID = runID, tenantID
+		}
+		return len(recs), err
+	}
+	if recs[0].RunID != runID || recs[0].TenantID != tenantID {
+		return len(recs), bad(0, "chain belongs to run %s of tenant %q", recs[0].RunID, recs[0].TenantID)
+	}
+	if recs[0].SnapshotID != run.SnapshotID {
+		return len(recs), bad(0, "chain is bound to snapshot %s, run row says %s", recs[0].SnapshotID, run.SnapshotID)
+	}
+	snap, err := store.Snapshot(ctx, tenantID, run.SnapshotID)
+	if err != nil {
+		return len(recs), bad(-1, "snapshot %s: %v", run.SnapshotID, err)
+	}
+	if err := snap.Verify(); err != nil {
+		return len(recs), err
+	}
+	if recs[0].SnapshotHash != snap.ContentHash() {
+		return len(recs), bad(0, "run_start binds snapshot hash %s, stored snapshot has %s", recs[0].SnapshotHash, snap.ContentHash())
+	}
+	if run.HeadHash != head {
+		return len(recs), bad(-1, "run head hash %s is not the chain's head %s", run.HeadHash, head)
+	}
+	last := recs[len(recs)-1]
+	if run.Status.Ended() != (last.Kind == trace.KindRunEnd) {
+		return len(recs), bad(-1, "run status %s but chain ends with a %s record", run.Status, last.Kind)
+	}
+	if last.Kind == trace.KindRunEnd {
+		if string(run.Status) != last.RunStatus || run.TerminationReason != last.Reason ||
+			run.ViolationPolicyID != last.ViolationPolicyID || run.IncidentID != last.IncidentID ||
+			!sameIntPtr(run.StoppedAtStep, last.StoppedAtStep) {
+			return len(recs), bad(last.Seq, "run row (%s, %s, policy %q, incident %q) disagrees with run_end record (%s, %s, policy %q, incident %q)",
+				run.Status, run.TerminationReason, run.ViolationPolicyID, run.IncidentID,
+				last.RunStatus, last.Reason, last.ViolationPolicyID, last.IncidentID)
+		}
+	}
+	if inf, ok := trace.InflectionOf(recs); ok {
+		if run.StoppedAtStep == nil || *run.StoppedAtStep != inf.StepIndex {
+			return len(recs), bad(inf.Seq, "inflection at step %d but run row says stopped at %v", inf.StepIndex, derefInt(run.StoppedAtStep))
+		}
+		if run.IncidentID != "" {
+			inc, err := store.Incident(ctx, tenantID, run.IncidentID)
+			if err != nil {
+				return len(recs), bad(-1, "incident %s: %v", run.IncidentID, err)
+			}
+			if inc.RunID != runID || inc.StepIndex != inf.StepIndex || inc.PolicyID != inf.PolicyID ||
+				inc.RecordHash != inf.Hash || inc.SnapshotID != run.SnapshotID || inc.Reason != inf.Reason {
+				return len(recs), bad(inf.Seq, "incident %s does not match the inflection record (step %d, policy %s, hash %s)",
+					inc.ID, inf.StepIndex, inf.PolicyID, inf.Hash)
+			}
+		}
+	}
+	contents, err := store.Contents(ctx, tenantID, runID)
+	if err != nil {
+		return len(recs), err
+	}
+	for _, r := range recs {
+		if r.Kind != trace.KindStep {
+			continue
+		}
+		c, ok := contents[r.StepIndex]
+		if !ok {
+			if r.ContentHash != "" {
+				return len(recs), bad(r.Seq, "content of step %d is missing", r.StepIndex)
+			}
+			continue
+		}
+		if got := trace.ContentHashOf(c); got != r.ContentHash {
+			return len(recs), bad(r.Seq, "content of step %d does not match its content hash", r.StepIndex)
+		}
+	}
+	return len(recs), nil
+}
+
+func sameIntPtr(a, b *int) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}
+
+func derefInt(p *int) any {
+	if p == nil {
+		return "none"
+	}
+	return *p
+}
+
+// StoreReport is the outcome of VerifyStore.
+type StoreReport struct {
+	Tenants  int
+	Runs     int
+	Records  int
+	Failures []error // one per run that failed, naming the run and the first bad record
+}
+
+// VerifyStore runs VerifyRun on every run of every tenant. progress, if
+// not nil, is called after each run with the number verified so far.
+// The error is non-nil only when the store itself could not be read;
+// failed runs are in the report.
+func VerifyStore(ctx context.Context, store Store, progress func(done int)) (StoreReport, error) {
+	var rep StoreReport
+	tenants, err := store.Tenants(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Tenants = len(tenants)
+	for _, t := range tenants {
+		runs, err := store.Runs(ctx, RunFilter{TenantID: t})
+		if err != nil {
+			return rep, err
+		}
+		for _, r := range runs {
+			n, err := VerifyRun(ctx, store, t, r.RunID)
+			rep.Runs++
+			rep.Records += n
+			if err != nil {
+				rep.Failures = append(rep.Failures, err)
+			}
+			if progress != nil {
+				progress(rep.Runs)
+			}
+		}
+	}
+	return rep, nil
+}

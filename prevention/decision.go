@@ -1,0 +1,69 @@
+package prevention
+
+import (
+	"fmt"
+
+	"github.com/stopline/stopline/snapshot"
+)
+
+// Decision is a hook's verdict on one step. The zero value is a Block with
+// no policy: a hook must say Allow explicitly.
+//
+// For a Block, Reason says how the run ends (budget_exceeded,
+// rate_limited, timeout, policy_block, ...). Threshold, Limit and Observed
+// say which named threshold applied, its value in the snapshot, and the
+// value observed at this step, when the policy has a threshold.
+type Decision struct {
+	Action    Action               `json:"action"`
+	Reason    RunTerminationReason `json:"reason,omitempty"`
+	PolicyID  string               `json:"policy_id,omitempty"`
+	Source    Source               `json:"source,omitempty"`
+	Threshold string               `json:"threshold,omitempty"`
+	Limit     float64              `json:"limit,omitempty"`
+	Observed  float64              `json:"observed,omitempty"`
+	Message   string               `json:"message,omitempty"`
+	// Enforcement is the policy's mode. A finding of a monitor-mode policy
+	// has Action Block and Enforcement "monitor": it would have blocked.
+	Enforcement snapshot.Enforcement `json:"enforcement,omitempty"`
+}
+
+// Allowed returns an Allow decision.
+func Allowed() Decision { return Decision{Action: Allow} }
+
+// Source says where a decision came from.
+type Source string
+
+// Sources.
+const (
+	// SourcePolicy is a policy of the run's snapshot.
+	SourcePolicy Source = "policy"
+	// SourceHook is a Go hook registered with the runner, outside the snapshot.
+	SourceHook Source = "hook"
+)
+
+func (d Decision) String() string {
+	if d.Action == Allow {
+		return "allow"
+	}
+	s := fmt.Sprintf("%s by %s", d.Action, d.PolicyID)
+	if d.Reason != "" {
+		s += " (" + string(d.Reason) + ")"
+	}
+	if d.Threshold != "" {
+		s += fmt.Sprintf(": %s observed %g, limit %g", d.Threshold, d.Observed, d.Limit)
+	}
+	if d.Message != "" {
+		s += ": " + d.Message
+	}
+	return s
+}
+
+// Evaluation is the outcome of evaluating every policy and hook on one
+// step. Decision is the deciding one: the first enforced Block, otherwise
+// an Allow (with Action Warn when any warn-mode policy fired). Findings are
+// every decision that was not a plain Allow, in evaluation order: warnings,
+// monitor-mode would-blocks, and the Block itself.
+type Evaluation struct {
+	Decision Decision   `json:"decision"`
+	Findings []Decision `json:"findings,omitempty"`
+}

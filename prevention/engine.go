@@ -1,0 +1,185 @@
+package prevention
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/stopline/stopline/snapshot"
+)
+
+// ErrHookFailed is matched by the error of an evaluation whose policy or
+// hook returned an error or panicked. The runner fails closed on it.
+var ErrHookFailed = errors.New("prevention: hook failed")
+
+// HookError says which policy or hook failed and how. It matches
+// ErrHookFailed and unwraps to the hook's own error.
+type HookError struct {
+	PolicyID string
+	Source   Source
+	Err      error  // the hook's error, or a description of the panic
+	Panic    bool   // the hook panicked
+	Stack    string // the panic's stack, if it panicked
+}
+
+func (e *HookError) Error() string {
+	what := "returned an error"
+	if e.Panic {
+		what = "panicked"
+	}
+	return fmt.Sprintf("%s %q %s: %v", e.Source, e.PolicyID, what, e.Err)
+}
+
+// Unwrap returns ErrHookFailed and the hook's error.
+func (e *HookError) Unwrap() []error { return []error{ErrHookFailed, e.Err} }
+
+// NamedHook is a Go hook that runs alongside a snapshot's policies. ID
+// names it in every decision it makes (with Source "hook").
+type NamedHook struct {
+	ID   string
+	Hook Hook
+	// Enforcement applies to its Blocks as to a policy's; empty means block.
+	Enforcement snapshot.Enforcement
+}
+
+type rule struct {
+	id          string
+	source      Source
+	enforcement snapshot.Enforcement
+	hook        Hook
+}
+
+// Engine evaluates a compiled snapshot (and any extra hooks) on steps.
+// Compile it once per snapshot; it is safe for concurrent use.
+type Engine struct {
+	snap  *snapshot.PolicySnapshot
+	rules []rule
+}
+
+// Compile verifies the snapshot, compiles each of its policies into a hook
+// (regular expressions and CEL expressions are compiled here, once), and
+// appends the given hooks after the policies. A policy of unknown kind or
+// with bad parameters gives a *snapshot.ValidationError naming the policy
+// and the field.
+func Compile(snap *snapshot.PolicySnapshot, hooks ...NamedHook) (*Engine, error) {
+	if snap == nil {
+		return nil, errors.New("prevention: nil snapshot")
+	}
+	if err := snap.Verify(); err != nil {
+		return nil, err
+	}
+	e := &Engine{snap: snap}
+	th := snap.Thresholds()
+	for i, p := range snap.Policies() {
+		h, err := compilePolicy(p, th)
+		if err != nil {
+			var fe *fieldError
+			if errors.As(err, &fe) {
+				return nil, &snapshot.ValidationError{PolicyID: p.ID, Index: i, Field: fe.field, Err: fe.err}
+			}
+			return nil, &snapshot.ValidationError{PolicyID: p.ID, Index: i, Err: err}
+		}
+		e.rules = append(e.rules, rule{id: p.ID, source: SourcePolicy, enforcement: p.Enforcement.Effective(), hook: h})
+	}
+	seen := map[string]bool{}
+	for _, r := range e.rules {
+		seen[r.id] = true
+	}
+	for _, h := range hooks {
+		if h.ID == "" || h.Hook == nil {
+			return nil, errors.New("prevention: a NamedHook needs an ID and a Hook")
+		}
+		if seen[h.ID] {
+			return nil, fmt.Errorf("prevention: hook id %q is already used by a policy or hook", h.ID)
+		}
+		if !h.Enforcement.Valid() {
+			return nil, fmt.Errorf("prevention: hook %q: unknown enforcement %q", h.ID, h.Enforcement)
+		}
+		seen[h.ID] = true
+		e.rules = append(e.rules, rule{id: h.ID, source: SourceHook, enforcement: h.Enforcement.Effective(), hook: h.Hook})
+	}
+	return e, nil
+}
+
+// Validate compiles the snapshot's policies and reports the first problem,
+// for checking a policy file before it is used.
+func Validate(snap *snapshot.PolicySnapshot) error {
+	_, err := Compile(snap)
+	return err
+}
+
+// Snapshot returns the snapshot the engine was compiled from.
+func (e *Engine) Snapshot() *snapshot.PolicySnapshot { return e.snap }
+
+// Evaluate runs every policy, then every hook, in order, on the step. The
+// first enforced Block decides and ends evaluation; warn-mode Blocks and
+// Warns, and monitor-mode Blocks, are collected as findings. An error or
+// panic in any hook returns a *HookError (matching ErrHookFailed): the
+// caller must not let the step pass.
+//
+// Evaluate does not allocate when every policy allows.
+func (e *Engine) Evaluate(ctx context.Context, step *Step) (Evaluation, error) {
+	var ev Evaluation
+	warned := false
+	for i := range e.rules {
+		r := &e.rules[i]
+		d, err := callHook(ctx, r, step)
+		if err != nil {
+			return Evaluation{}, err
+		}
+		if d.Action == Allow {
+			continue
+		}
+		d.PolicyID = r.id
+		d.Source = r.source
+		d.Enforcement = r.enforcement
+		if d.Action != Warn && d.Action != Block {
+			d.Action = Block // unknown actions fail closed
+		}
+		if d.Action == Block && (!d.Reason.Valid() || d.Reason == ReasonCompleted) {
+			// A Block must end the run with a real reason; a hook that
+			// gives none (or an unknown one) stops it as policy_block.
+			d.Reason = ReasonPolicyBlock
+		}
+		ev.Findings = append(ev.Findings, d)
+		if d.Action == Block && r.enforcement == snapshot.EnforceBlock {
+			ev.Decision = d
+			return ev, nil
+		}
+		if d.Action == Warn || r.enforcement == snapshot.EnforceWarn {
+			warned = true
+		}
+	}
+	if warned {
+		ev.Decision = Decision{Action: Warn}
+	} else {
+		ev.Decision = Decision{Action: Allow}
+	}
+	return ev, nil
+}
+
+func callHook(ctx context.Context, r *rule, step *Step) (d Decision, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			perr, ok := p.(error)
+			if !ok {
+				perr = fmt.Errorf("%v", p)
+			}
+			err = &HookError{PolicyID: r.id, Source: r.source, Err: perr, Panic: true, Stack: string(debug.Stack())}
+		}
+	}()
+	d, err = r.hook.Evaluate(ctx, step)
+	if err != nil {
+		return Decision{}, &HookError{PolicyID: r.id, Source: r.source, Err: err}
+	}
+	return d, nil
+}
+
+// fieldError is a compile error in one field of a policy's parameters.
+type fieldError struct {
+	field string
+	err   error
+}
+
+func (e *fieldError) Error() string { return e.field + ": " + e.err.Error() }

@@ -1,0 +1,99 @@
+package prevention
+
+import (
+	"context"
+	"time"
+)
+
+// Hook evaluates one step of a governed run and returns its Decision.
+//
+// A Block is a decision, not an error: an error means the check itself
+// could not be made, and the runner then fails closed (the step is not
+// allowed and the run ends with system_failure). A panic is treated the
+// same way.
+//
+// The runner calls the hooks of one run one step at a time, in order;
+// hooks of different runs may be called concurrently, so a Hook shared
+// between runs must be safe for concurrent use. The step must not be
+// retained or modified after Evaluate returns. ctx carries the step's
+// deadline; a hook that blocks must return when ctx is done.
+type Hook interface {
+	Evaluate(ctx context.Context, step *Step) (Decision, error)
+}
+
+// HookFunc adapts a function to Hook.
+type HookFunc func(ctx context.Context, step *Step) (Decision, error)
+
+// Evaluate calls f.
+func (f HookFunc) Evaluate(ctx context.Context, step *Step) (Decision, error) { return f(ctx, step) }
+
+// AllowAll is a Hook that allows every step. For tests.
+var AllowAll Hook = HookFunc(func(context.Context, *Step) (Decision, error) { return Allowed(), nil })
+
+// BlockAll returns a Hook that blocks every step with the given reason.
+// For tests.
+func BlockAll(reason RunTerminationReason) Hook {
+	return HookFunc(func(context.Context, *Step) (Decision, error) {
+		return Decision{Action: Block, Reason: reason, Message: "blocked by BlockAll"}, nil
+	})
+}
+
+// Step is what a hook sees of the step being evaluated: the step itself
+// and the run's cumulative state, which includes this step.
+type Step struct {
+	RunID      string
+	TenantID   string
+	SnapshotID string
+
+	// Index is the step's position in the run, from 0.
+	Index int
+	Type  StepType
+	// At is the step's time; RunStartedAt the run's start (same clock).
+	At           time.Time
+	RunStartedAt time.Time
+
+	Model  string
+	Tool   string
+	Input  string
+	Output string
+
+	Tokens    int64
+	CostCents float64
+
+	// Cumulative values over the run, this step included.
+	TotalTokens    int64
+	TotalCostCents float64
+
+	// Metadata is free-form data the agent attached to the step.
+	Metadata map[string]string
+
+	// times holds the unix-nanosecond times of every earlier step of the
+	// run, in order; StepsInWindow counts over it and At.
+	times []int64
+}
+
+// StepCount is the number of steps in the run, this one included.
+func (s *Step) StepCount() int { return s.Index + 1 }
+
+// Elapsed is the time from the run's start to this step.
+func (s *Step) Elapsed() time.Duration { return s.At.Sub(s.RunStartedAt) }
+
+// StepsInWindow counts the steps (this one included) whose time lies in
+// the trailing window (At-d, At].
+func (s *Step) StepsInWindow(d time.Duration) int {
+	lo := s.At.UnixNano() - int64(d)
+	n := 1
+	for i := len(s.times) - 1; i >= 0; i-- {
+		if s.times[i] <= lo {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// SetStepTimes gives the step the times (unix nanoseconds) of the run's
+// earlier steps, oldest first, for StepsInWindow. The runner calls it; so
+// may tests of custom hooks. The slice is read, not copied: it must not
+// change while the step is evaluated.
+func (s *Step) SetStepTimes(earlierUnixNano []int64) { s.times = earlierUnixNano }

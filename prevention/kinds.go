@@ -1,0 +1,419 @@
+package prevention
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stopline/stopline/snapshot"
+)
+
+// Policy kinds compiled by Compile. doc.go describes their parameters and
+// semantics.
+const (
+	kindBudget        = "budget"
+	kindRateLimit     = "rate_limit"
+	kindTimeout       = "timeout"
+	kindContent       = "content"
+	kindToolAllowlist = "tool_allowlist"
+	kindToolDenylist  = "tool_denylist"
+	kindExpression    = "expression"
+)
+
+// compilePolicy turns one policy into a hook. Every problem is a
+// *fieldError naming the field ("kind" or "params.<name>").
+func compilePolicy(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) {
+	switch p.Kind {
+	case kindBudget:
+		return compileBudget(p, th)
+	case kindRateLimit:
+		return compileRateLimit(p, th)
+	case kindTimeout:
+		return compileTimeout(p, th)
+	case kindContent:
+		return compileContent(p)
+	case kindToolAllowlist, kindToolDenylist:
+		return compileToolList(p)
+	case kindExpression:
+		return compileExpression(p, th)
+	}
+	return nil, &fieldError{field: "kind", err: fmt.Errorf("unknown kind %q (want budget, rate_limit, timeout, content, tool_allowlist, tool_denylist or expression)", p.Kind)}
+}
+
+// budgetMetric is a cumulative value a budget limits.
+type budgetMetric uint8
+
+const (
+	metricTokens budgetMetric = iota
+	metricCostCents
+	metricSteps
+)
+
+var metricNames = [...]string{metricTokens: "tokens", metricCostCents: "cost_cents", metricSteps: "steps"}
+
+// budgetHook blocks the first step whose cumulative metric, this step
+// included, is strictly greater than the limit.
+type budgetHook struct {
+	metric    budgetMetric
+	threshold string
+	limit     float64
+}
+
+func compileBudget(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) {
+	var params struct {
+		Metric    *string `json:"metric"`
+		Threshold *string `json:"threshold"`
+	}
+	if err := decodeParams(p, &params); err != nil {
+		return nil, err
+	}
+	if params.Metric == nil {
+		return nil, &fieldError{field: "params.metric", err: errors.New("missing (want tokens, cost_cents or steps)")}
+	}
+	m := slices.Index(metricNames[:], *params.Metric)
+	if m < 0 {
+		return nil, &fieldError{field: "params.metric", err: fmt.Errorf("unknown metric %q (want tokens, cost_cents or steps)", *params.Metric)}
+	}
+	name, limit, err := threshold(params.Threshold, th)
+	if err != nil {
+		return nil, err
+	}
+	return &budgetHook{metric: budgetMetric(m), threshold: name, limit: limit}, nil
+}
+
+func (h *budgetHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
+	var v float64
+	switch h.metric {
+	case metricTokens:
+		v = float64(s.TotalTokens)
+	case metricCostCents:
+		v = s.TotalCostCents
+	case metricSteps:
+		v = float64(s.StepCount())
+	}
+	if v <= h.limit { // NaN fails closed
+		return Allowed(), nil
+	}
+	return Decision{
+		Action: Block, Reason: ReasonBudgetExceeded,
+		Threshold: h.threshold, Limit: h.limit, Observed: v,
+		Message: "cumulative " + metricNames[h.metric] + " " + num(v) + " exceeds " + h.threshold + " " + num(h.limit),
+	}, nil
+}
+
+// rateLimitHook blocks a step when more steps than the limit, this one
+// included, lie in the trailing window.
+type rateLimitHook struct {
+	threshold string
+	limit     float64
+	window    time.Duration
+}
+
+// defaultWindowSeconds is the window of a rate_limit without
+// window_seconds; maxWindowSeconds keeps a window within time.Duration.
+const (
+	defaultWindowSeconds = 60
+	maxWindowSeconds     = float64(math.MaxInt64 / int64(time.Second))
+)
+
+func compileRateLimit(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) {
+	var params struct {
+		Threshold     *string  `json:"threshold"`
+		WindowSeconds *float64 `json:"window_seconds"`
+	}
+	if err := decodeParams(p, &params); err != nil {
+		return nil, err
+	}
+	name, limit, err := threshold(params.Threshold, th)
+	if err != nil {
+		return nil, err
+	}
+	ws := float64(defaultWindowSeconds)
+	if params.WindowSeconds != nil {
+		ws = *params.WindowSeconds
+	}
+	if !(ws > 0) || ws > maxWindowSeconds {
+		return nil, &fieldError{field: "params.window_seconds", err: fmt.Errorf("%s: want seconds > 0 and <= %s", num(ws), num(maxWindowSeconds))}
+	}
+	return &rateLimitHook{threshold: name, limit: limit, window: time.Duration(ws * float64(time.Second))}, nil
+}
+
+func (h *rateLimitHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
+	n := float64(s.StepsInWindow(h.window))
+	if n <= h.limit {
+		return Allowed(), nil
+	}
+	return Decision{
+		Action: Block, Reason: ReasonRateLimited,
+		Threshold: h.threshold, Limit: h.limit, Observed: n,
+		Message: num(n) + " steps in the last " + num(h.window.Seconds()) + "s exceed " + h.threshold + " " + num(h.limit),
+	}, nil
+}
+
+// timeoutHook blocks a step taken more than the limit, in seconds, after
+// the run's start.
+type timeoutHook struct {
+	threshold string
+	limit     float64
+}
+
+func compileTimeout(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) {
+	var params struct {
+		Threshold *string `json:"threshold"`
+	}
+	if err := decodeParams(p, &params); err != nil {
+		return nil, err
+	}
+	name, limit, err := threshold(params.Threshold, th)
+	if err != nil {
+		return nil, err
+	}
+	return &timeoutHook{threshold: name, limit: limit}, nil
+}
+
+func (h *timeoutHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
+	v := s.Elapsed().Seconds()
+	if v <= h.limit {
+		return Allowed(), nil
+	}
+	return Decision{
+		Action: Block, Reason: ReasonTimeout,
+		Threshold: h.threshold, Limit: h.limit, Observed: v,
+		Message: "run elapsed " + num(v) + "s exceeds " + h.threshold + " " + num(h.limit) + "s",
+	}, nil
+}
+
+// stepField is a text field of a step that a content policy scans.
+type stepField uint8
+
+const (
+	fieldOutput stepField = iota
+	fieldInput
+	fieldTool
+	fieldModel
+)
+
+var stepFieldNames = [...]string{fieldOutput: "output", fieldInput: "input", fieldTool: "tool", fieldModel: "model"}
+
+func (f stepField) text(s *Step) string {
+	switch f {
+	case fieldOutput:
+		return s.Output
+	case fieldInput:
+		return s.Input
+	case fieldTool:
+		return s.Tool
+	case fieldModel:
+		return s.Model
+	}
+	return ""
+}
+
+// contentHook blocks a step whose fields match any of its patterns. The
+// patterns are joined into one alternation so that each field is scanned
+// once; the individual patterns are only run to name the one that matched.
+type contentHook struct {
+	fields   []stepField
+	joined   *regexp.Regexp   // (?:p0)|(?:p1)|...
+	patterns []*regexp.Regexp // each pattern alone
+	reason   RunTerminationReason
+}
+
+func compileContent(p snapshot.Policy) (Hook, error) {
+	var params struct {
+		Fields   []string `json:"fields"`
+		Patterns []string `json:"patterns"`
+		Reason   *string  `json:"reason"`
+	}
+	if err := decodeParams(p, &params); err != nil {
+		return nil, err
+	}
+	h := &contentHook{}
+	if params.Fields == nil {
+		h.fields = []stepField{fieldOutput}
+	} else if len(params.Fields) == 0 {
+		return nil, &fieldError{field: "params.fields", err: errors.New("empty (want a subset of output, input, tool, model, or no fields for [\"output\"])")}
+	}
+	for i, name := range params.Fields {
+		f := slices.Index(stepFieldNames[:], name)
+		if f < 0 {
+			return nil, &fieldError{field: fmt.Sprintf("params.fields[%d]", i), err: fmt.Errorf("unknown field %q (want output, input, tool or model)", name)}
+		}
+		if slices.Contains(h.fields, stepField(f)) {
+			return nil, &fieldError{field: fmt.Sprintf("params.fields[%d]", i), err: fmt.Errorf("duplicate field %q", name)}
+		}
+		h.fields = append(h.fields, stepField(f))
+	}
+	if len(params.Patterns) == 0 {
+		return nil, &fieldError{field: "params.patterns", err: errors.New("missing (want at least one regular expression)")}
+	}
+	alt := make([]string, len(params.Patterns))
+	for i, src := range params.Patterns {
+		field := fmt.Sprintf("params.patterns[%d]", i)
+		if src == "" {
+			return nil, &fieldError{field: field, err: errors.New("empty pattern (it would match every step)")}
+		}
+		re, err := regexp.Compile(src)
+		if err != nil {
+			return nil, &fieldError{field: field, err: err}
+		}
+		h.patterns = append(h.patterns, re)
+		alt[i] = "(?:" + src + ")"
+	}
+	var err error
+	if h.joined, err = regexp.Compile(strings.Join(alt, "|")); err != nil {
+		return nil, &fieldError{field: "params.patterns", err: err}
+	}
+	if h.reason, err = blockReason(params.Reason); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *contentHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
+	for _, f := range h.fields {
+		text := f.text(s)
+		if text == "" || !h.joined.MatchString(text) {
+			continue
+		}
+		i := slices.IndexFunc(h.patterns, func(re *regexp.Regexp) bool { return re.MatchString(text) })
+		// The message names the field and the pattern, never the matched
+		// text: it may be the very secret the policy keeps out of records.
+		return Decision{
+			Action: Block, Reason: h.reason,
+			Message: fmt.Sprintf("%s matches content pattern #%d", stepFieldNames[f], i),
+		}, nil
+	}
+	return Allowed(), nil
+}
+
+// toolListHook checks the tool of tool_call steps against a list: an
+// allowlist blocks tools not in it, a denylist blocks tools in it.
+type toolListHook struct {
+	allow bool // true: allowlist, false: denylist
+	tools map[string]struct{}
+}
+
+func compileToolList(p snapshot.Policy) (Hook, error) {
+	allow := p.Kind == kindToolAllowlist
+	var (
+		name = "allow"
+		list []string
+	)
+	if allow {
+		var params struct {
+			Allow []string `json:"allow"`
+		}
+		if err := decodeParams(p, &params); err != nil {
+			return nil, err
+		}
+		list = params.Allow
+	} else {
+		var params struct {
+			Deny []string `json:"deny"`
+		}
+		if err := decodeParams(p, &params); err != nil {
+			return nil, err
+		}
+		name, list = "deny", params.Deny
+	}
+	if list == nil {
+		return nil, &fieldError{field: "params." + name, err: errors.New("missing (want a list of tool names)")}
+	}
+	h := &toolListHook{allow: allow, tools: make(map[string]struct{}, len(list))}
+	for i, tool := range list {
+		if tool == "" {
+			return nil, &fieldError{field: fmt.Sprintf("params.%s[%d]", name, i), err: errors.New("empty tool name")}
+		}
+		h.tools[tool] = struct{}{}
+	}
+	return h, nil
+}
+
+func (h *toolListHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
+	if s.Type != StepToolCall {
+		return Allowed(), nil
+	}
+	if _, listed := h.tools[s.Tool]; listed == h.allow {
+		return Allowed(), nil
+	}
+	msg := fmt.Sprintf("tool %q is not in the allowlist", s.Tool)
+	if !h.allow {
+		msg = fmt.Sprintf("tool %q is in the denylist", s.Tool)
+	}
+	return Decision{Action: Block, Reason: ReasonPolicyBlock, Message: msg}, nil
+}
+
+// threshold resolves a params.threshold reference.
+func threshold(name *string, th snapshot.Thresholds) (string, float64, error) {
+	if name == nil || *name == "" {
+		return "", 0, &fieldError{field: "params.threshold", err: errors.New("missing (want the name of a threshold)")}
+	}
+	limit, ok := th[*name]
+	if !ok {
+		return "", 0, &fieldError{field: "params.threshold", err: fmt.Errorf("names threshold %q, which is not defined in thresholds", *name)}
+	}
+	if !(limit >= 0) || math.IsInf(limit, 0) {
+		return "", 0, &fieldError{field: "params.threshold", err: fmt.Errorf("threshold %q has limit %v; want a finite, non-negative number", *name, limit)}
+	}
+	return *name, limit, nil
+}
+
+// blockReason resolves an optional params.reason; absent or empty means
+// policy_block.
+func blockReason(s *string) (RunTerminationReason, error) {
+	if s == nil || *s == "" {
+		return ReasonPolicyBlock, nil
+	}
+	r := RunTerminationReason(*s)
+	if !r.Valid() || r == ReasonCompleted {
+		return "", &fieldError{field: "params.reason", err: fmt.Errorf("%q is not a reason a policy can stop a run with", *s)}
+	}
+	return r, nil
+}
+
+// decodeParams decodes a policy's params into the struct v points to.
+// Names are matched exactly (encoding/json alone would accept "Metric" for
+// "metric"); an unknown name is an error naming it.
+func decodeParams(p snapshot.Policy, v any) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(p.ParamsJSON(), &raw); err != nil {
+		return &fieldError{field: "params", err: err}
+	}
+	known := jsonNames(reflect.TypeOf(v).Elem())
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		if !slices.Contains(known, k) {
+			return &fieldError{field: "params." + k, err: fmt.Errorf("unknown parameter (want one of %s)", strings.Join(known, ", "))}
+		}
+	}
+	if err := p.DecodeParams(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return &fieldError{field: "params." + te.Field, err: fmt.Errorf("got JSON %s, want %s", te.Value, te.Type)}
+		}
+		return &fieldError{field: "params", err: err}
+	}
+	return nil
+}
+
+// jsonNames returns the JSON names of a struct type's fields.
+func jsonNames(t reflect.Type) []string {
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names = append(names, name)
+	}
+	return names
+}
+
+// num formats a number in plain decimal, as thresholds are written.
+func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

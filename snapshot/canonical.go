@@ -1,0 +1,179 @@
+package snapshot
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"unicode/utf8"
+)
+
+// ErrNotCanonicalizable is returned by Canonical for input that has no
+// canonical form: invalid JSON, trailing data, or a number outside float64.
+var ErrNotCanonicalizable = errors.New("snapshot: value has no canonical JSON form")
+
+// Canonical returns the canonical JSON encoding of the JSON document data:
+// object keys sorted by the byte order of their UTF-8 encoding, no insignificant white space, strings escaped the way
+// encoding/json escapes them without HTML escaping, and every number written in
+// one spelling (the shortest decimal that round-trips through float64, without
+// exponent for magnitudes in [1e-6, 1e21)). Two documents that differ only in
+// key order, white space or number spelling have the same canonical form.
+//
+// Canonical is the basis of every hash stopline computes over JSON.
+func Canonical(data []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotCanonicalizable, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: trailing data after JSON value", ErrNotCanonicalizable)
+	}
+	var buf bytes.Buffer
+	if err := appendCanonical(&buf, v, 0); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// CanonicalOf marshals v with encoding/json and returns its canonical form.
+func CanonicalOf(v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotCanonicalizable, err)
+	}
+	return Canonical(raw)
+}
+
+// maxDepth bounds nesting so hostile input cannot exhaust the stack.
+const maxDepth = 128
+
+func appendCanonical(buf *bytes.Buffer, v any, depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("%w: nested deeper than %d levels", ErrNotCanonicalizable, maxDepth)
+	}
+	switch x := v.(type) {
+	case nil:
+		buf.WriteString("null")
+	case bool:
+		if x {
+			buf.WriteString("true")
+		} else {
+			buf.WriteString("false")
+		}
+	case json.Number:
+		f, err := strconv.ParseFloat(string(x), 64)
+		if err != nil {
+			return fmt.Errorf("%w: number %s: %v", ErrNotCanonicalizable, x, err)
+		}
+		buf.Write(AppendNumber(nil, f))
+	case string:
+		buf.Write(AppendString(nil, x))
+	case []any:
+		buf.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := appendCanonical(buf, e, depth+1); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte(']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		buf.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			buf.Write(AppendString(nil, k))
+			buf.WriteByte(':')
+			if err := appendCanonical(buf, x[k], depth+1); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte('}')
+	default:
+		return fmt.Errorf("%w: unexpected %T", ErrNotCanonicalizable, v)
+	}
+	return nil
+}
+
+// AppendNumber appends the canonical spelling of f. f must be finite; NaN
+// and infinities are written as null, which no stopline value ever holds
+// because constructors reject them.
+func AppendNumber(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	if f == 0 {
+		return append(dst, '0') // also folds -0
+	}
+	abs := math.Abs(f)
+	if abs >= 1e-6 && abs < 1e21 {
+		return strconv.AppendFloat(dst, f, 'f', -1, 64)
+	}
+	return strconv.AppendFloat(dst, f, 'e', -1, 64)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s as a canonical JSON string. Invalid UTF-8 is
+// replaced by U+FFFD, as encoding/json does.
+func AppendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

@@ -1,0 +1,95 @@
+package snapshot
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Enforcement says what a policy's Block does to the run.
+type Enforcement string
+
+// Enforcement modes. The zero value means EnforceBlock.
+const (
+	// EnforceBlock stops the run at the violating step (the default).
+	EnforceBlock Enforcement = "block"
+	// EnforceWarn records the violation as a warning; the run goes on.
+	EnforceWarn Enforcement = "warn"
+	// EnforceMonitor evaluates the policy and records what it would have
+	// blocked, but never stops the run: for trying a policy in production.
+	EnforceMonitor Enforcement = "monitor"
+)
+
+// Valid reports whether e is one of the three modes or empty (block).
+func (e Enforcement) Valid() bool {
+	switch e {
+	case "", EnforceBlock, EnforceWarn, EnforceMonitor:
+		return true
+	}
+	return false
+}
+
+// Effective returns e with the empty value resolved to EnforceBlock.
+func (e Enforcement) Effective() Enforcement {
+	if e == "" {
+		return EnforceBlock
+	}
+	return e
+}
+
+// Policy is one entry of a policy set: an id unique within the set, a kind
+// that the prevention engine knows how to compile, the kind's parameters as
+// JSON, and an enforcement mode.
+//
+// A Policy is a value; the Params bytes it holds are canonical JSON and
+// must not be modified (use ParamsJSON for a copy).
+type Policy struct {
+	ID          string          `json:"id"`
+	Kind        string          `json:"kind"`
+	Params      json.RawMessage `json:"params,omitempty"`
+	Enforcement Enforcement     `json:"enforcement,omitempty"`
+	Description string          `json:"description,omitempty"`
+}
+
+// ParamsJSON returns a copy of the policy's parameters ("{}" when absent).
+func (p Policy) ParamsJSON() []byte {
+	if len(p.Params) == 0 {
+		return []byte("{}")
+	}
+	return bytes.Clone(p.Params)
+}
+
+// DecodeParams decodes the policy's parameters into v, rejecting unknown
+// fields so that a misspelt parameter is an error rather than a silent
+// default.
+func (p Policy) DecodeParams(v any) error {
+	dec := json.NewDecoder(bytes.NewReader(p.ParamsJSON()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (p Policy) clone() Policy {
+	if p.Params != nil {
+		p.Params = bytes.Clone(p.Params)
+	}
+	return p
+}
+
+// Thresholds are the named limits of a policy set, such as
+// "max_cost_cents": 150. Policies refer to them by name so that every
+// decision can say which threshold applied.
+type Thresholds map[string]float64
+
+// Clone returns a copy of t.
+func (t Thresholds) Clone() Thresholds {
+	c := make(Thresholds, len(t))
+	for k, v := range t {
+		c[k] = v
+	}
+	return c
+}
+
+func (p Policy) String() string { return fmt.Sprintf("%s (%s)", p.ID, p.Kind) }

@@ -1,0 +1,35 @@
+package trace
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// MaxRecordSize bounds a record body accepted by DecodeRecord.
+const MaxRecordSize = 1 << 20
+
+// DecodeRecord decodes a record body, as Encode writes it, and sets the
+// record's prev_hash and hash to the given values (stores keep them in
+// their own columns). It rejects unknown fields, trailing data and bodies
+// over MaxRecordSize, but does not verify the hash: Verify does.
+func DecodeRecord(body []byte, prevHash, hash string) (Record, error) {
+	var r Record
+	if len(body) > MaxRecordSize {
+		return r, fmt.Errorf("trace: record body of %d bytes exceeds %d", len(body), MaxRecordSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	r.StepIndex = -1
+	if err := dec.Decode(&r); err != nil {
+		return Record{}, fmt.Errorf("trace: decoding record: %w", err)
+	}
+	if dec.More() {
+		return Record{}, fmt.Errorf("trace: decoding record: trailing data")
+	}
+	if r.PrevHash != "" || r.Hash != "" {
+		return Record{}, fmt.Errorf("trace: decoding record: body must not carry prev_hash or hash")
+	}
+	r.PrevHash, r.Hash = prevHash, hash
+	return r, nil
+}

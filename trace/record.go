@@ -1,0 +1,126 @@
+package trace
+
+import (
+	"time"
+
+	"github.com/stopline/stopline/prevention"
+)
+
+// Kind is the kind of a trace record.
+type Kind string
+
+// Record kinds. A run's chain is one RunStart, its steps in order, and
+// (once the run has ended) one RunEnd that closes the chain.
+const (
+	KindRunStart Kind = "run_start"
+	KindStep     Kind = "step"
+	KindRunEnd   Kind = "run_end"
+)
+
+// Status is a step's status in the trace.
+type Status string
+
+// Step statuses.
+const (
+	// StatusOK: every policy allowed the step.
+	StatusOK Status = "ok"
+	// StatusWarning: a warn- or monitor-mode policy fired; the run went on.
+	StatusWarning Status = "warning"
+	// StatusViolation: a policy blocked the step; the run stopped here.
+	StatusViolation Status = "violation"
+)
+
+// StatusOf maps an evaluation to the step status it is recorded with.
+func StatusOf(ev prevention.Evaluation) Status {
+	switch {
+	case ev.Decision.Action == prevention.Allow && len(ev.Findings) == 0:
+		return StatusOK
+	case ev.Decision.Action == prevention.Allow || ev.Decision.Action == prevention.Warn:
+		return StatusWarning
+	default:
+		return StatusViolation
+	}
+}
+
+// Record is one entry of a run's hash chain. Every record carries the run,
+// tenant and snapshot it belongs to; a step record carries the step, the
+// decision and every finding with the thresholds they applied, so the
+// hashed bytes say what was decided and under which limits.
+//
+// Hash = sha256(domain || prev || canonical body), where domain is
+// "stopline/trace/v1" and a zero byte, prev is the previous record's hash
+// (32 zero bytes for the first record), and the body is the record's
+// canonical JSON without prev_hash and hash. See Encode.
+type Record struct {
+	TenantID   string    `json:"tenant_id"`
+	RunID      string    `json:"run_id"`
+	Seq        int       `json:"seq"` // position in the chain, from 0
+	Kind       Kind      `json:"kind"`
+	At         time.Time `json:"at"`
+	SnapshotID string    `json:"snapshot_id"`
+
+	// Run start.
+	SnapshotHash string `json:"snapshot_hash,omitempty"`
+
+	// Step (StepIndex is -1 on other kinds).
+	StepIndex      int                   `json:"step_index"`
+	StepType       prevention.StepType   `json:"step_type,omitempty"`
+	Model          string                `json:"model,omitempty"`
+	Tool           string                `json:"tool,omitempty"`
+	Tokens         int64                 `json:"tokens,omitempty"`
+	CostCents      float64               `json:"cost_cents,omitempty"`
+	TotalTokens    int64                 `json:"total_tokens,omitempty"`
+	TotalCostCents float64               `json:"total_cost_cents,omitempty"`
+	ContentHash    string                `json:"content_hash,omitempty"`
+	Status         Status                `json:"status,omitempty"`
+	Inflection     bool                  `json:"inflection,omitempty"`
+	Decision       *prevention.Decision  `json:"decision,omitempty"`
+	Findings       []prevention.Decision `json:"findings,omitempty"`
+
+	// Run end.
+	RunStatus         string                          `json:"run_status,omitempty"`
+	Reason            prevention.RunTerminationReason `json:"reason,omitempty"`
+	StoppedAtStep     *int                            `json:"stopped_at_step,omitempty"`
+	ViolationPolicyID string                          `json:"violation_policy_id,omitempty"`
+	IncidentID        string                          `json:"incident_id,omitempty"`
+	Message           string                          `json:"message,omitempty"`
+
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
+}
+
+// Content is what a step said: its input and output text and metadata.
+// It is stored beside the record, and bound to it by the record's
+// ContentHash, so that it can be withheld (or redacted by deleting the
+// whole row, which verification reports) without breaking the chain.
+type Content struct {
+	Input    string            `json:"input,omitempty"`
+	Output   string            `json:"output,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Inflection is the point of a trace where a run was stopped: the step, its
+// time, the policy and the reason.
+type Inflection struct {
+	StepIndex int                             `json:"step_index"`
+	At        time.Time                       `json:"timestamp"`
+	PolicyID  string                          `json:"policy_id"`
+	Reason    prevention.RunTerminationReason `json:"reason"`
+	Seq       int                             `json:"seq"`
+	Hash      string                          `json:"hash"`
+}
+
+// InflectionOf returns the inflection point of a run's records, if any.
+func InflectionOf(records []Record) (Inflection, bool) {
+	for _, r := range records {
+		if r.Kind == KindStep && r.Inflection {
+			inf := Inflection{StepIndex: r.StepIndex, At: r.At, Seq: r.Seq, Hash: r.Hash}
+			if r.Decision != nil {
+				inf.PolicyID = r.Decision.PolicyID
+				inf.Reason = r.Decision.Reason
+			}
+			return inf, true
+		}
+	}
+	return Inflection{}, false
+}
