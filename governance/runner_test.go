@@ -86,7 +86,7 @@ func TestStopsAtExactStep(t *testing.T) {
 			many(5, llm(1, 0, "")), 3, prevention.ReasonBudgetExceeded, 4, 3},
 		{"rate limit", `"per_min": 3`, `{"id":"p","kind":"rate_limit","params":{"threshold":"per_min","window_seconds":60}}`,
 			[]scripted{at(time.Second, llm(1, 0, "")), at(time.Second, llm(1, 0, "")), at(time.Second, llm(1, 0, "")),
-				at(58500*time.Millisecond, llm(1, 0, "")), // t=61.5s: step 0 (t=1s) has left the window (1.5s, 61.5s]
+				at(58500*time.Millisecond, llm(1, 0, "")),                                        // t=61.5s: step 0 (t=1s) has left the window (1.5s, 61.5s]
 				at(100*time.Millisecond, llm(1, 0, ""))}, 4, prevention.ReasonRateLimited, 4, 3}, // t=61.6s: 4 steps in (1.6s, 61.6s]
 		{"timeout", `"max_s": 10`, `{"id":"p","kind":"timeout","params":{"threshold":"max_s"}}`,
 			[]scripted{at(5*time.Second, llm(1, 0, "")), at(5*time.Second, llm(1, 0, "")), at(time.Millisecond, llm(1, 0, ""))}, 2, prevention.ReasonTimeout, 10.001, 10},
