@@ -24,6 +24,9 @@ var (
 	// ErrRunEnded: the store refused to append to or close a run that
 	// has already ended.
 	ErrRunEnded = errors.New("stopline: run already ended")
+	// ErrExportExists: an export with this bundle id and format is
+	// already in the export log.
+	ErrExportExists = errors.New("stopline: export already recorded")
 	// ErrChainConflict: the record does not extend the stored chain (its
 	// seq is taken or its prev_hash is not the stored head).
 	ErrChainConflict = errors.New("stopline: record does not extend the chain")
@@ -96,6 +99,36 @@ type Store interface {
 	// Tenants lists every tenant that has runs or policy versions, for
 	// tools that verify a whole store.
 	Tenants(ctx context.Context) ([]string, error)
+
+	// RecordExport appends an entry to the tenant's export log (which
+	// bundle was handed out, by whom, when). The log is append-only.
+	RecordExport(ctx context.Context, e ExportRecord) error
+	// Exports lists a tenant's export log, newest first, filtered.
+	Exports(ctx context.Context, f ExportFilter) ([]ExportRecord, error)
+}
+
+// ExportRecord is one entry of the export log: an evidence bundle that was
+// produced and handed out.
+type ExportRecord struct {
+	TenantID   string    `json:"tenant_id"`
+	BundleID   string    `json:"bundle_id"`
+	BundleType string    `json:"bundle_type"` // evidence, soc2, executive_debrief
+	Format     string    `json:"format"`      // json, pdf
+	BundleHash string    `json:"bundle_hash"` // hex SHA-256 of the canonical bundle
+	RunID      string    `json:"run_id,omitempty"`
+	IncidentID string    `json:"incident_id,omitempty"`
+	KeyID      string    `json:"key_id,omitempty"` // signing key, when signed
+	ExportedBy string    `json:"exported_by"`
+	Reason     string    `json:"export_reason,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// ExportFilter selects export log entries of one tenant.
+type ExportFilter struct {
+	TenantID   string
+	RunID      string // empty: any
+	IncidentID string // empty: any
+	Limit      int
 }
 
 // RunRecord is a run as stored.

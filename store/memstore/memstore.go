@@ -38,6 +38,7 @@ type Store struct {
 	runs      map[key]*runState
 	incidents map[key]incident.Incident
 	incSeq    map[key]int
+	exports   map[string][]governance.ExportRecord
 	n         int
 }
 
@@ -49,6 +50,7 @@ func New() *Store {
 		runs:      map[key]*runState{},
 		incidents: map[key]incident.Incident{},
 		incSeq:    map[key]int{},
+		exports:   map[string][]governance.ExportRecord{},
 	}
 }
 
@@ -401,4 +403,39 @@ func copyInt(p *int) *int {
 	}
 	v := *p
 	return &v
+}
+
+// RecordExport implements governance.Store.
+func (s *Store) RecordExport(ctx context.Context, e governance.ExportRecord) error {
+	if e.TenantID == "" || e.BundleID == "" || e.BundleHash == "" {
+		return fmt.Errorf("memstore: export record needs tenant, bundle id and bundle hash")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, old := range s.exports[e.TenantID] {
+		if old.BundleID == e.BundleID && old.Format == e.Format {
+			return fmt.Errorf("export %q (%s) of tenant %q already recorded: %w", e.BundleID, e.Format, e.TenantID, governance.ErrExportExists)
+		}
+	}
+	s.exports[e.TenantID] = append(s.exports[e.TenantID], e)
+	return nil
+}
+
+// Exports implements governance.Store.
+func (s *Store) Exports(ctx context.Context, f governance.ExportFilter) ([]governance.ExportRecord, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []governance.ExportRecord
+	all := s.exports[f.TenantID]
+	for i := len(all) - 1; i >= 0; i-- {
+		e := all[i]
+		if (f.RunID != "" && e.RunID != f.RunID) || (f.IncidentID != "" && e.IncidentID != f.IncidentID) {
+			continue
+		}
+		out = append(out, e)
+		if f.Limit > 0 && len(out) == f.Limit {
+			break
+		}
+	}
+	return out, nil
 }

@@ -90,6 +90,7 @@ func Run(t *testing.T, open Opener) {
 		{"ContentRoundTrip", testContent},
 		{"ConcurrentRuns", testConcurrentRuns},
 		{"ExplainAndVerify", testExplainVerify},
+		{"ExportLog", testExportLog},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -773,5 +774,34 @@ func testExplainVerify(t *testing.T, open Opener) {
 	rep, err := governance.VerifyStore(ctx, st, nil)
 	if err != nil || rep.Runs != 1 || rep.Records != 6 || len(rep.Failures) != 0 {
 		t.Errorf("VerifyStore: %+v %v", rep, err)
+	}
+}
+
+func testExportLog(t *testing.T, open Opener) {
+	st := open(t)
+	e1 := governance.ExportRecord{TenantID: "acme", BundleID: "BND-1", BundleType: "evidence", Format: "json",
+		BundleHash: strings.Repeat("a", 64), RunID: "RUN-1", IncidentID: "INC-1", ExportedBy: "auditor", Reason: "Q1 audit", CreatedAt: T0}
+	e2 := e1
+	e2.BundleID, e2.BundleType, e2.IncidentID, e2.KeyID, e2.CreatedAt = "BND-2", "soc2", "INC-2", "key-1", T0.Add(time.Minute)
+	for _, e := range []governance.ExportRecord{e1, e2} {
+		if err := st.RecordExport(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.RecordExport(ctx, e1); !errors.Is(err, governance.ErrExportExists) {
+		t.Errorf("same export twice: got %v, want ErrExportExists", err)
+	}
+	got, err := st.Exports(ctx, governance.ExportFilter{TenantID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]governance.ExportRecord{e2, e1}, got); diff != "" {
+		t.Errorf("export log newest first (-want +got):\n%s", diff)
+	}
+	if got, _ := st.Exports(ctx, governance.ExportFilter{TenantID: "acme", IncidentID: "INC-1"}); len(got) != 1 || got[0].BundleID != "BND-1" {
+		t.Errorf("filter by incident: %+v", got)
+	}
+	if got, _ := st.Exports(ctx, governance.ExportFilter{TenantID: "globex"}); len(got) != 0 {
+		t.Errorf("another tenant sees the export log: %+v", got)
 	}
 }
