@@ -123,7 +123,12 @@ func AppendNumber(dst []byte, f float64) []byte {
 	if abs >= 1e-6 && abs < 1e21 {
 		return strconv.AppendFloat(dst, f, 'f', -1, 64)
 	}
-	return strconv.AppendFloat(dst, f, 'e', -1, 64)
+	// Exponent without zero padding, as ECMAScript writes it: 1e-7, 1e+21.
+	b := strconv.AppendFloat(nil, f, 'e', -1, 64)
+	if i := len(b) - 2; i > 0 && b[i] == '0' && (b[i-1] == '-' || b[i-1] == '+') {
+		b = append(b[:i], b[i+1])
+	}
+	return append(dst, b...)
 }
 
 const hexDigits = "0123456789abcdef"
