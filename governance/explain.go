@@ -218,6 +218,9 @@ func explainStep(s *StepExplanation, policies int) string {
 		if len(s.Findings) > 0 {
 			return fmt.Sprintf("Step %d (%s) was allowed; %d monitor-mode finding(s) recorded; first: %s.", s.Index, what, len(s.Findings), s.Findings[0])
 		}
-		return fmt.Sprintf("Step %d (%s) was allowed by all %d policies.", s.Index, what, policies)
+		if policies == 1 {
+			return fmt.Sprintf("Step %d (%s) was allowed: its one policy did not object.", s.Index, what)
+		}
+		return fmt.Sprintf("Step %d (%s) was allowed: none of the %d policies objected.", s.Index, what, policies)
 	}
 }

@@ -1,0 +1,26 @@
+// Package governance runs agent loops under policy: a Runner starts each
+// run bound to an immutable policy snapshot, evaluates every step the
+// agent reports before it takes effect, records each step and its decision
+// durably in a hash chain, and stops the run at the exact step a policy
+// blocks, creating the incident in the same store transaction.
+//
+// The smallest use:
+//
+//	store, _ := sqlite.Open(ctx, "stopline.db")
+//	runner, _ := governance.NewRunner(store)
+//	snap, _ := snapshot.Load("policies.json", time.Now())
+//	rec, err := runner.Run(ctx, governance.StartOptions{Snapshot: snap},
+//		func(ctx context.Context, run *governance.Run) error {
+//			// after each LLM response, before each tool call, after each tool result:
+//			_, err := run.Step(ctx, governance.StepInput{Type: prevention.StepLLMResponse, Tokens: 812, CostCents: 1.2})
+//			return err // a *Violation when a policy stopped the run
+//		})
+//
+// Store is the seam to storage (store/sqlite, store/postgres, or your own,
+// checked with store/storetest). Explain answers, for any instant of a
+// run, which policy set and threshold applied, why the run continued or
+// stopped, and which chain record holds that decision; VerifyRun and
+// VerifyStore recompute the chains.
+//
+// Runner and Run are safe for concurrent use.
+package governance
