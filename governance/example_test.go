@@ -71,5 +71,5 @@ func ExampleExplain() {
 	}
 	// Output:
 	// +1.5s continuing: Step 0 (message) was allowed: its one policy did not object. Execution continued. (record #1)
-	// +3s stopped: Step 2 (message) was blocked by policy step-limit (budget_exceeded): max_steps observed 3, limit 2. The run stopped at that step: failed_policy, budget_exceeded. (record #4)
+	// +3s stopped: Step 2 (message) was blocked by policy step-limit (budget_exceeded): max_steps observed 3, limit 2. The run stopped at that step: failed_policy, budget_exceeded. (record #3)
 }

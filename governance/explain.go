@@ -56,8 +56,9 @@ type Explanation struct {
 	// Why says it in one or two sentences.
 	Why string `json:"why"`
 
-	// Record is where the explained state is recorded: the last record
-	// of the chain at or before At.
+	// Record is where the explained decision is recorded: the inflection
+	// record once a policy stopped the run, otherwise the last record of
+	// the chain at or before At.
 	Record RecordLocation `json:"record"`
 }
 
@@ -180,6 +181,12 @@ func Explain(ctx context.Context, store Store, tenantID, runID string, at time.T
 		var why strings.Builder
 		if ex.LastStep != nil && ex.LastStep.Decision.Action == prevention.Block {
 			ex.Decisive = decisive(ex.LastStep.Decision)
+			// The decision is held by the inflection record; the run_end
+			// record after it only closes the chain.
+			if inf, ok := trace.InflectionOf(records); ok {
+				ir := records[inf.Seq]
+				ex.Record.Seq, ex.Record.Kind, ex.Record.StepIndex, ex.Record.Hash, ex.Record.PrevHash = ir.Seq, ir.Kind, ir.StepIndex, ir.Hash, ir.PrevHash
+			}
 			why.WriteString(explainStep(ex.LastStep, snap.PolicyCount()))
 			fmt.Fprintf(&why, " The run stopped at that step: %s, %s.", r.RunStatus, r.Reason)
 		} else {

@@ -26,7 +26,6 @@ type config struct {
 // Defaults of NewRunner.
 const (
 	DefaultStepTimeout     = 10 * time.Second
-	DefaultWriteTimeout    = 30 * time.Second
 	DefaultMaxContentBytes = 1 << 20
 )
 
@@ -90,9 +89,11 @@ func WithStepTimeout(d time.Duration) Option {
 	}
 }
 
-// WithWriteTimeout bounds each store write (default 30 s). Writes are not
-// interrupted by the caller's cancellation, so that a decision that was
-// made is recorded; this bound keeps a stuck store from hanging the agent.
+// WithWriteTimeout bounds each store write. Writes are never interrupted
+// by the caller's cancellation, so that a decision that was made is
+// recorded; by default they are bounded only by the store's own limits
+// (SQLite's busy timeout, Postgres' statement timeout), which keeps the
+// per-step path free of timers. Set this to bound them here too.
 func WithWriteTimeout(d time.Duration) Option {
 	return func(cfg *config) error {
 		if d <= 0 {

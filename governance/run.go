@@ -116,6 +116,11 @@ func (run *Run) Step(ctx context.Context, in StepInput) (StepResult, error) {
 	}
 	cfg := &run.r.cfg
 	now := cfg.clock.Now().UTC()
+	if n := len(run.times); n > 0 && now.UnixNano() < run.times[n-1] {
+		// Step times never go backwards, whatever the clock does, so that
+		// windows and the trace stay in order.
+		now = time.Unix(0, run.times[n-1]).UTC()
+	}
 	idx := run.nextIndex
 	totalTokens := run.rec.TotalTokens + in.Tokens
 	totalCost := run.rec.TotalCostCents + in.CostCents
@@ -129,9 +134,17 @@ func (run *Run) Step(ctx context.Context, in StepInput) (StepResult, error) {
 		Metadata: in.Metadata,
 	}
 	st.SetStepTimes(run.times)
-	hctx, cancel := context.WithTimeout(ctx, cfg.stepTimeout)
-	ev, evalErr := run.engine.Evaluate(hctx, st)
-	cancel()
+	var (
+		ev      prevention.Evaluation
+		evalErr error
+	)
+	if run.engine.MayBlock() {
+		hctx, cancel := context.WithTimeout(ctx, cfg.stepTimeout)
+		ev, evalErr = run.engine.Evaluate(hctx, st)
+		cancel()
+	} else {
+		ev, evalErr = run.engine.Evaluate(ctx, st)
+	}
 	if evalErr != nil && ctx.Err() != nil {
 		// The caller gave up while the step was being evaluated: nothing
 		// was decided, nothing is recorded, the run stays as it was.
@@ -226,7 +239,7 @@ func (run *Run) stopAt(ctx context.Context, rec *trace.Record, content trace.Con
 		Step:     &StepWrite{Record: *rec, Body: stepBody, Content: contentPtr(content)},
 		Incident: &inc, End: StepWrite{Record: end, Body: endBody},
 		Status: status, Reason: d.Reason, StoppedAtStep: &idx, ViolationPolicyID: d.PolicyID,
-		IncidentID: inc.ID, Message: d.Message, EndedAt: now, MarkRunning: run.queued,
+		IncidentID: inc.ID, Message: end.Message, EndedAt: now, MarkRunning: run.queued,
 	}
 	v := &Violation{
 		RunID: run.rec.RunID, TenantID: run.rec.TenantID, SnapshotID: run.rec.SnapshotID,

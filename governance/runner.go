@@ -28,18 +28,18 @@ type Runner struct {
 
 // NewRunner returns a Runner recording into store. Defaults: the system
 // clock, no extra hooks, random ids ("RUN-…", "TRC-…", "INC-…"), fail
-// closed when the store cannot record, a step timeout of 10 s, a write
-// timeout of 30 s and 1 MiB of stored text per step field.
+// closed when the store cannot record, a step timeout of 10 s, writes
+// bounded by the store's own limits, and 1 MiB of stored text per step
+// field.
 func NewRunner(store Store, opts ...Option) (*Runner, error) {
 	if store == nil {
 		return nil, errors.New("stopline: NewRunner: nil store")
 	}
 	cfg := config{
-		clock:        systemClock{},
-		newID:        randomID,
-		stepTimeout:  DefaultStepTimeout,
-		writeTimeout: DefaultWriteTimeout,
-		maxContent:   DefaultMaxContentBytes,
+		clock:       systemClock{},
+		newID:       randomID,
+		stepTimeout: DefaultStepTimeout,
+		maxContent:  DefaultMaxContentBytes,
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
@@ -213,6 +213,9 @@ func (r *Runner) Publish(ctx context.Context, snap *snapshot.PolicySnapshot, by,
 // writeContext returns a context for a store write that is not cancelled
 // with ctx (a decision already made must be recorded) but is bounded.
 func (r *Runner) writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.cfg.writeTimeout <= 0 {
+		return context.WithoutCancel(ctx), func() {}
+	}
 	return context.WithTimeout(context.WithoutCancel(ctx), r.cfg.writeTimeout)
 }
 

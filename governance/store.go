@@ -65,7 +65,9 @@ type Store interface {
 	// CreateRun stores a new run and the run_start record of its chain
 	// (seq 0) in one transaction. The run's snapshot must be stored.
 	CreateRun(ctx context.Context, run RunRecord, start StepWrite) error
-	// AppendStep appends one record to a run's chain. If MarkRunning is
+	// AppendStep appends one step record (Kind step) to a run's chain:
+	// its Seq must be the next and its PrevHash the stored head, else
+	// ErrChainConflict; a run that has ended is ErrRunEnded. If MarkRunning is
 	// set, the run's status goes from queued to running in the same
 	// transaction.
 	AppendStep(ctx context.Context, w StepWrite) error

@@ -53,8 +53,9 @@ type rule struct {
 // Engine evaluates a compiled snapshot (and any extra hooks) on steps.
 // Compile it once per snapshot; it is safe for concurrent use.
 type Engine struct {
-	snap  *snapshot.PolicySnapshot
-	rules []rule
+	snap     *snapshot.PolicySnapshot
+	rules    []rule
+	mayBlock bool
 }
 
 // Compile verifies the snapshot, compiles each of its policies into a hook
@@ -81,6 +82,9 @@ func Compile(snap *snapshot.PolicySnapshot, hooks ...NamedHook) (*Engine, error)
 			return nil, &snapshot.ValidationError{PolicyID: p.ID, Index: i, Err: err}
 		}
 		e.rules = append(e.rules, rule{id: p.ID, source: SourcePolicy, enforcement: p.Enforcement.Effective(), hook: h})
+		if p.Kind == kindExpression {
+			e.mayBlock = true
+		}
 	}
 	seen := map[string]bool{}
 	for _, r := range e.rules {
@@ -97,6 +101,7 @@ func Compile(snap *snapshot.PolicySnapshot, hooks ...NamedHook) (*Engine, error)
 			return nil, fmt.Errorf("prevention: hook %q: unknown enforcement %q", h.ID, h.Enforcement)
 		}
 		seen[h.ID] = true
+		e.mayBlock = true
 		e.rules = append(e.rules, rule{id: h.ID, source: SourceHook, enforcement: h.Enforcement.Effective(), hook: h.Hook})
 	}
 	return e, nil
@@ -108,6 +113,12 @@ func Validate(snap *snapshot.PolicySnapshot) error {
 	_, err := Compile(snap)
 	return err
 }
+
+// MayBlock reports whether evaluation can wait on anything: true when the
+// engine runs Go hooks or CEL expressions, which get the step's context;
+// false when every policy is a built-in kind that only computes. The
+// runner sets a deadline on the step's context only when it is true.
+func (e *Engine) MayBlock() bool { return e.mayBlock }
 
 // Snapshot returns the snapshot the engine was compiled from.
 func (e *Engine) Snapshot() *snapshot.PolicySnapshot { return e.snap }

@@ -2,6 +2,7 @@ package prevention
 
 import (
 	"context"
+	"sort"
 	"time"
 )
 
@@ -79,21 +80,18 @@ func (s *Step) StepCount() int { return s.Index + 1 }
 func (s *Step) Elapsed() time.Duration { return s.At.Sub(s.RunStartedAt) }
 
 // StepsInWindow counts the steps (this one included) whose time lies in
-// the trailing window (At-d, At].
+// the trailing window (At-d, At]. Earlier steps' times are in
+// non-decreasing order (the runner guarantees it), so this is a binary
+// search.
 func (s *Step) StepsInWindow(d time.Duration) int {
 	lo := s.At.UnixNano() - int64(d)
-	n := 1
-	for i := len(s.times) - 1; i >= 0; i-- {
-		if s.times[i] <= lo {
-			break
-		}
-		n++
-	}
-	return n
+	// The first earlier step strictly after lo.
+	i := sort.Search(len(s.times), func(i int) bool { return s.times[i] > lo })
+	return len(s.times) - i + 1
 }
 
 // SetStepTimes gives the step the times (unix nanoseconds) of the run's
-// earlier steps, oldest first, for StepsInWindow. The runner calls it; so
+// earlier steps, oldest first and non-decreasing, for StepsInWindow. The runner calls it; so
 // may tests of custom hooks. The slice is read, not copied: it must not
 // change while the step is evaluated.
 func (s *Step) SetStepTimes(earlierUnixNano []int64) { s.times = earlierUnixNano }

@@ -3,6 +3,7 @@ package trace
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"time"
 
@@ -166,15 +167,43 @@ func Seal(r *Record, prevHash string, buf []byte) []byte {
 }
 
 // ContentHashOf returns the hash that binds a step's content to its
-// record: hex sha256 of "stopline/content/v1", a zero byte, and the
-// content's canonical JSON. Empty content hashes to "".
+// record: hex sha256 of "stopline/content/v1", a zero byte, and
+// EncodeContent(c). Empty content hashes to "".
 func ContentHashOf(c Content) string {
 	if c.Input == "" && c.Output == "" && len(c.Metadata) == 0 {
 		return ""
 	}
-	canon, _ := snapshot.CanonicalOf(c) // strings and a string map always encode
 	h := sha256.New()
 	h.Write([]byte("stopline/content/v1\x00"))
-	h.Write(canon)
-	return hex.EncodeToString(h.Sum(nil))
+	h.Write(EncodeContent(nil, &c))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
+}
+
+// EncodeContent appends the canonical JSON of c (the bytes its content
+// hash covers), as snapshot.CanonicalOf would write it. Stores may keep
+// these bytes as they are.
+func EncodeContent(dst []byte, c *Content) []byte {
+	w := objWriter{b: append(dst, '{')}
+	w.strOmit("input", c.Input)
+	if len(c.Metadata) > 0 {
+		w.key("metadata")
+		keys := make([]string, 0, len(c.Metadata))
+		for k := range c.Metadata {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		w.b = append(w.b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				w.b = append(w.b, ',')
+			}
+			w.b = snapshot.AppendString(w.b, k)
+			w.b = append(w.b, ':')
+			w.b = snapshot.AppendString(w.b, c.Metadata[k])
+		}
+		w.b = append(w.b, '}')
+	}
+	w.strOmit("output", c.Output)
+	return append(w.b, '}')
 }

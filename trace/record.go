@@ -90,9 +90,9 @@ type Record struct {
 }
 
 // Content is what a step said: its input and output text and metadata.
-// It is stored beside the record, and bound to it by the record's
-// ContentHash, so that it can be withheld (or redacted by deleting the
-// whole row, which verification reports) without breaking the chain.
+// It is stored beside the record, not inside the hashed body, and bound to
+// it by the record's ContentHash: an export can leave the text out without
+// breaking the chain, and any stored text can be checked against its hash.
 type Content struct {
 	Input    string            `json:"input,omitempty"`
 	Output   string            `json:"output,omitempty"`

@@ -255,3 +255,20 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestEncodeContentIsCanonical(t *testing.T) {
+	for _, c := range []trace.Content{
+		{},
+		{Input: "q"},
+		{Output: "é\"\n\u2028", Metadata: map[string]string{"b": "2", "a": "<&>", "ü": ""}},
+		{Input: "x", Output: "y", Metadata: map[string]string{"k": "v"}},
+	} {
+		want, err := snapshot.CanonicalOf(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := trace.EncodeContent(nil, &c); string(got) != string(want) {
+			t.Errorf("EncodeContent = %s, want %s", got, want)
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package governance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stopline/stopline/prevention"
+	"github.com/stopline/stopline/trace"
+)
+
+// MetadataWithheld is the metadata key Withhold sets ("true") on the step
+// it records: the decision in that record was made on the step as it was
+// attempted, and the record holds only what of it was delivered.
+const MetadataWithheld = "stopline.withheld"
+
+// Check evaluates the run's policies and hooks on in as if it were the
+// run's next step — with the index, time and cumulative totals Step would
+// give it — and returns the evaluation. Nothing is recorded and the run
+// does not change: a Block from Check stops nothing. Check answers "would
+// this step pass?" before an action is taken; report the step with Step
+// once it has happened, or stop the run at a refused step with Withhold.
+//
+// After the run has ended, Check returns a *StoppedError. A malformed step
+// is an error matching ErrInvalidStep. A hook that fails or panics makes
+// Check return its *prevention.HookError (Step and Withhold would fail
+// closed on it). Check takes the run's lock, like Step, so it is
+// serialized with the run's other steps.
+func (run *Run) Check(ctx context.Context, in StepInput) (prevention.Evaluation, error) {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	if run.ended {
+		return prevention.Evaluation{}, run.stoppedError()
+	}
+	if err := validateStep(&in); err != nil {
+		return prevention.Evaluation{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return prevention.Evaluation{}, err
+	}
+	_, ev, err := run.evaluateNext(ctx, &in)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return prevention.Evaluation{}, cerr
+		}
+		return prevention.Evaluation{}, err
+	}
+	return ev, nil
+}
+
+// Withhold governs a step that is about to happen, or is happening, and
+// can still be held back: a request not yet sent, the rest of a streamed
+// response. attempted is the step as it would be if let through;
+// delivered is what of it has actually happened (nothing of a request not
+// yet sent; the text of a stream delivered so far and the tokens already
+// spent).
+//
+// Withhold evaluates attempted as the run's next step, as Check does. If
+// the policies allow it (or only warn), nothing is recorded and Withhold
+// returns the evaluation and nil: the caller lets the step through and
+// reports it with Step once it has happened. If a policy blocks it, the
+// run stops at this step as Step would stop it — the inflection point,
+// the run's final status and the incident in one transaction — but the
+// record holds delivered, with metadata MetadataWithheld ("true"), under
+// the decision made on attempted; Withhold then returns the *Violation. A
+// hook error fails closed, as in Step.
+//
+// delivered must be part of attempted: the same type, model, tool and
+// input, and no more tokens or cost. Its output (what was delivered) and
+// metadata are its own. Otherwise Withhold returns an error matching
+// ErrInvalidStep and records nothing. Other errors are those of Step.
+func (run *Run) Withhold(ctx context.Context, attempted, delivered StepInput) (prevention.Evaluation, error) {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	if run.ended {
+		return prevention.Evaluation{}, run.stoppedError()
+	}
+	if err := validateStep(&attempted); err != nil {
+		return prevention.Evaluation{}, err
+	}
+	if err := validateStep(&delivered); err != nil {
+		return prevention.Evaluation{}, err
+	}
+	if err := validatePart(&attempted, &delivered); err != nil {
+		return prevention.Evaluation{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return prevention.Evaluation{}, err
+	}
+	now, ev, evalErr := run.evaluateNext(ctx, &attempted)
+	if evalErr != nil && ctx.Err() != nil {
+		return prevention.Evaluation{}, ctx.Err()
+	}
+	if evalErr != nil {
+		var he *prevention.HookError
+		d := prevention.Decision{Action: prevention.Block, Reason: prevention.ReasonSystemFailure, Message: evalErr.Error()}
+		if errors.As(evalErr, &he) {
+			d.PolicyID, d.Source = he.PolicyID, he.Source
+		}
+		ev = prevention.Evaluation{Decision: d, Findings: []prevention.Decision{d}}
+	}
+	if ev.Decision.Action != prevention.Block {
+		return ev, nil
+	}
+
+	md := make(map[string]string, len(delivered.Metadata)+1)
+	for k, v := range delivered.Metadata {
+		md[k] = v
+	}
+	md[MetadataWithheld] = "true"
+	delivered.Metadata = md
+	content := run.content(&delivered)
+	rec := trace.Record{
+		TenantID: run.rec.TenantID, RunID: run.rec.RunID, Seq: run.seq, Kind: trace.KindStep, At: now,
+		SnapshotID: run.rec.SnapshotID, StepIndex: run.nextIndex, StepType: delivered.Type,
+		Model: delivered.Model, Tool: delivered.Tool,
+		Tokens: delivered.Tokens, CostCents: delivered.CostCents,
+		TotalTokens:    run.rec.TotalTokens + delivered.Tokens,
+		TotalCostCents: run.rec.TotalCostCents + delivered.CostCents,
+		ContentHash:    trace.ContentHashOf(content),
+		Status:         trace.StatusOf(ev),
+		Decision:       &ev.Decision,
+		Findings:       ev.Findings,
+	}
+	_, err := run.stopAt(ctx, &rec, content, evalErr)
+	return ev, err
+}
+
+// evaluateNext evaluates in as the run's next step at the clock's time.
+// The caller holds run.mu and has validated in.
+func (run *Run) evaluateNext(ctx context.Context, in *StepInput) (time.Time, prevention.Evaluation, error) {
+	cfg := &run.r.cfg
+	now := cfg.clock.Now().UTC()
+	st := &run.step
+	*st = prevention.Step{
+		RunID: run.rec.RunID, TenantID: run.rec.TenantID, SnapshotID: run.rec.SnapshotID,
+		Index: run.nextIndex, Type: in.Type, At: now, RunStartedAt: run.startedAt,
+		Model: in.Model, Tool: in.Tool, Input: in.Input, Output: in.Output,
+		Tokens: in.Tokens, CostCents: in.CostCents,
+		TotalTokens: run.rec.TotalTokens + in.Tokens, TotalCostCents: run.rec.TotalCostCents + in.CostCents,
+		Metadata: in.Metadata,
+	}
+	st.SetStepTimes(run.times)
+	hctx, cancel := context.WithTimeout(ctx, cfg.stepTimeout)
+	ev, err := run.engine.Evaluate(hctx, st)
+	cancel()
+	*st = prevention.Step{} // hold no reference to the caller's text
+	return now, ev, err
+}
+
+// validatePart checks that delivered is a part of attempted.
+func validatePart(attempted, delivered *StepInput) error {
+	var diff []string
+	if attempted.Type != delivered.Type {
+		diff = append(diff, "type")
+	}
+	if attempted.Model != delivered.Model {
+		diff = append(diff, "model")
+	}
+	if attempted.Tool != delivered.Tool {
+		diff = append(diff, "tool")
+	}
+	if attempted.Input != delivered.Input {
+		diff = append(diff, "input")
+	}
+	if delivered.Tokens > attempted.Tokens {
+		diff = append(diff, "tokens")
+	}
+	if delivered.CostCents > attempted.CostCents {
+		diff = append(diff, "cost_cents")
+	}
+	if len(diff) > 0 {
+		return fmt.Errorf("%w: withheld step: delivered is not part of attempted (%s differ)", ErrInvalidStep, strings.Join(diff, ", "))
+	}
+	return nil
+}

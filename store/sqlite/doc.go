@@ -1,0 +1,67 @@
+// Package sqlite is the default governance.Store: one SQLite file, no
+// server (github.com/mattn/go-sqlite3, so it needs cgo).
+//
+// The smallest use:
+//
+//	st, err := sqlite.Open(ctx, "stopline.db")
+//	if err != nil {
+//		return err
+//	}
+//	defer st.Close()
+//	runner, err := governance.NewRunner(st)
+//
+// # Durability
+//
+// The file runs in WAL mode. With Full, the default, every commit is
+// fsynced before the method that made it returns: a step the agent was
+// told about survives a crash of the process or of the machine. With
+// WithSynchronous(Normal) commits are fsynced only at WAL checkpoints,
+// several times faster per step; the last commits may be lost on power
+// loss (never on a crash of the process alone), and the database is never
+// corrupted.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. SQLite allows one writer per file,
+// and a transaction that reads and then writes fails with "database is
+// locked" when another writer got in between, whatever the busy timeout.
+// So every write goes through one connection, in BEGIN IMMEDIATE
+// transactions (which take the write lock before their first read) or
+// single statements, and concurrent writers of one Store queue for that
+// connection instead of failing. Reads use a separate pool of query-only
+// connections that WAL lets run while the writer commits; a read sees
+// every write committed before it started, by this Store or any other
+// handle or process on the file. Several Stores and processes may share a
+// file: their writers wait for each other up to the busy timeout.
+//
+// # The chain is checked where it is stored
+//
+// AppendStep is one INSERT (committed alone, unless the step also starts a
+// queued run). A trigger on the records table checks, within that
+// statement, that the run exists and has not ended and that the record's
+// prev_hash is the hash of the record before it; the primary key
+// (tenant_id, run_id, seq) refuses a seq already taken. So a record that
+// does not extend the stored head is refused (governance.ErrChainConflict)
+// in the same round trip that would store it, even when two writers race.
+// The runs row is not touched per step: while a run is open, its step
+// count, totals, head hash and chain length are read from its last
+// record. CloseRun writes the blocking step, the incident, the run_end
+// record and the run's final fields in one transaction.
+//
+// # Schema
+//
+// The schema is a series of migrations embedded in the package
+// (migrations/NNNN_name.sql), applied by Open in one transaction each and
+// recorded in schema_migrations. A file migrated by a newer version of the
+// package is refused (ErrSchemaTooNew) rather than written to. Every row
+// carries its tenant, and every key and query includes it; times are unix
+// nanoseconds. Record bodies are stored as the exact bytes their hash
+// covers.
+//
+// Triggers make the record append-only against any SQL, not only this
+// package's: snapshots, policy versions, trace records and the export log
+// refuse UPDATE and DELETE; runs and incidents are never deleted; an ended
+// run never changes; an incident changes only its lifecycle columns, and
+// only forward. A writer who drops the triggers and rewrites a chain
+// consistently is caught by signed checkpoints, kept outside the database.
+package sqlite

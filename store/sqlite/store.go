@@ -1,0 +1,242 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
+
+	"github.com/stopline/stopline/governance"
+)
+
+var _ governance.Store = (*Store)(nil)
+
+// Store is the SQLite governance.Store. It is safe for concurrent use.
+//
+// All writes go through one connection, in BEGIN IMMEDIATE transactions
+// or single statements, so writers never race for SQLite's one write lock
+// (and never see "database is locked" from each other); reads use a pool
+// of query-only connections that WAL lets run while the writer commits.
+type Store struct {
+	file string
+	w    *sql.DB // exactly one connection: every write
+	r    *sql.DB // query-only pool: every read
+
+	insertRecord *sql.Stmt // on w; AppendStep's one statement
+
+	// heads holds the chain head of each open run this handle has
+	// written or read: AppendStep checks a record against it instead of
+	// reading the database. A stale head (another handle appended) only
+	// makes this handle pick a seq that is taken, which the primary key
+	// refuses; it can never let a record break the chain.
+	headsMu sync.Mutex
+	heads   map[runKey]chainHead
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating it if needed) the SQLite database at path and
+// migrates its schema to the newest version embedded in this package,
+// each migration in its own transaction. Several handles and processes
+// may open the same file at once. A file migrated by a newer version of
+// this package is refused with an error matching ErrSchemaTooNew.
+//
+// Defaults, each changed by an Option:
+//   - WithSynchronous(Full): WAL journal, synchronous=FULL, one fsync per
+//     commit, so every acknowledged step survives power loss.
+//   - WithBusyTimeout(5 * time.Second): how long to wait for a lock held
+//     by another handle or process on the same file.
+//
+// Always, whatever the options: foreign keys are enforced; writes go
+// through one connection (multi-statement writes in BEGIN IMMEDIATE
+// transactions); reads use up to max(4, GOMAXPROCS) query-only connections.
+//
+// path is a file name, not a URI; ":memory:" is refused because the write
+// connection and the read pool would each see a database of their own.
+// An invalid option is an error here, not on first use.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("sqlite: nil Option")
+		}
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("sqlite: %q is not a database file name", path)
+	}
+	file, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+
+	s := &Store{file: file, heads: map[runKey]chainHead{}}
+	busy := strconv.FormatInt(cfg.busyTimeoutMillis(), 10)
+	s.w, err = sql.Open("sqlite3", dsn(file, url.Values{
+		"_journal_mode": {"WAL"},
+		"_synchronous":  {cfg.sync.String()},
+		"_busy_timeout": {busy},
+		"_foreign_keys": {"1"},
+		"_txlock":       {"immediate"},
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: opening %s: %w", file, err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+	fail := func(err error) (*Store, error) {
+		s.closeAll()
+		return nil, err
+	}
+	// Switching a new file to WAL takes an exclusive lock, and SQLite
+	// reports a conflicting open as busy at once, without waiting in the
+	// busy handler: retry for as long as the busy timeout allows.
+	if err := retryBusy(ctx, cfg.busyTimeoutMillis(), func() error {
+		if err := s.w.PingContext(ctx); err != nil {
+			return fmt.Errorf("sqlite: opening %s: %w", file, err)
+		}
+		return migrate(ctx, s.w, file)
+	}); err != nil {
+		return fail(err)
+	}
+
+	s.r, err = sql.Open("sqlite3", dsn(file, url.Values{
+		"_busy_timeout": {busy},
+		"_query_only":   {"1"},
+	}))
+	if err != nil {
+		return fail(fmt.Errorf("sqlite: opening %s: %w", file, err))
+	}
+	readers := max(4, runtime.GOMAXPROCS(0))
+	s.r.SetMaxOpenConns(readers)
+	s.r.SetMaxIdleConns(readers)
+	if err := s.r.PingContext(ctx); err != nil {
+		return fail(fmt.Errorf("sqlite: opening %s: %w", file, err))
+	}
+
+	s.insertRecord, err = s.w.PrepareContext(ctx, insertRecordSQL)
+	if err != nil {
+		return fail(fmt.Errorf("sqlite: preparing statements on %s: %w", file, err))
+	}
+	return s, nil
+}
+
+// dsn returns the go-sqlite3 data source name of file with params: a
+// file: URI, so that any file name (with '?' or '#' in it) is taken
+// literally.
+func dsn(file string, params url.Values) string {
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.ToSlash(file))
+	if !strings.HasPrefix(esc, "/") {
+		esc = "/" + esc // a Windows drive letter: file:/C:/...
+	}
+	return "file:" + esc + "?" + params.Encode()
+}
+
+// Close closes the database's connections, waiting for queries in
+// progress; methods called after Close fail. Calling Close again returns
+// the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.closeAll() })
+	return s.closeErr
+}
+
+func (s *Store) closeAll() error {
+	var errs []error
+	if s.insertRecord != nil {
+		errs = append(errs, s.insertRecord.Close())
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: closing %s: %w", s.file, err)
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction of db, which for the write connection is
+// BEGIN IMMEDIATE (the DSN's _txlock): it takes the write lock before its
+// first read, so a read-then-write never fails with "database is locked".
+func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback() // the error that matters is fn's
+		return err
+	}
+	return tx.Commit()
+}
+
+// write runs fn in a BEGIN IMMEDIATE transaction of the write connection.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return inTx(ctx, s.w, fn)
+}
+
+// Tenants lists every tenant that has runs or policy versions, sorted.
+func (s *Store) Tenants(ctx context.Context) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT tenant_id FROM runs UNION SELECT tenant_id FROM policy_versions ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: listing tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("sqlite: listing tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: listing tenants: %w", err)
+	}
+	return out, nil
+}
+
+// sqliteError returns err's SQLite error, if it has one.
+func sqliteError(err error) (sqlite3.Error, bool) {
+	var se sqlite3.Error
+	ok := errors.As(err, &se)
+	return se, ok
+}
+
+// retryBusy calls f until it succeeds, fails with something other than
+// SQLITE_BUSY/SQLITE_LOCKED, or timeoutMillis have passed.
+func retryBusy(ctx context.Context, timeoutMillis int64, f func() error) error {
+	deadline := time.Now().Add(time.Duration(timeoutMillis) * time.Millisecond)
+	wait := 2 * time.Millisecond
+	for {
+		err := f()
+		se, ok := sqliteError(err)
+		if err == nil || !ok || (se.Code != sqlite3.ErrBusy && se.Code != sqlite3.ErrLocked) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
