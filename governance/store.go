@@ -107,6 +107,28 @@ type Store interface {
 	RecordExport(ctx context.Context, e ExportRecord) error
 	// Exports lists a tenant's export log, newest first, filtered.
 	Exports(ctx context.Context, f ExportFilter) ([]ExportRecord, error)
+
+	// PutCheckpoint stores a signed checkpoint of a run's chain. Storing
+	// the same checkpoint again is a no-op; another note for the same
+	// run, size and key is ErrChainConflict. Checkpoints are append-only.
+	PutCheckpoint(ctx context.Context, c Checkpoint) error
+	// Checkpoints returns a run's checkpoints, smallest size first.
+	Checkpoints(ctx context.Context, tenantID, runID string) ([]Checkpoint, error)
+}
+
+// Checkpoint is a signed statement of a run's chain at one point: how
+// many records it had (Size) and the hash of the last of them (Head), in
+// the signed-note format of golang.org/x/mod/sumdb/note, signed with a key
+// held outside the database. A writer who can rewrite the database and
+// recompute every hash cannot make the records it covers match it again.
+type Checkpoint struct {
+	TenantID string    `json:"tenant_id"`
+	RunID    string    `json:"run_id"`
+	Size     int       `json:"size"`
+	Head     string    `json:"head_hash"`
+	At       time.Time `json:"at"`
+	KeyName  string    `json:"key_name"`
+	Note     string    `json:"note"` // the signed note, verbatim
 }
 
 // ExportRecord is one entry of the export log: an evidence bundle that was

@@ -39,6 +39,7 @@ type Store struct {
 	incidents map[key]incident.Incident
 	incSeq    map[key]int
 	exports   map[string][]governance.ExportRecord
+	checkpts  map[key][]governance.Checkpoint
 	n         int
 }
 
@@ -51,6 +52,7 @@ func New() *Store {
 		incidents: map[key]incident.Incident{},
 		incSeq:    map[key]int{},
 		exports:   map[string][]governance.ExportRecord{},
+		checkpts:  map[key][]governance.Checkpoint{},
 	}
 }
 
@@ -438,4 +440,36 @@ func (s *Store) Exports(ctx context.Context, f governance.ExportFilter) ([]gover
 		}
 	}
 	return out, nil
+}
+
+// PutCheckpoint implements governance.Store.
+func (s *Store) PutCheckpoint(ctx context.Context, c governance.Checkpoint) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := key{c.TenantID, c.RunID}
+	if _, ok := s.runs[k]; !ok {
+		return notFound("run", c.TenantID, c.RunID)
+	}
+	for _, old := range s.checkpts[k] {
+		if old.Size == c.Size && old.KeyName == c.KeyName {
+			if old.Note == c.Note {
+				return nil
+			}
+			return fmt.Errorf("checkpoint of run %q at size %d by key %q already stored with another note: %w",
+				c.RunID, c.Size, c.KeyName, governance.ErrChainConflict)
+		}
+	}
+	s.checkpts[k] = append(s.checkpts[k], c)
+	sort.SliceStable(s.checkpts[k], func(i, j int) bool { return s.checkpts[k][i].Size < s.checkpts[k][j].Size })
+	return nil
+}
+
+// Checkpoints implements governance.Store.
+func (s *Store) Checkpoints(ctx context.Context, tenantID, runID string) ([]governance.Checkpoint, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if _, ok := s.runs[key{tenantID, runID}]; !ok {
+		return nil, notFound("run", tenantID, runID)
+	}
+	return slices.Clone(s.checkpts[key{tenantID, runID}]), nil
 }

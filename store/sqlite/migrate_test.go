@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ import (
 )
 
 // latestVersion is the number of embedded migrations.
-const latestVersion = 2
+const latestVersion = 3
 
 func TestOpenMigratesEmptyFile(t *testing.T) {
 	path := dbPath(t)
@@ -103,7 +104,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	if !errors.Is(err, sqlite.ErrSchemaTooNew) {
 		t.Fatalf("Open of a newer schema: got %v, want ErrSchemaTooNew", err)
 	}
-	for _, want := range []string{"99", "up to 2", path} {
+	for _, want := range []string{"99", fmt.Sprintf("up to %d", latestVersion), path} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}

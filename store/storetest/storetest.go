@@ -91,6 +91,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentRuns", testConcurrentRuns},
 		{"ExplainAndVerify", testExplainVerify},
 		{"ExportLog", testExportLog},
+		{"Checkpoints", testCheckpoints},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -765,7 +766,8 @@ func testExplainVerify(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	if end.State != governance.StateStopped || end.Decisive == nil || end.Decisive.PolicyID != "step-limit" ||
-		end.Decisive.Threshold != "max_steps" || end.Decisive.Limit != 3 || end.Decisive.Observed != 4 || end.TerminationReason != prevention.ReasonBudgetExceeded {
+		end.Decisive.Threshold != "max_steps" || end.Decisive.Limit != 3 || end.Decisive.Observed != 4 || end.TerminationReason != prevention.ReasonBudgetExceeded ||
+		end.Record.Seq != 4 || end.Record.Kind != trace.KindStep || end.Record.ChainLength != 6 {
 		t.Errorf("explain after end: %+v", end)
 	}
 	if _, err := governance.Explain(ctx, st, "acme", run.ID(), T0.Add(-time.Second)); !errors.Is(err, governance.ErrBeforeRun) {
@@ -803,5 +805,38 @@ func testExportLog(t *testing.T, open Opener) {
 	}
 	if got, _ := st.Exports(ctx, governance.ExportFilter{TenantID: "globex"}); len(got) != 0 {
 		t.Errorf("another tenant sees the export log: %+v", got)
+	}
+}
+
+func testCheckpoints(t *testing.T, open Opener) {
+	st := open(t)
+	run, start := startRaw(t, st, "acme", "RUN-cp")
+	c1 := governance.Checkpoint{TenantID: "acme", RunID: run.RunID, Size: 1, Head: start.Hash, At: T0, KeyName: "k1", Note: "note one\n"}
+	c5 := c1
+	c5.Size, c5.Note, c5.At = 5, "note five\n", T0.Add(time.Minute)
+	for _, c := range []governance.Checkpoint{c5, c1, c1} { // c1 twice: a no-op
+		if err := st.PutCheckpoint(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged := c1
+	forged.Note = "forged\n"
+	if err := st.PutCheckpoint(ctx, forged); !errors.Is(err, governance.ErrChainConflict) {
+		t.Errorf("another note for the same size and key: got %v, want ErrChainConflict", err)
+	}
+	got, err := st.Checkpoints(ctx, "acme", run.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]governance.Checkpoint{c1, c5}, got); diff != "" {
+		t.Errorf("checkpoints (-want +got):\n%s", diff)
+	}
+	if _, err := st.Checkpoints(ctx, "globex", run.RunID); !errors.Is(err, governance.ErrNotFound) {
+		t.Errorf("checkpoints of another tenant's run: got %v, want ErrNotFound", err)
+	}
+	other := c1
+	other.TenantID = "globex"
+	if err := st.PutCheckpoint(ctx, other); !errors.Is(err, governance.ErrNotFound) {
+		t.Errorf("checkpoint for another tenant's run: got %v, want ErrNotFound", err)
 	}
 }
