@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/stopline/stopline/prevention"
 )
 
@@ -21,6 +23,8 @@ type config struct {
 	stepTimeout  time.Duration
 	writeTimeout time.Duration
 	maxContent   int
+	cpSigner     note.Signer
+	cpEvery      int
 }
 
 // Defaults of NewRunner.
@@ -114,6 +118,25 @@ func WithMaxContentBytes(n int) Option {
 			return fmt.Errorf("WithMaxContentBytes: %d is not positive", n)
 		}
 		cfg.maxContent = n
+		return nil
+	}
+}
+
+// WithCheckpoints signs a checkpoint of each run's chain (its size and
+// head hash, as a signed note of golang.org/x/mod/sumdb/note) when the run
+// ends, and every `every` steps while it runs (0: only at the end), and
+// stores it. The signer's key must be held outside the database: then
+// even a writer who rewrites the records and recomputes every hash is
+// caught by VerifyCheckpoint. Default: no checkpoints.
+func WithCheckpoints(signer note.Signer, every int) Option {
+	return func(cfg *config) error {
+		if signer == nil {
+			return errors.New("WithCheckpoints: nil signer")
+		}
+		if every < 0 {
+			return fmt.Errorf("WithCheckpoints: every %d is negative", every)
+		}
+		cfg.cpSigner, cfg.cpEvery = signer, every
 		return nil
 	}
 }

@@ -193,7 +193,24 @@ func (run *Run) Step(ctx context.Context, in StepInput) (StepResult, error) {
 	}
 	run.advance(&rec, now, totalTokens, totalCost)
 	res.Hash, res.Recorded = rec.Hash, true
+	if every := cfg.cpEvery; every > 0 && cfg.cpSigner != nil && run.nextIndex%every == 0 {
+		if err := run.checkpoint(ctx, now); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// checkpoint signs and stores a checkpoint of the chain as it is now.
+// The step or end it follows is already recorded; a failure is reported
+// (matching ErrRecordFailed) but changes nothing that was decided.
+func (run *Run) checkpoint(ctx context.Context, at time.Time) error {
+	wctx, cancel := run.r.writeContext(ctx)
+	defer cancel()
+	if _, err := putCheckpoint(wctx, run.r.store, run.r.cfg.cpSigner, run.rec.TenantID, run.rec.RunID, run.seq, run.head, at); err != nil {
+		return fmt.Errorf("%w: %w", ErrRecordFailed, err)
+	}
+	return nil
 }
 
 func (run *Run) advance(rec *trace.Record, now time.Time, totalTokens int64, totalCost float64) {
@@ -262,6 +279,11 @@ func (run *Run) stopAt(ctx context.Context, rec *trace.Record, content trace.Con
 	run.advance(rec, now, rec.TotalTokens, rec.TotalCostCents)
 	run.finishState(&end, c)
 	run.cause = err
+	if run.r.cfg.cpSigner != nil {
+		if cerr := run.checkpoint(ctx, now); cerr != nil {
+			return true, errors.Join(err, cerr)
+		}
+	}
 	return true, err
 }
 
@@ -339,6 +361,11 @@ func (run *Run) end(ctx context.Context, reason prevention.RunTerminationReason,
 		return run.rec, fmt.Errorf("%w: end of run %s: %w", ErrRecordFailed, run.rec.RunID, err)
 	}
 	run.finishState(&end, c)
+	if run.r.cfg.cpSigner != nil {
+		if err := run.checkpoint(ctx, now); err != nil {
+			return run.rec, err
+		}
+	}
 	return run.rec, nil
 }
 

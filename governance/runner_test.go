@@ -543,3 +543,30 @@ func TestBadPolicyWritesNothing(t *testing.T) {
 		t.Errorf("tenants: %v", tenants)
 	}
 }
+
+func TestRecoverRun(t *testing.T) {
+	st := memstore.New()
+	r, clock := newRunner(t, st)
+	run, _ := r.Start(ctx, governance.StartOptions{Snapshot: parse(t, allowAllDoc)})
+	run.Step(ctx, governance.StepInput{Type: prevention.StepMessage, Tokens: 4})
+	// The process dies here: the store shows the run running forever.
+	clock.Advance(time.Hour)
+	running, _ := st.Runs(ctx, governance.RunFilter{TenantID: "acme", Status: governance.StatusRunning})
+	if len(running) != 1 || running[0].RunID != run.ID() {
+		t.Fatalf("unfinished runs: %+v", running)
+	}
+	rec, err := governance.RecoverRun(ctx, st, "acme", run.ID(), "", clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != governance.StatusFailed || rec.TerminationReason != prevention.ReasonSystemFailure || rec.StepCount != 1 ||
+		rec.TotalTokens != 4 || !strings.Contains(rec.Message, "recovered") {
+		t.Errorf("recovered run: %+v", rec)
+	}
+	if _, err := governance.VerifyRun(ctx, st, "acme", run.ID()); err != nil {
+		t.Error(err)
+	}
+	if _, err := governance.RecoverRun(ctx, st, "acme", run.ID(), "", clock.Now()); !errors.Is(err, governance.ErrRunEnded) {
+		t.Errorf("recovering an ended run: %v", err)
+	}
+}

@@ -1,0 +1,57 @@
+package governance
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/stopline/stopline/prevention"
+	"github.com/stopline/stopline/trace"
+)
+
+// RecoverRun closes a run that was left unfinished — its process died
+// between steps, so the store still shows it queued or running — as
+// failed / system_failure, with a run_end record that extends its stored
+// chain (after verifying it) and says why. Every step that was recorded
+// stays as it was. Call it only for runs that no live process owns, for
+// example runs still running after a restart (list them with
+// Store.Runs and RunFilter{Status: StatusRunning}).
+func RecoverRun(ctx context.Context, store Store, tenantID, runID, message string, at time.Time) (RunRecord, error) {
+	run, err := store.Run(ctx, tenantID, runID)
+	if err != nil {
+		return RunRecord{}, err
+	}
+	if run.Status.Ended() {
+		return run, fmt.Errorf("stopline: recover run %s: %w", runID, ErrRunEnded)
+	}
+	records, err := store.Records(ctx, tenantID, runID)
+	if err != nil {
+		return run, err
+	}
+	head, err := trace.Verify(records)
+	if err != nil {
+		return run, fmt.Errorf("stopline: recover run %s: %w", runID, err)
+	}
+	last := records[len(records)-1]
+	if message == "" {
+		message = "recovered: the run's process ended without finishing it"
+	}
+	if at.Before(last.At) {
+		at = last.At
+	}
+	end := trace.Record{
+		TenantID: tenantID, RunID: runID, Seq: len(records), Kind: trace.KindRunEnd, At: at.UTC(),
+		SnapshotID: run.SnapshotID, StepIndex: -1, RunStatus: string(StatusFailed), Reason: prevention.ReasonSystemFailure,
+		Message: message, TotalTokens: run.TotalTokens, TotalCostCents: run.TotalCostCents,
+	}
+	body := trace.Seal(&end, head, nil)
+	c := Close{
+		TenantID: tenantID, RunID: runID, End: StepWrite{Record: end, Body: body},
+		Status: StatusFailed, Reason: prevention.ReasonSystemFailure, Message: message, EndedAt: end.At,
+		MarkRunning: run.Status == StatusQueued,
+	}
+	if err := store.CloseRun(ctx, c); err != nil {
+		return run, fmt.Errorf("stopline: recover run %s: %w", runID, err)
+	}
+	return store.Run(ctx, tenantID, runID)
+}
