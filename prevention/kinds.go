@@ -223,8 +223,7 @@ func (f stepField) text(s *Step) string {
 // once; the individual patterns are only run to name the one that matched.
 type contentHook struct {
 	fields   []stepField
-	joined   *regexp.Regexp   // (?:p0)|(?:p1)|...
-	patterns []*regexp.Regexp // each pattern alone
+	patterns []*regexp.Regexp
 	reason   RunTerminationReason
 }
 
@@ -256,7 +255,6 @@ func compileContent(p snapshot.Policy) (Hook, error) {
 	if len(params.Patterns) == 0 {
 		return nil, &fieldError{field: "params.patterns", err: errors.New("missing (want at least one regular expression)")}
 	}
-	alt := make([]string, len(params.Patterns))
 	for i, src := range params.Patterns {
 		field := fmt.Sprintf("params.patterns[%d]", i)
 		if src == "" {
@@ -267,12 +265,8 @@ func compileContent(p snapshot.Policy) (Hook, error) {
 			return nil, &fieldError{field: field, err: err}
 		}
 		h.patterns = append(h.patterns, re)
-		alt[i] = "(?:" + src + ")"
 	}
 	var err error
-	if h.joined, err = regexp.Compile(strings.Join(alt, "|")); err != nil {
-		return nil, &fieldError{field: "params.patterns", err: err}
-	}
 	if h.reason, err = blockReason(params.Reason); err != nil {
 		return nil, err
 	}
@@ -280,18 +274,26 @@ func compileContent(p snapshot.Policy) (Hook, error) {
 }
 
 func (h *contentHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
+	// Each pattern scans each field once per step. Go's regexp gains
+	// nothing from one alternation of all patterns (measured slower: it
+	// loses the literal-prefix fast path of each pattern).
 	for _, f := range h.fields {
 		text := f.text(s)
-		if text == "" || !h.joined.MatchString(text) {
+		if text == "" {
 			continue
 		}
-		i := slices.IndexFunc(h.patterns, func(re *regexp.Regexp) bool { return re.MatchString(text) })
-		// The message names the field and the pattern, never the matched
-		// text: it may be the very secret the policy keeps out of records.
-		return Decision{
-			Action: Block, Reason: h.reason,
-			Message: fmt.Sprintf("%s matches content pattern #%d", stepFieldNames[f], i),
-		}, nil
+		for i, re := range h.patterns {
+			if !re.MatchString(text) {
+				continue
+			}
+			// The message names the field and the pattern, never the
+			// matched text: it may be the very secret the policy keeps
+			// out of records.
+			return Decision{
+				Action: Block, Reason: h.reason,
+				Message: fmt.Sprintf("%s matches content pattern #%d", stepFieldNames[f], i),
+			}, nil
+		}
 	}
 	return Allowed(), nil
 }
