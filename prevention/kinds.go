@@ -218,9 +218,8 @@ func (f stepField) text(s *Step) string {
 	return ""
 }
 
-// contentHook blocks a step whose fields match any of its patterns. The
-// patterns are joined into one alternation so that each field is scanned
-// once; the individual patterns are only run to name the one that matched.
+// contentHook blocks a step whose fields match any of its patterns,
+// compiled once with the snapshot.
 type contentHook struct {
 	fields   []stepField
 	patterns []*regexp.Regexp
