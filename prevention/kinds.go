@@ -417,4 +417,12 @@ func jsonNames(t reflect.Type) []string {
 }
 
 // num formats a number in plain decimal, as thresholds are written.
-func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+// num formats a value for a message, rounded to nine decimals so that
+// float sums read as people wrote them (5.4, not 5.3999999999999995).
+// Decisions keep the exact values.
+func num(f float64) string {
+	if math.Abs(f) < 1e12 {
+		f = math.Round(f*1e9) / 1e9
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}
