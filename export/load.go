@@ -1,0 +1,203 @@
+package export
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/incident"
+	"github.com/stopline/stopline/snapshot"
+	"github.com/stopline/stopline/trace"
+)
+
+// runData is what a bundle is built from: one run of one tenant as the
+// store holds it.
+type runData struct {
+	run      governance.RunRecord
+	inc      *incident.Incident
+	snap     *snapshot.PolicySnapshot
+	records  []trace.Record
+	contents map[int]trace.Content // nil unless the request includes content
+}
+
+// load reads the run (and incident) a request names.
+func (e *Exporter) load(ctx context.Context, req *Request) (*runData, error) {
+	d := &runData{}
+	tenant := req.TenantID
+	runID := req.RunID
+	if req.IncidentID != "" {
+		inc, err := e.store.Incident(ctx, tenant, req.IncidentID)
+		if err != nil {
+			return nil, fmt.Errorf("export: incident %s: %w", req.IncidentID, err)
+		}
+		if runID != "" && runID != inc.RunID {
+			return nil, fmt.Errorf("%w: incident %s belongs to run %s, not %s", ErrInvalidRequest, inc.ID, inc.RunID, runID)
+		}
+		d.inc, runID = &inc, inc.RunID
+	}
+	run, err := e.store.Run(ctx, tenant, runID)
+	if err != nil {
+		return nil, fmt.Errorf("export: run %s: %w", runID, err)
+	}
+	d.run = run
+	if d.inc == nil && run.IncidentID != "" {
+		inc, err := e.store.Incident(ctx, tenant, run.IncidentID)
+		if err != nil {
+			return nil, fmt.Errorf("export: incident %s of run %s: %w", run.IncidentID, runID, err)
+		}
+		d.inc = &inc
+	}
+	if d.snap, err = e.store.Snapshot(ctx, tenant, run.SnapshotID); err != nil {
+		return nil, fmt.Errorf("export: snapshot %s of run %s: %w", run.SnapshotID, runID, err)
+	}
+	if d.records, err = e.store.Records(ctx, tenant, runID); err != nil {
+		return nil, fmt.Errorf("export: records of run %s: %w", runID, err)
+	}
+	if req.IncludeContent {
+		if d.contents, err = e.store.Contents(ctx, tenant, runID); err != nil {
+			return nil, fmt.Errorf("export: contents of run %s: %w", runID, err)
+		}
+	}
+	return d, nil
+}
+
+// header fills a bundle header; the bundle id is derived from what makes
+// the bundle unique (see bundleID).
+func (d *runData) header(t BundleType, req *Request, createdAt time.Time) Header {
+	h := Header{
+		BundleType: t, CreatedAt: createdAt.UTC(), TenantID: d.run.TenantID, RunID: d.run.RunID,
+		TraceID: d.run.TraceID, ExportedBy: exportedBy(req), ExportReason: req.Reason,
+	}
+	if d.inc != nil {
+		h.IncidentID = d.inc.ID
+	}
+	return h
+}
+
+// bundleID derives a bundle id deterministically: "BND-" and the first 16
+// hex digits of sha256("stopline/bundle-id/v1", 0, canonical JSON of the
+// bundle's type, tenant, run, incident, chain head, creation time, who,
+// why, the request's options and the ids of the keys that will sign it).
+// The same export asked for at the same instant gets the same id;
+// anything different gets another.
+func (e *Exporter) bundleID(h *Header, head string, req *Request) (string, error) {
+	keys := make([]string, len(e.signers))
+	for i, s := range e.signers {
+		keys[i] = s.KeyID()
+	}
+	key := struct {
+		Type           BundleType `json:"type"`
+		Tenant         string     `json:"tenant"`
+		Run            string     `json:"run"`
+		Incident       string     `json:"incident"`
+		Head           string     `json:"head"`
+		CreatedAt      string     `json:"created_at"`
+		By             string     `json:"by"`
+		Reason         string     `json:"reason"`
+		IncludeContent bool       `json:"include_content"`
+		From           string     `json:"from"`
+		To             string     `json:"to"`
+		Notes          string     `json:"notes"`
+		Keys           []string   `json:"keys"`
+	}{h.BundleType, h.TenantID, h.RunID, h.IncidentID, head, rfc3339(h.CreatedAt), h.ExportedBy, h.ExportReason,
+		req.IncludeContent, rfc3339(req.From), rfc3339(req.To), req.AuditorNotes, keys}
+	canon, err := snapshot.CanonicalOf(key)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(append([]byte("stopline/bundle-id/v1\x00"), canon...))
+	return "BND-" + hex.EncodeToString(sum[:8]), nil
+}
+
+// provenance returns the snapshot and chain of the run.
+func (d *runData) provenance() Provenance {
+	p := Provenance{
+		PolicySnapshotID: d.snap.ID(), Snapshot: d.snap,
+		Chain: make([]ChainRecord, len(d.records)), ChainLength: d.run.ChainLength, HeadHash: d.run.HeadHash,
+	}
+	var buf []byte
+	for i := range d.records {
+		r := &d.records[i]
+		buf = trace.Encode(buf[:0], r)
+		body := make([]byte, len(buf))
+		copy(body, buf)
+		p.Chain[i] = ChainRecord{PrevHash: r.PrevHash, Hash: r.Hash, Record: body}
+	}
+	return p
+}
+
+// runSummary is the run row as the bundle states it.
+func (d *runData) runSummary() RunSummary {
+	r := d.run
+	s := RunSummary{
+		Status: r.Status, TerminationReason: r.TerminationReason, ViolationPolicyID: r.ViolationPolicyID,
+		PolicyVersion: r.PolicyVersion, Message: r.Message, Labels: r.Labels, CreatedAt: r.CreatedAt.UTC(),
+		StepCount: r.StepCount,
+	}
+	if r.StoppedAtStep != nil {
+		v := *r.StoppedAtStep
+		s.StoppedAtStep = &v
+	}
+	if r.StartedAt != nil {
+		v := r.StartedAt.UTC()
+		s.StartedAt = &v
+	}
+	if r.EndedAt != nil {
+		v := r.EndedAt.UTC()
+		s.EndedAt = &v
+	}
+	return s
+}
+
+// steps derives every step's evidence from the chain.
+func (d *runData) steps() []TraceStepEvidence {
+	out := make([]TraceStepEvidence, 0, len(d.records))
+	for i := range d.records {
+		r := &d.records[i]
+		if r.Kind != trace.KindStep {
+			continue
+		}
+		s := stepOf(r)
+		if d.contents != nil {
+			if c, ok := d.contents[r.StepIndex]; ok {
+				c := c
+				s.Content = &c
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// runStart is when the run started: its start time, or its creation when
+// it never left the queue.
+func runStart(s *RunSummary) time.Time {
+	if s.StartedAt != nil {
+		return *s.StartedAt
+	}
+	return s.CreatedAt
+}
+
+// totalsOf computes a run's totals from its records: tokens and cost from
+// the last record that carries them, duration from the run's start to its
+// end (the run_end record) or, for a run still open, its last record.
+func totalsOf(records []trace.Record, start time.Time) Totals {
+	var t Totals
+	if len(records) == 0 {
+		return t
+	}
+	for i := len(records) - 1; i >= 0; i-- {
+		r := &records[i]
+		if r.Kind == trace.KindStep || r.Kind == trace.KindRunEnd {
+			t.Tokens, t.CostCents = r.TotalTokens, r.TotalCostCents
+			break
+		}
+	}
+	if d := records[len(records)-1].At.Sub(start); d > 0 {
+		t.DurationSeconds = d.Seconds()
+	}
+	return t
+}
