@@ -21,6 +21,7 @@ type runData struct {
 	snap     *snapshot.PolicySnapshot
 	records  []trace.Record
 	contents map[int]trace.Content // nil unless the request includes content
+	cpNote   string                // the latest signed checkpoint of the run, if any
 }
 
 // load reads the run (and incident) a request names.
@@ -55,6 +56,13 @@ func (e *Exporter) load(ctx context.Context, req *Request) (*runData, error) {
 	}
 	if d.records, err = e.store.Records(ctx, tenant, runID); err != nil {
 		return nil, fmt.Errorf("export: records of run %s: %w", runID, err)
+	}
+	cps, err := e.store.Checkpoints(ctx, tenant, runID)
+	if err != nil {
+		return nil, fmt.Errorf("export: checkpoints of run %s: %w", runID, err)
+	}
+	if len(cps) > 0 {
+		d.cpNote = cps[len(cps)-1].Note // smallest size first: the last covers most
 	}
 	if req.IncludeContent {
 		if d.contents, err = e.store.Contents(ctx, tenant, runID); err != nil {
@@ -117,6 +125,7 @@ func (d *runData) provenance() Provenance {
 	p := Provenance{
 		PolicySnapshotID: d.snap.ID(), Snapshot: d.snap,
 		Chain: make([]ChainRecord, len(d.records)), ChainLength: d.run.ChainLength, HeadHash: d.run.HeadHash,
+		Checkpoint: d.cpNote,
 	}
 	var buf []byte
 	for i := range d.records {
