@@ -37,10 +37,13 @@ func (run *Run) Check(ctx context.Context, in StepInput) (prevention.Evaluation,
 	if err := validateStep(&in); err != nil {
 		return prevention.Evaluation{}, err
 	}
+	if err := run.checkTotals(&in); err != nil {
+		return prevention.Evaluation{}, err
+	}
 	if err := ctx.Err(); err != nil {
 		return prevention.Evaluation{}, err
 	}
-	_, ev, err := run.evaluateNext(ctx, &in)
+	_, ev, err := run.evaluateNext(ctx, &in, run.charges(true)) // [tenant limits] read, never count
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return prevention.Evaluation{}, cerr
@@ -86,10 +89,13 @@ func (run *Run) Withhold(ctx context.Context, attempted, delivered StepInput) (p
 	if err := validatePart(&attempted, &delivered); err != nil {
 		return prevention.Evaluation{}, err
 	}
+	if err := run.checkTotals(&attempted); err != nil {
+		return prevention.Evaluation{}, err
+	}
 	if err := ctx.Err(); err != nil {
 		return prevention.Evaluation{}, err
 	}
-	now, ev, evalErr := run.evaluateNext(ctx, &attempted)
+	now, ev, evalErr := run.evaluateNext(ctx, &attempted, run.charges(true)) // [tenant limits] read, never count
 	if evalErr != nil && ctx.Err() != nil {
 		return prevention.Evaluation{}, ctx.Err()
 	}
@@ -128,9 +134,10 @@ func (run *Run) Withhold(ctx context.Context, attempted, delivered StepInput) (p
 	return ev, err
 }
 
-// evaluateNext evaluates in as the run's next step at the clock's time.
-// The caller holds run.mu and has validated in.
-func (run *Run) evaluateNext(ctx context.Context, in *StepInput) (time.Time, prevention.Evaluation, error) {
+// evaluateNext evaluates in as the run's next step at the clock's time,
+// counting through ch (nil: no tenant-wide limit; see ledger.go). The
+// caller holds run.mu and has validated in.
+func (run *Run) evaluateNext(ctx context.Context, in *StepInput, ch *prevention.Charges) (time.Time, prevention.Evaluation, error) {
 	cfg := &run.r.cfg
 	now := cfg.clock.Now().UTC()
 	st := &run.step
@@ -144,7 +151,7 @@ func (run *Run) evaluateNext(ctx context.Context, in *StepInput) (time.Time, pre
 	}
 	st.SetStepTimes(run.times)
 	hctx, cancel := context.WithTimeout(ctx, cfg.stepTimeout)
-	ev, err := run.engine.Evaluate(hctx, st)
+	ev, err := run.engine.EvaluateCharged(hctx, st, ch)
 	cancel()
 	*st = prevention.Step{} // hold no reference to the caller's text
 	return now, ev, err

@@ -44,6 +44,12 @@ func CheckpointText(tenantID, runID string, size int, head string, at time.Time)
 			return "", fmt.Errorf("%w: field %q is empty or contains white space", ErrCheckpoint, f)
 		}
 	}
+	if size < 1 {
+		return "", fmt.Errorf("%w: size %d is not positive", ErrCheckpoint, size)
+	}
+	if len(head) != 64 || strings.Trim(head, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("%w: head hash %q is not 64 lower-case hex digits", ErrCheckpoint, head)
+	}
 	return fmt.Sprintf("%s\n%s\n%s\n%d\n%s\n%s\n", CheckpointOrigin, tenantID, runID, size, head,
 		at.UTC().Format(time.RFC3339Nano)), nil
 }
@@ -83,19 +89,35 @@ func OpenCheckpoint(msg []byte, verifiers note.Verifiers) (Checkpoint, error) {
 		return Checkpoint{}, fmt.Errorf("%w: %w", ErrCheckpoint, err)
 	}
 	lines := strings.Split(strings.TrimSuffix(n.Text, "\n"), "\n")
-	if len(lines) != 6 || lines[0] != CheckpointOrigin {
-		return Checkpoint{}, fmt.Errorf("%w: not a %s note", ErrCheckpoint, CheckpointOrigin)
+	if len(lines) != 6 {
+		return Checkpoint{}, fmt.Errorf("%w: %d lines of text, want 6 (origin, tenant, run, size, head hash, time): %q", ErrCheckpoint, len(lines), lines)
+	}
+	if lines[0] != CheckpointOrigin {
+		return Checkpoint{}, fmt.Errorf("%w: origin %q, want %q", ErrCheckpoint, lines[0], CheckpointOrigin)
 	}
 	size, err := strconv.Atoi(lines[3])
 	if err != nil || size < 1 {
-		return Checkpoint{}, fmt.Errorf("%w: size %q", ErrCheckpoint, lines[3])
-	}
-	if len(lines[4]) != 64 {
-		return Checkpoint{}, fmt.Errorf("%w: head hash %q", ErrCheckpoint, lines[4])
+		return Checkpoint{}, fmt.Errorf("%w: size %q is not a positive number", ErrCheckpoint, lines[3])
 	}
 	at, err := time.Parse(time.RFC3339Nano, lines[5])
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("%w: time %q", ErrCheckpoint, lines[5])
+		return Checkpoint{}, fmt.Errorf("%w: time %q is not an RFC 3339 time", ErrCheckpoint, lines[5])
+	}
+	// One spelling per checkpoint: exactly the text CheckpointText makes
+	// (no empty or spaced ids, no "+5" or "007" sizes, a lower-case hex
+	// head, a UTC time).
+	want, err := CheckpointText(lines[1], lines[2], size, lines[4], at)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if want != n.Text {
+		fields := []string{"origin", "tenant", "run", "size", "head hash", "time"}
+		wl := strings.Split(want, "\n")
+		for i := range lines {
+			if lines[i] != wl[i] {
+				return Checkpoint{}, fmt.Errorf("%w: %s %q is not in canonical form %q", ErrCheckpoint, fields[i], lines[i], wl[i])
+			}
+		}
 	}
 	return Checkpoint{TenantID: lines[1], RunID: lines[2], Size: size, Head: lines[4], At: at,
 		KeyName: n.Sigs[0].Name, Note: string(msg)}, nil

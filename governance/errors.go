@@ -13,8 +13,11 @@ var (
 	ErrRunStopped = errors.New("stopline: run stopped")
 	// ErrPolicyViolation is matched by the *Violation a blocked step returns.
 	ErrPolicyViolation = errors.New("stopline: policy violation")
-	// ErrRecordFailed is matched when the store could not record a step or
-	// the run's end. The step was not allowed (unless WithFailOpen).
+	// ErrRecordFailed is matched when the store could not record something
+	// the runner had to: a run's start (or its snapshot), a step, the
+	// run's end, a checkpoint, a published policy version. A step that
+	// could not be recorded was not allowed (unless WithFailOpen); a run
+	// whose start could not be recorded did not start.
 	ErrRecordFailed = errors.New("stopline: could not record")
 	// ErrInvalidStep is matched when a reported step is malformed.
 	ErrInvalidStep = errors.New("stopline: invalid step")

@@ -1,11 +1,13 @@
 package governance
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -46,15 +48,81 @@ func WithClock(c Clock) Option {
 
 // WithHooks adds Go hooks that run after the snapshot's policies on every
 // step of every run. Each decides under its own id (Source "hook").
+//
+// A hook gets the step's context, bounded by the step timeout, and must
+// return when it is done; one that does not is abandoned then (its
+// goroutine left to finish on its own) and the step fails closed, as for a
+// hook error. A hook that is a prevention.ChargedHook is called as it is
+// and must honour its context itself.
 func WithHooks(hooks ...prevention.NamedHook) Option {
 	return func(cfg *config) error {
 		for _, h := range hooks {
 			if h.ID == "" || h.Hook == nil {
 				return errors.New("WithHooks: a hook needs an ID and a Hook")
 			}
+			if !utf8.ValidString(h.ID) {
+				return fmt.Errorf("WithHooks: hook id %q is not valid UTF-8", h.ID)
+			}
+			if _, charged := h.Hook.(prevention.ChargedHook); !charged {
+				h.Hook = boundedHook{h.Hook}
+			}
+			cfg.hooks = append(cfg.hooks, h)
 		}
-		cfg.hooks = append(cfg.hooks, hooks...)
 		return nil
+	}
+}
+
+// hookPanic carries a panic of a bounded hook's goroutine to the caller.
+type hookPanic struct{ value any }
+
+func (p *hookPanic) Error() string { return fmt.Sprint(p.value) }
+
+// Unwrap returns the panic value, if it was an error.
+func (p *hookPanic) Unwrap() error {
+	err, _ := p.value.(error)
+	return err
+}
+
+// boundedHook returns when its context is done, whether or not the hook
+// it calls does: a hook stuck on something that ignores the context
+// cannot hold a step (and the run's lock) past the step timeout.
+type boundedHook struct{ h prevention.Hook }
+
+func (b boundedHook) Evaluate(ctx context.Context, step *prevention.Step) (prevention.Decision, error) {
+	if ctx.Done() == nil {
+		return b.h.Evaluate(ctx, step) // no deadline: nothing to bound
+	}
+	type result struct {
+		d        prevention.Decision
+		err      error
+		panicked any
+	}
+	done := make(chan result, 1)
+	cp := *step // the hook may outlive this call: it gets its own copy
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{panicked: p}
+			}
+		}()
+		d, err := b.h.Evaluate(ctx, &cp)
+		done <- result{d: d, err: err}
+	}()
+	select {
+	case r := <-done:
+		if r.panicked != nil {
+			panic(&hookPanic{value: r.panicked}) // for the engine to recover, as if raised here
+		}
+		return r.d, r.err
+	case <-ctx.Done():
+		select {
+		case r := <-done: // it did return, at the same moment
+			if r.panicked == nil {
+				return r.d, r.err
+			}
+		default:
+		}
+		return prevention.Decision{}, fmt.Errorf("hook did not return when its context was done, and was abandoned: %w", ctx.Err())
 	}
 }
 

@@ -36,6 +36,7 @@ func RecoverRun(ctx context.Context, store Store, tenantID, runID, message strin
 	if message == "" {
 		message = "recovered: the run's process ended without finishing it"
 	}
+	message = prevention.RecordableText(message)
 	if at.Before(last.At) {
 		at = last.At
 	}

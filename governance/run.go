@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -100,15 +101,33 @@ func (run *Run) Ended() bool {
 // error matching ErrRecordFailed and the run ends as failed /
 // system_failure (unless the runner was made WithFailOpen). A hook error
 // or panic ends the run the same way, recording the failed check as the
-// inflection point. A malformed step (unknown type, negative tokens or
-// cost) returns an error matching ErrInvalidStep and records nothing.
+// inflection point. A malformed step (unknown type, negative or
+// non-finite tokens or cost, a model or tool name longer than
+// MaxNameBytes, tokens or cost that would overflow the run's totals)
+// returns an error matching ErrInvalidStep and records nothing. Invalid
+// UTF-8 in the step's text and metadata is replaced with U+FFFD before
+// policies see it.
 func (run *Run) Step(ctx context.Context, in StepInput) (StepResult, error) {
+	return run.stepCarrying(ctx, in, nil)
+}
+
+// stepCarrying is Step, settling the holds of a Reservation (carry) if any.
+func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []prevention.Hold) (StepResult, error) {
 	run.mu.Lock()
 	defer run.mu.Unlock()
+	carried := len(carry) == 0 // [tenant limits] a step that ends before its evaluation gives them back
+	defer func() {
+		if !carried {
+			run.releaseHolds(ctx, carry)
+		}
+	}()
 	if run.ended {
 		return StepResult{}, run.stoppedError()
 	}
 	if err := validateStep(&in); err != nil {
+		return StepResult{}, err
+	}
+	if err := run.checkTotals(&in); err != nil {
 		return StepResult{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -138,16 +157,24 @@ func (run *Run) Step(ctx context.Context, in StepInput) (StepResult, error) {
 		ev      prevention.Evaluation
 		evalErr error
 	)
+	// [tenant limits] Limits that span runs count the step in the store's
+	// ledger while it is evaluated (ledger.go).
+	ch := run.charges(false)
+	if ch != nil {
+		ch.Carry(carry)
+		carried = true
+	}
 	if run.engine.MayBlock() {
 		hctx, cancel := context.WithTimeout(ctx, cfg.stepTimeout)
-		ev, evalErr = run.engine.Evaluate(hctx, st)
+		ev, evalErr = run.engine.EvaluateCharged(hctx, st, ch)
 		cancel()
 	} else {
-		ev, evalErr = run.engine.Evaluate(ctx, st)
+		ev, evalErr = run.engine.EvaluateCharged(ctx, st, ch)
 	}
 	if evalErr != nil && ctx.Err() != nil {
 		// The caller gave up while the step was being evaluated: nothing
 		// was decided, nothing is recorded, the run stays as it was.
+		run.releaseCharges(ctx, ch)
 		return StepResult{}, ctx.Err()
 	}
 
@@ -172,16 +199,23 @@ func (run *Run) Step(ctx context.Context, in StepInput) (StepResult, error) {
 	res := StepResult{Index: idx, Evaluation: ev, Status: rec.Status}
 
 	if ev.Decision.Action == prevention.Block {
+		run.releaseCharges(ctx, ch) // [tenant limits] a blocked step counts nothing
 		recorded, err := run.stopAt(ctx, &rec, content, evalErr)
 		res.Hash, res.Recorded = rec.Hash, recorded
 		return res, err
 	}
 
 	body := trace.Seal(&rec, run.head, nil)
-	wctx, wcancel := run.r.writeContext(ctx)
-	err := run.r.store.AppendStep(wctx, StepWrite{Record: rec, Body: body, Content: contentPtr(content), MarkRunning: run.queued})
-	wcancel()
+	err := run.commitCharges(ctx, ch) // [tenant limits] counted before it is recorded
+	if err == nil {
+		wctx, wcancel := run.r.writeContext(ctx)
+		err = run.r.store.AppendStep(wctx, StepWrite{Record: rec, Body: body, Content: contentPtr(content), MarkRunning: run.queued})
+		wcancel()
+	}
 	if err != nil {
+		if !cfg.failOpen {
+			run.releaseCharges(ctx, ch) // [tenant limits] not recorded, not allowed
+		}
 		if cfg.failOpen {
 			run.unrecorded++
 			run.rec.TotalTokens, run.rec.TotalCostCents = totalTokens, totalCost
@@ -232,6 +266,12 @@ func (run *Run) advance(rec *trace.Record, now time.Time, totalTokens int64, tot
 // stopAt records rec as the inflection point and ends the run, with its
 // incident, in one store transaction. cause is a hook failure, if any.
 func (run *Run) stopAt(ctx context.Context, rec *trace.Record, content trace.Content, cause error) (recorded bool, err error) {
+	// A decision made from a failure carries the failure's text, which
+	// can be anything: make it recordable, as the engine does its own.
+	rec.Decision.Message = prevention.RecordableText(rec.Decision.Message)
+	for i := range rec.Findings {
+		rec.Findings[i].Message = prevention.RecordableText(rec.Findings[i].Message)
+	}
 	d := *rec.Decision
 	now := rec.At
 	idx := rec.StepIndex
@@ -291,6 +331,7 @@ func (run *Run) endRecord(seq int, now time.Time, status RunStatus, reason preve
 	if run.unrecorded > 0 {
 		msg = strings.TrimSpace(fmt.Sprintf("%s (fail-open: %d steps unrecorded)", msg, run.unrecorded))
 	}
+	msg = prevention.RecordableText(msg) // an Abort's message, a failure's text
 	return trace.Record{
 		TenantID: run.rec.TenantID, RunID: run.rec.RunID, Seq: seq,
 		Kind: trace.KindRunEnd, At: now, SnapshotID: run.rec.SnapshotID, StepIndex: -1,
@@ -386,12 +427,54 @@ func validateStep(in *StepInput) error {
 	if math.IsNaN(in.CostCents) || math.IsInf(in.CostCents, 0) || in.CostCents < 0 {
 		return bad("cost_cents", fmt.Sprintf("%v is not a finite, non-negative number", in.CostCents))
 	}
+	if len(in.Model) > MaxNameBytes || len(in.Tool) > MaxNameBytes {
+		return bad("model or tool", fmt.Sprintf("name of %d bytes is longer than %d", max(len(in.Model), len(in.Tool)), MaxNameBytes))
+	}
 	// Invalid UTF-8 is replaced by U+FFFD, so that what policies see is
 	// exactly what is recorded and hashed.
 	for _, s := range []*string{&in.Model, &in.Tool, &in.Input, &in.Output} {
 		if !utf8.ValidString(*s) {
 			*s = strings.ToValidUTF8(*s, "\uFFFD")
 		}
+	}
+	for k, v := range in.Metadata {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			in.Metadata = validMetadata(in.Metadata) // a copy: the caller's map is left as it was
+			break
+		}
+	}
+	return nil
+}
+
+// MaxNameBytes bounds a step's model and tool names (a longer one makes
+// the step invalid), so that every step record fits trace.MaxRecordSize.
+const MaxNameBytes = 1 << 10
+
+// validMetadata returns a copy of md with invalid UTF-8 in its keys and
+// values replaced by U+FFFD (of keys that become equal, the greatest
+// original key's value is kept).
+func validMetadata(md map[string]string) map[string]string {
+	keys := make([]string, 0, len(md))
+	for k := range md {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make(map[string]string, len(md))
+	for _, k := range keys {
+		out[strings.ToValidUTF8(k, "\uFFFD")] = strings.ToValidUTF8(md[k], "\uFFFD")
+	}
+	return out
+}
+
+// checkTotals refuses a step whose tokens or cost would overflow the run's
+// totals: a total that wrapped around (negative tokens) or became infinite
+// would pass a budget it exceeds, and could not be recorded.
+func (run *Run) checkTotals(in *StepInput) error {
+	if in.Tokens > math.MaxInt64-run.rec.TotalTokens {
+		return fmt.Errorf("%w: tokens %d would overflow the run's total of %d", ErrInvalidStep, in.Tokens, run.rec.TotalTokens)
+	}
+	if math.IsInf(run.rec.TotalCostCents+in.CostCents, 0) {
+		return fmt.Errorf("%w: cost_cents %v would overflow the run's total of %v", ErrInvalidStep, in.CostCents, run.rec.TotalCostCents)
 	}
 	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/sync/singleflight"
 
@@ -89,6 +91,11 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	if tenant == "" {
 		return nil, errors.New("stopline: start: a run needs a tenant id")
 	}
+	// Ids are keys, compared byte for byte: invalid UTF-8, which records
+	// would hold replaced, is refused rather than changed.
+	if !utf8.ValidString(tenant) || !utf8.ValidString(opts.RunID) {
+		return nil, fmt.Errorf("stopline: start: tenant id %q or run id %q is not valid UTF-8", tenant, opts.RunID)
+	}
 	var (
 		eng     *prevention.Engine
 		version int
@@ -108,6 +115,9 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	if err != nil {
 		return nil, err
 	}
+	if err := r.checkLedger(eng); err != nil { // [tenant limits] ledger.go
+		return nil, err
+	}
 	snap := eng.Snapshot()
 	now := r.cfg.clock.Now().UTC()
 	runID := opts.RunID
@@ -116,7 +126,7 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	}
 	rec := RunRecord{
 		RunID: runID, TenantID: tenant, TraceID: r.cfg.newID("trace"), SnapshotID: snap.ID(),
-		PolicyVersion: version, Status: status, CreatedAt: now, Labels: cloneLabels(opts.Labels),
+		PolicyVersion: version, Status: status, CreatedAt: now, Labels: validLabels(opts.Labels),
 	}
 	if status == StatusRunning {
 		rec.StartedAt = &now
@@ -133,7 +143,7 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	wctx, cancel := r.writeContext(ctx)
 	defer cancel()
 	if err := r.store.CreateRun(wctx, rec, StepWrite{Record: start, Body: body}); err != nil {
-		return nil, fmt.Errorf("stopline: start run %s: %w", runID, err)
+		return nil, fmt.Errorf("%w: start of run %s: %w", ErrRecordFailed, runID, err)
 	}
 	return &Run{
 		r: r, engine: eng, rec: rec, head: start.Hash, seq: 1, startedAt: now,
@@ -169,7 +179,7 @@ func (r *Runner) engineFor(ctx context.Context, tenant, snapID string, snap *sna
 		}
 		if snap != nil {
 			if err := r.store.PutSnapshot(ctx, s); err != nil {
-				return nil, fmt.Errorf("stopline: storing snapshot %s: %w", snapID, err)
+				return nil, fmt.Errorf("%w: snapshot %s: %w", ErrRecordFailed, snapID, err)
 			}
 		}
 		r.mu.Lock()
@@ -199,13 +209,13 @@ func (r *Runner) Publish(ctx context.Context, snap *snapshot.PolicySnapshot, by,
 	}
 	v := PolicyVersion{
 		TenantID: snap.TenantID(), SnapshotID: snap.ID(), ContentHash: snap.ContentHash(),
-		PublishedBy: by, PublishedAt: r.cfg.clock.Now().UTC(), Note: note,
+		PublishedBy: strings.ToValidUTF8(by, "\uFFFD"), PublishedAt: r.cfg.clock.Now().UTC(), Note: strings.ToValidUTF8(note, "\uFFFD"),
 	}
 	wctx, cancel := r.writeContext(ctx)
 	defer cancel()
 	out, err := r.store.PublishPolicy(wctx, snap, v)
 	if err != nil {
-		return PolicyVersion{}, fmt.Errorf("stopline: publish %s for tenant %q: %w", snap.ID(), snap.TenantID(), err)
+		return PolicyVersion{}, fmt.Errorf("%w: publish %s for tenant %q: %w", ErrRecordFailed, snap.ID(), snap.TenantID(), err)
 	}
 	return out, nil
 }
@@ -217,6 +227,14 @@ func (r *Runner) writeContext(ctx context.Context) (context.Context, context.Can
 		return context.WithoutCancel(ctx), func() {}
 	}
 	return context.WithTimeout(context.WithoutCancel(ctx), r.cfg.writeTimeout)
+}
+
+// validLabels is cloneLabels with invalid UTF-8 replaced by U+FFFD.
+func validLabels(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return validMetadata(m)
 }
 
 func cloneLabels(m map[string]string) map[string]string {
@@ -251,6 +269,12 @@ func (r *Runner) Run(ctx context.Context, opts StartOptions, fn func(ctx context
 	switch {
 	case run.Ended():
 		// A policy (or a failed record) already stopped it.
+		if rec := run.Record(); rec.EndedAt == nil {
+			// The store could not record the stop: it still shows the
+			// run unfinished, for RecoverRun. Never let that go unsaid,
+			// even if the loop dropped the step's error.
+			endErr = fmt.Errorf("%w: the end of run %s was not recorded; the store shows it unfinished", ErrRecordFailed, rec.RunID)
+		}
 	case ferr == nil:
 		_, endErr = run.Finish(ctx)
 	case errors.Is(ferr, context.Canceled):

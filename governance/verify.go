@@ -70,7 +70,7 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 		return len(recs), bad(-1, "snapshot %s: %v", run.SnapshotID, err)
 	}
 	if err := snap.Verify(); err != nil {
-		return len(recs), err
+		return len(recs), fmt.Errorf("run %s: %w", runID, err)
 	}
 	if recs[0].SnapshotHash != snap.ContentHash() {
 		return len(recs), bad(0, "run_start binds snapshot hash %s, stored snapshot has %s", recs[0].SnapshotHash, snap.ContentHash())

@@ -2,6 +2,9 @@ package prevention
 
 import (
 	"fmt"
+	"math"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/stopline/stopline/snapshot"
 )
@@ -26,6 +29,31 @@ type Decision struct {
 	// has Action Block and Enforcement "monitor": it would have blocked.
 	Enforcement snapshot.Enforcement `json:"enforcement,omitempty"`
 }
+
+// MaxMessageBytes bounds a decision's Message and Threshold text as the
+// engine returns it, so that every decision fits the trace record that
+// holds it: longer text is cut at a character boundary and ends in "…".
+const MaxMessageBytes = 4 << 10
+
+// RecordableText returns s as it is recorded: invalid UTF-8 replaced with
+// U+FFFD, and cut to at most MaxMessageBytes bytes (ending in "…") when
+// longer.
+func RecordableText(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) <= MaxMessageBytes {
+		return s
+	}
+	const ellipsis = "…"
+	n := MaxMessageBytes - len(ellipsis)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + ellipsis
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 // Allowed returns an Allow decision.
 func Allowed() Decision { return Decision{Action: Allow} }

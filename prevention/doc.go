@@ -53,6 +53,55 @@
 // So with max_steps 3, a steps budget allows steps 0, 1 and 2 and blocks
 // step 3; a cost budget of 150 allows a run that has spent exactly 150.
 //
+// # Limits across runs
+//
+// Two kinds limit a tenant across all its runs, on every replica that
+// shares the store, rather than one run:
+//
+//	tenant_budget      {"metric": "cost_cents" | "tokens" | "runs", "threshold": NAME,
+//	                    "period": "day" | "month"  or  "window_seconds": N (> 0)}
+//	    Blocks (budget_exceeded) a step that would take the tenant's total
+//	    of the metric over the window, this step included, strictly past
+//	    the limit. "period" is a calendar window in UTC (the day or month
+//	    that contains the step's time); "window_seconds" a rolling window
+//	    ending at the step. A run counts once, at its first step (index 0).
+//	tenant_rate_limit  {"threshold": NAME, "window_seconds": N (> 0, default 60)}
+//	    Blocks (rate_limited) a step when more than limit steps of all the
+//	    tenant's runs, this one included, lie in the rolling window.
+//
+// The totals live in a Ledger that the store keeps (governance.LedgerStore:
+// store/postgres, store/sqlite and store/memstore have one); a run whose
+// snapshot uses these kinds cannot start on a store without one
+// (governance.ErrLedgerUnsupported). Every counter is the tenant's, not the
+// policy's: all policies on the same metric and window, in any snapshot
+// version, read the same total, each against its own limit. Amounts are
+// integers — tokens, runs and steps one each, cost in millionths of a cent
+// (CostUnitsPerCent) — so that every store adds up the same numbers.
+//
+// The check is reserve-then-settle, and atomic in the store: while a step
+// is evaluated, its amount is reserved on each counter only if the total,
+// the amount included, stays within the limit (one conditional write, so
+// concurrent runs on any number of replicas can never together go past
+// it); if the step is then blocked by any policy, or cannot be recorded,
+// the reservation is released, so a blocked step counts nothing. A step
+// reported after it happened (governance.Run.Step) and blocked has still
+// happened: its cost is in its record, not in the budget. To keep the
+// spend itself within a budget, reserve before spending: Run.Reserve
+// holds a step's worst case (an LLM call's prompt and max_tokens, priced)
+// against every other run, and Reservation.Step settles it to the actual
+// amount. Check and Withhold only read the totals. A warn- or
+// monitor-mode limit that fires still lets the step count, since the step
+// happens. A reservation whose process dies before settling stays
+// counted until its window has passed, which can refuse later steps,
+// never let one through.
+//
+// A rolling window of length d checks a step at t against every amount
+// within d of t, before or after it: with steps in time order that is
+// exactly the trailing window, and with clocks of different replicas a
+// little apart no trailing window ever holds more than the limit. Its
+// cost per check grows with the number of amounts in the window: use
+// calendar periods for long budgets and rolling windows for rates.
+//
 // # Expressions
 //
 // An expression policy is a CEL expression (https://cel.dev) of type bool

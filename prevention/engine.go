@@ -73,7 +73,11 @@ func Compile(snap *snapshot.PolicySnapshot, hooks ...NamedHook) (*Engine, error)
 	e := &Engine{snap: snap}
 	th := snap.Thresholds()
 	for i, p := range snap.Policies() {
-		h, err := compilePolicy(p, th)
+		// [tenant limits] tenant_budget and tenant_rate_limit (tenant.go).
+		h, err := compileTenantPolicy(p, th)
+		if h == nil && err == nil {
+			h, err = compilePolicy(p, th)
+		}
 		if err != nil {
 			var fe *fieldError
 			if errors.As(err, &fe) {
@@ -82,7 +86,7 @@ func Compile(snap *snapshot.PolicySnapshot, hooks ...NamedHook) (*Engine, error)
 			return nil, &snapshot.ValidationError{PolicyID: p.ID, Index: i, Err: err}
 		}
 		e.rules = append(e.rules, rule{id: p.ID, source: SourcePolicy, enforcement: p.Enforcement.Effective(), hook: h})
-		if p.Kind == kindExpression {
+		if p.Kind == kindExpression || isTenantKind(p.Kind) { // [tenant limits] they wait on the ledger
 			e.mayBlock = true
 		}
 	}
@@ -131,11 +135,20 @@ func (e *Engine) Snapshot() *snapshot.PolicySnapshot { return e.snap }
 //
 // Evaluate does not allocate when every policy allows.
 func (e *Engine) Evaluate(ctx context.Context, step *Step) (Evaluation, error) {
+	return e.EvaluateCharged(ctx, step, nil)
+}
+
+// EvaluateCharged is Evaluate with the step's Charges: hooks that limit
+// the tenant across its runs (ChargedHook, such as the tenant_budget and
+// tenant_rate_limit kinds) count the step through ch, which the caller
+// then commits or releases. With a nil ch it is Evaluate, and such hooks
+// fail with ErrNoLedger.
+func (e *Engine) EvaluateCharged(ctx context.Context, step *Step, ch *Charges) (Evaluation, error) {
 	var ev Evaluation
 	warned := false
 	for i := range e.rules {
 		r := &e.rules[i]
-		d, err := callHook(ctx, r, step)
+		d, err := callHook(ctx, r, step, ch)
 		if err != nil {
 			return Evaluation{}, err
 		}
@@ -153,6 +166,13 @@ func (e *Engine) Evaluate(ctx context.Context, step *Step) (Evaluation, error) {
 			// gives none (or an unknown one) stops it as policy_block.
 			d.Reason = ReasonPolicyBlock
 		}
+		if !finite(d.Limit) || !finite(d.Observed) {
+			// The trace cannot hold the number, so the check counts as
+			// failed: closed.
+			return Evaluation{}, &HookError{PolicyID: r.id, Source: r.source,
+				Err: fmt.Errorf("decision has a non-finite limit (%v) or observed value (%v)", d.Limit, d.Observed)}
+		}
+		d.Message, d.Threshold = RecordableText(d.Message), RecordableText(d.Threshold)
 		ev.Findings = append(ev.Findings, d)
 		if d.Action == Block && r.enforcement == snapshot.EnforceBlock {
 			ev.Decision = d
@@ -170,7 +190,7 @@ func (e *Engine) Evaluate(ctx context.Context, step *Step) (Evaluation, error) {
 	return ev, nil
 }
 
-func callHook(ctx context.Context, r *rule, step *Step) (d Decision, err error) {
+func callHook(ctx context.Context, r *rule, step *Step, ch *Charges) (d Decision, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			perr, ok := p.(error)
@@ -180,7 +200,15 @@ func callHook(ctx context.Context, r *rule, step *Step) (d Decision, err error) 
 			err = &HookError{PolicyID: r.id, Source: r.source, Err: perr, Panic: true, Stack: string(debug.Stack())}
 		}
 	}()
-	d, err = r.hook.Evaluate(ctx, step)
+	if ch != nil { // [tenant limits]
+		if c, ok := r.hook.(ChargedHook); ok {
+			d, err = c.EvaluateCharged(ctx, step, ch)
+		} else {
+			d, err = r.hook.Evaluate(ctx, step)
+		}
+	} else {
+		d, err = r.hook.Evaluate(ctx, step)
+	}
 	if err != nil {
 		return Decision{}, &HookError{PolicyID: r.id, Source: r.source, Err: err}
 	}

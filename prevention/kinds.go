@@ -46,7 +46,7 @@ func compilePolicy(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) {
 	case kindExpression:
 		return compileExpression(p, th)
 	}
-	return nil, &fieldError{field: "kind", err: fmt.Errorf("unknown kind %q (want budget, rate_limit, timeout, content, tool_allowlist, tool_denylist or expression)", p.Kind)}
+	return nil, &fieldError{field: "kind", err: fmt.Errorf("unknown kind %q (want budget, rate_limit, timeout, content, tool_allowlist, tool_denylist, expression, tenant_budget or tenant_rate_limit)", p.Kind)}
 }
 
 // budgetMetric is a cumulative value a budget limits.

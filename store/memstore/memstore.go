@@ -41,6 +41,7 @@ type Store struct {
 	exports   map[string][]governance.ExportRecord
 	checkpts  map[key][]governance.Checkpoint
 	n         int
+	ledger    ledgerState // tenant counters (ledger.go); its own lock
 }
 
 // New returns an empty Store.

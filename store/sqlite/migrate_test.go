@@ -15,7 +15,7 @@ import (
 )
 
 // latestVersion is the number of embedded migrations.
-const latestVersion = 3
+const latestVersion = 4
 
 func TestOpenMigratesEmptyFile(t *testing.T) {
 	path := dbPath(t)

@@ -92,6 +92,17 @@ func Run(t *testing.T, open Opener) {
 		{"ExplainAndVerify", testExplainVerify},
 		{"ExportLog", testExportLog},
 		{"Checkpoints", testCheckpoints},
+		{"AppendRace", testAppendRace},
+		{"CloseRace", testCloseRace},
+		{"PublishRace", testPublishRace},
+		{"LedgerCalendarWindows", testLedgerCalendar},
+		{"LedgerRollingWindows", testLedgerRolling},
+		{"LedgerConcurrentCharges", testLedgerConcurrent},
+		{"TenantBudget", testTenantBudget},
+		{"TenantRunsAndRate", testTenantRunsAndRate},
+		{"ReserveSettle", testReserveSettle},
+		{"TenantLimitModes", testTenantLimitModes},
+		{"TenantBudgetRace", testTenantBudgetRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

@@ -1,0 +1,151 @@
+package governance
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/stopline/stopline/prevention"
+	"github.com/stopline/stopline/trace"
+)
+
+// Reservation is the share of a tenant's limits that spans runs
+// (tenant_budget, tenant_rate_limit) held for a step that has not
+// happened yet: Run.Reserve makes it with the step's worst case, and
+// Step settles it to what actually happened. Until it is settled or
+// released, no other run of the tenant, on any replica, can use what it
+// holds. A Reservation is safe for concurrent use; its Step or Release
+// takes effect once.
+type Reservation struct {
+	run *Run
+
+	mu    sync.Mutex
+	holds []prevention.Hold
+	done  bool
+}
+
+// ErrReservationDone is matched when a Reservation is used after it was
+// settled or released.
+var ErrReservationDone = errors.New("stopline: reservation already settled or released")
+
+// Reserve evaluates attempted — the most a step about to happen can add:
+// for an LLM call, its prompt priced at the model's input rate plus
+// max_tokens at its output rate — as the run's next step, as Check does,
+// and in the same evaluation reserves attempted's amounts on the tenant's
+// shared counters (reserve-then-settle), so that concurrent runs of the
+// tenant, on any replica, cannot spend them meanwhile.
+//
+// If the policies allow attempted (or only warn), Reserve records nothing
+// and returns the Reservation: let the step happen, then report what
+// actually happened with Reservation.Step (its amounts replace the
+// reserved ones), or call Reservation.Release if it did not happen. If a
+// policy blocks attempted, nothing is held and the run stops at this step
+// as Withhold stops it, with nothing delivered (attempted's type, model,
+// tool and input, no output, tokens or cost); Reserve returns the
+// *Violation. Other errors are those of Check (after the run has ended, a
+// *StoppedError; a malformed step, ErrInvalidStep) and of Withhold (a hook
+// error fails closed). When the run's policies have no tenant-wide limit,
+// Reserve is Check followed, on a Block, by that stop.
+func (run *Run) Reserve(ctx context.Context, attempted StepInput) (*Reservation, error) {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	if run.ended {
+		return nil, run.stoppedError()
+	}
+	if err := validateStep(&attempted); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ch := run.charges(false)
+	now, ev, evalErr := run.evaluateNext(ctx, &attempted, ch)
+	if evalErr != nil && ctx.Err() != nil {
+		run.releaseCharges(ctx, ch)
+		return nil, ctx.Err()
+	}
+	if evalErr == nil && ev.Decision.Action != prevention.Block {
+		var holds []prevention.Hold
+		if ch != nil {
+			holds = ch.Holds()
+		}
+		return &Reservation{run: run, holds: holds}, nil
+	}
+	run.releaseCharges(ctx, ch)
+	if evalErr != nil {
+		var he *prevention.HookError
+		d := prevention.Decision{Action: prevention.Block, Reason: prevention.ReasonSystemFailure, Message: evalErr.Error()}
+		if errors.As(evalErr, &he) {
+			d.PolicyID, d.Source = he.PolicyID, he.Source
+		}
+		ev = prevention.Evaluation{Decision: d, Findings: []prevention.Decision{d}}
+	}
+	// Stop at the refused step, holding nothing of it but its request.
+	delivered := StepInput{Type: attempted.Type, Model: attempted.Model, Tool: attempted.Tool, Input: attempted.Input,
+		Metadata: map[string]string{MetadataWithheld: "true"}}
+	for k, v := range attempted.Metadata {
+		if _, ok := delivered.Metadata[k]; !ok {
+			delivered.Metadata[k] = v
+		}
+	}
+	content := run.content(&delivered)
+	rec := trace.Record{
+		TenantID: run.rec.TenantID, RunID: run.rec.RunID, Seq: run.seq, Kind: trace.KindStep, At: now,
+		SnapshotID: run.rec.SnapshotID, StepIndex: run.nextIndex, StepType: delivered.Type,
+		Model: delivered.Model, Tool: delivered.Tool,
+		TotalTokens: run.rec.TotalTokens, TotalCostCents: run.rec.TotalCostCents,
+		ContentHash: trace.ContentHashOf(content),
+		Status:      trace.StatusOf(ev),
+		Decision:    &ev.Decision,
+		Findings:    ev.Findings,
+	}
+	_, err := run.stopAt(ctx, &rec, content, evalErr)
+	return nil, err
+}
+
+// Holds returns what the reservation holds on the tenant's counters (none
+// when the run's policies have no tenant-wide limit).
+func (res *Reservation) Holds() []prevention.Hold {
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	return append([]prevention.Hold(nil), res.holds...)
+}
+
+// Step reports the reserved step once it has happened, as Run.Step does,
+// with in holding what actually happened. The reserved amounts are
+// settled to in's: lowered, or raised if the tenant's limits still allow
+// it (a step that went over its own worst case and over a limit is
+// blocked). Whatever Step returns, the reservation is then done; if the
+// caller's context ended before the step was decided, the holds are
+// released and nothing is recorded, as with Run.Step.
+func (res *Reservation) Step(ctx context.Context, in StepInput) (StepResult, error) {
+	holds, err := res.take()
+	if err != nil {
+		return StepResult{}, err
+	}
+	return res.run.stepCarrying(ctx, in, holds)
+}
+
+// Release gives back what the reservation holds: the step did not happen.
+// It is a no-op after Step or Release. A hold that cannot be given back
+// stays counted until its window has passed, which can refuse later
+// charges, never let one overshoot.
+func (res *Reservation) Release(ctx context.Context) error {
+	holds, err := res.take()
+	if err != nil {
+		return nil
+	}
+	return res.run.releaseHolds(ctx, holds)
+}
+
+func (res *Reservation) take() ([]prevention.Hold, error) {
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	if res.done {
+		return nil, ErrReservationDone
+	}
+	res.done = true
+	h := res.holds
+	res.holds = nil
+	return h, nil
+}

@@ -1,0 +1,203 @@
+package postgres_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/prevention"
+	"github.com/stopline/stopline/snapshot"
+	"github.com/stopline/stopline/store/postgres"
+	"github.com/stopline/stopline/store/storetest"
+	"github.com/stopline/stopline/trace"
+)
+
+// Benchmarks of the write path, each on a database of its own:
+//
+//	STOPLINE_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
+//		go test -run xxx -bench . -benchtime 2000x ./store/postgres/
+//
+// BenchmarkRawInsertPostgres is the floor: one committed row of a step
+// record's size, a plain INSERT over the Store's own pool into a table
+// with the records table's columns and keys but no trigger.
+// BenchmarkGovernedStepPostgres is one step through governance.Runner on
+// top of it. BenchmarkGovernedStepVsRawPostgres interleaves the two and
+// reports their ratio; the goal is ≤ 1.2.
+
+// rawInserter inserts and commits one ~600-byte row with the columns of a
+// step record over pool: no trigger, no chain check. It is the floor.
+type rawInserter struct {
+	pool *pgxpool.Pool
+	body []byte
+	hash string
+	i    int
+}
+
+func newRawInserter(b *testing.B, pool *pgxpool.Pool) *rawInserter {
+	if _, err := pool.Exec(ctx, `CREATE TABLE raw_records (
+		tenant_id text NOT NULL, run_id text NOT NULL, seq integer NOT NULL, kind text NOT NULL,
+		step_index integer NOT NULL, at_ns bigint, status text, inflection boolean NOT NULL,
+		policy_id text, total_tokens bigint NOT NULL, total_cost_cents double precision NOT NULL,
+		body bytea NOT NULL, prev_hash text NOT NULL, hash text NOT NULL, content text,
+		PRIMARY KEY (tenant_id, run_id, seq));
+		CREATE UNIQUE INDEX raw_records_one_inflection ON raw_records (tenant_id, run_id) WHERE inflection`); err != nil {
+		b.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("x"), 600)
+	return &rawInserter{pool: pool, body: body, hash: trace.ComputeHash(trace.GenesisHash, body)}
+}
+
+func (r *rawInserter) insert(b *testing.B) {
+	if _, err := r.pool.Exec(ctx, `INSERT INTO raw_records VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		"acme", "RUN-1", int32(r.i), "step", int32(r.i), int64(r.i), "ok", false, "tools",
+		int64(r.i*10), float64(r.i), r.body, r.hash, r.hash, `{"input":"in","output":"out"}`); err != nil {
+		b.Fatal(err)
+	}
+	r.i++
+}
+
+// BenchmarkRawInsertPostgres is the floor: one committed row of a step
+// record's size over the Store's pool.
+func BenchmarkRawInsertPostgres(b *testing.B) {
+	s := openStore(b, newDatabase(b))
+	r := newRawInserter(b, s.Pool())
+	b.SetBytes(int64(len(r.body)))
+	b.ResetTimer()
+	for range b.N {
+		r.insert(b)
+	}
+}
+
+// twentyPolicies is a snapshot of 20 built-in non-text policies: budgets
+// over tokens, cost and steps, rate limits, timeouts and tool lists (the
+// same as store/sqlite's benchmarks).
+func twentyPolicies(b testing.TB) *snapshot.PolicySnapshot {
+	var ps []string
+	for i := 0; i < 4; i++ {
+		ps = append(ps,
+			fmt.Sprintf(`{"id":"tokens-%d","kind":"budget","params":{"metric":"tokens","threshold":"max_tokens"}}`, i),
+			fmt.Sprintf(`{"id":"cost-%d","kind":"budget","params":{"metric":"cost_cents","threshold":"max_cost_cents"}}`, i),
+			fmt.Sprintf(`{"id":"steps-%d","kind":"budget","params":{"metric":"steps","threshold":"max_steps"}}`, i),
+			fmt.Sprintf(`{"id":"pace-%d","kind":"rate_limit","params":{"threshold":"max_steps_per_minute","window_seconds":60}}`, i),
+			fmt.Sprintf(`{"id":"clock-%d","kind":"timeout","params":{"threshold":"max_duration_seconds"}}`, i))
+	}
+	ps[3] = `{"id":"tools","kind":"tool_allowlist","params":{"allow":["search","calculator"]}}`
+	ps[4] = `{"id":"no-shell","kind":"tool_denylist","params":{"deny":["shell"]}}`
+	doc := `{"tenant_id":"acme","thresholds":{"max_tokens":1e15,"max_cost_cents":1e15,"max_steps":1e15,` +
+		`"max_steps_per_minute":1e15,"max_duration_seconds":1e15},"policies":[` + strings.Join(ps, ",") + `]}`
+	snap, err := snapshot.Parse("bench.json", []byte(doc), time.Time{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return snap
+}
+
+var benchStep = governance.StepInput{Type: prevention.StepToolCall, Tool: "search", Model: "gpt-4o-mini",
+	Input: `{"q":"weather in Paris"}`, Tokens: 812, CostCents: 0.4}
+
+func startBenchRun(b *testing.B, s *postgres.Store) *governance.Run {
+	r, err := governance.NewRunner(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	run, err := r.Start(ctx, governance.StartOptions{Snapshot: twentyPolicies(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return run
+}
+
+// BenchmarkGovernedStepPostgres is one step through governance.Runner on
+// the Postgres store: evaluate 20 built-in non-text policies, seal the
+// record into the chain, and commit it (one INSERT, checked by the
+// records_chain trigger) before returning.
+func BenchmarkGovernedStepPostgres(b *testing.B) {
+	s := openStore(b, newDatabase(b))
+	run := startBenchRun(b, s)
+	b.ResetTimer()
+	for range b.N {
+		if _, err := run.Step(ctx, benchStep); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGovernedStepVsRawPostgres alternates, in each iteration, one
+// raw insert and one governed step over the same pool and database,
+// timing each, so that both see the same server, WAL and cache. It
+// reports raw-ns/op, governed-ns/op and their ratio (goal ≤ 1.2).
+func BenchmarkGovernedStepVsRawPostgres(b *testing.B) {
+	s := openStore(b, newDatabase(b))
+	raw := newRawInserter(b, s.Pool())
+	run := startBenchRun(b, s)
+	var rawNS, govNS time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		raw.insert(b)
+		t1 := time.Now()
+		if _, err := run.Step(ctx, benchStep); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		rawNS += t1.Sub(t0)
+		govNS += t2.Sub(t1)
+	}
+	b.ReportMetric(float64(rawNS.Nanoseconds())/float64(b.N), "raw-ns/op")
+	b.ReportMetric(float64(govNS.Nanoseconds())/float64(b.N), "governed-ns/op")
+	b.ReportMetric(float64(govNS)/float64(rawNS), "ratio")
+}
+
+// BenchmarkGovernedStepTenantLimitsPostgres is BenchmarkGovernedStepPostgres
+// with a limit that spans runs added to the 20 policies: a daily cost
+// budget (one conditional upsert per step), or a tenant-wide rate limit
+// over a 1 s rolling window (one stopline_ledger_charge call per step,
+// which adds up the holds of the last second: a few hundred here). Each is
+// its own round trip and commit before the step's record.
+func BenchmarkGovernedStepTenantLimitsPostgres(b *testing.B) {
+	for _, tc := range []struct{ name, policy string }{
+		{"daily-budget", `{"id":"daily-cost","kind":"tenant_budget","params":{"metric":"cost_cents","threshold":"max_cost_cents","period":"day"}}`},
+		{"rate-limit-1s", `{"id":"tenant-pace","kind":"tenant_rate_limit","params":{"threshold":"max_steps_per_minute","window_seconds":1}}`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := openStore(b, newDatabase(b))
+			r, err := governance.NewRunner(s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			doc, err := twentyPolicies(b).MarshalJSON()
+			if err != nil {
+				b.Fatal(err)
+			}
+			var w struct {
+				Policies   []json.RawMessage  `json:"policies"`
+				Thresholds map[string]float64 `json:"thresholds"`
+			}
+			if err := json.Unmarshal(doc, &w); err != nil {
+				b.Fatal(err)
+			}
+			ps := []string{tc.policy}
+			for _, p := range w.Policies {
+				ps = append(ps, string(p))
+			}
+			th, _ := json.Marshal(w.Thresholds)
+			snap := storetest.TenantSnapshot(b, "acme", string(th), strings.Join(ps, ","))
+			run, err := r.Start(ctx, governance.StartOptions{Snapshot: snap})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if _, err := run.Step(ctx, benchStep); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

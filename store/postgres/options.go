@@ -1,0 +1,40 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Option configures Open or New.
+type Option func(*config) error
+
+type config struct {
+	maxConns int32 // 0: pgxpool's default (or the URL's pool_max_conns)
+}
+
+// WithMaxConns sets the size of the connection pool Open creates (by
+// default pgxpool's: the URL's pool_max_conns, else the greater of 4 and
+// the number of CPUs). It must be positive. New refuses it: the
+// application sized its own pool.
+func WithMaxConns(n int) Option {
+	return func(c *config) error {
+		if n <= 0 || n > 1<<20 {
+			return fmt.Errorf("postgres: WithMaxConns(%d): want a positive pool size", n)
+		}
+		c.maxConns = int32(n)
+		return nil
+	}
+}
+
+func newConfig(opts []Option) (config, error) {
+	var c config
+	for _, o := range opts {
+		if o == nil {
+			return c, errors.New("postgres: nil Option")
+		}
+		if err := o(&c); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
