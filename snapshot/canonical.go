@@ -133,8 +133,10 @@ func AppendNumber(dst []byte, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// AppendString appends s as a canonical JSON string. Invalid UTF-8 is
-// replaced by U+FFFD, as encoding/json does.
+// AppendString appends s as a canonical JSON string. Each invalid UTF-8
+// byte is replaced by U+FFFD, written as the character itself (as the
+// canonical form of "\ufffd" is), so that decoding and encoding again
+// gives the same bytes.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
@@ -165,7 +167,7 @@ func AppendString(dst []byte, s string) []byte {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
+			dst = append(dst, "\uFFFD"...)
 			i += size
 			start = i
 			continue

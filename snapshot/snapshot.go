@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // IDPrefix begins every snapshot id.
@@ -49,11 +50,20 @@ func build(file, tenantID string, policies []Policy, thresholds Thresholds, crea
 	if tenantID == "" {
 		return nil, verr("", -1, "tenant_id", errors.New("missing"))
 	}
+	// Ids and names are compared byte for byte after a round trip through
+	// JSON, which would replace invalid UTF-8: refuse it (a file read with
+	// Parse never has any).
+	if !utf8.ValidString(tenantID) {
+		return nil, verr("", -1, "tenant_id", errors.New("is not valid UTF-8"))
+	}
 	th := make(Thresholds, len(thresholds))
 	for _, name := range sortedKeys(thresholds) {
 		v := thresholds[name]
 		if name == "" {
 			return nil, &ValidationError{File: file, Index: -1, Field: "thresholds", Err: errors.New("empty threshold name")}
+		}
+		if !utf8.ValidString(name) {
+			return nil, &ValidationError{File: file, Index: -1, Field: "thresholds", Err: fmt.Errorf("threshold name %q is not valid UTF-8", name)}
 		}
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return nil, &ValidationError{File: file, Index: -1, Threshold: name, Err: fmt.Errorf("limit %v is not a finite number", v)}
@@ -71,6 +81,11 @@ func build(file, tenantID string, policies []Policy, thresholds Thresholds, crea
 	for i, p := range policies {
 		if p.ID == "" {
 			return nil, verr("", i, "id", errors.New("missing"))
+		}
+		for _, f := range [...]struct{ name, v string }{{"id", p.ID}, {"kind", p.Kind}, {"description", p.Description}} {
+			if !utf8.ValidString(f.v) {
+				return nil, verr("", i, f.name, fmt.Errorf("%q is not valid UTF-8", f.v))
+			}
 		}
 		if j, dup := seen[p.ID]; dup {
 			return nil, verr(p.ID, i, "id", fmt.Errorf("duplicate policy id (also policy #%d)", j))

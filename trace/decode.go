@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 )
 
 // MaxRecordSize bounds a record body accepted by DecodeRecord.
@@ -24,7 +25,8 @@ func DecodeRecord(body []byte, prevHash, hash string) (Record, error) {
 	if err := dec.Decode(&r); err != nil {
 		return Record{}, fmt.Errorf("trace: decoding record: %w", err)
 	}
-	if dec.More() {
+	// dec.More would miss a trailing ']' or '}': ask for the next token.
+	if _, err := dec.Token(); err != io.EOF {
 		return Record{}, fmt.Errorf("trace: decoding record: trailing data")
 	}
 	if r.PrevHash != "" || r.Hash != "" {

@@ -71,7 +71,8 @@ func Verify(records []Record) (head string, err error) {
 		case r.Kind != KindRunStart && r.Kind != KindStep && r.Kind != KindRunEnd:
 			return "", fail(i, "unknown record kind", "", string(r.Kind))
 		case r.Kind == KindRunEnd && i != len(records)-1:
-			return "", fail(i+1, "record after the run_end that closed the chain", "", "")
+			next := &records[i+1]
+			return "", fail(i+1, "record after the run_end that closed the chain", "nothing", fmt.Sprintf("%s record with seq %d", next.Kind, next.Seq))
 		case r.PrevHash != prev:
 			return "", fail(i, "prev_hash does not match the previous record's hash", prev, r.PrevHash)
 		}
