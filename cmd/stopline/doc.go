@@ -1,0 +1,156 @@
+// Command stopline uses the stopline library without writing Go: try a
+// policy set on a recorded transcript before deploying it, look at what
+// happened in a run, explain any instant of it, export evidence, verify a
+// database or an exported bundle, and serve the HTTP API.
+//
+// It has no logic of its own: runs go through governance.Runner and the
+// store, explanations are governance.Explain, verification is
+// governance.VerifyRun, VerifyStore and VerifyCheckpoint, bundles are made
+// and checked by package export.
+//
+// # Contract
+//
+// Scripts may depend on what follows; it is kept stable.
+//
+//   - --db PATH selects the database: a SQLite file, or a postgres:// (or
+//     postgresql://) URL for the Postgres store. Default: $STOPLINE_DB,
+//     else ./stopline.db. It may be given before or after the command.
+//     Commands that only read refuse a SQLite file that does not exist
+//     rather than create an empty one.
+//   - --json, on every command that prints data, prints one JSON document
+//     on stdout (an object, or an array for lists) instead of text.
+//   - Errors go to stderr as one line: "stopline COMMAND: what is wrong".
+//     A verification that finds several failures prints one line each.
+//   - Exit status: 0 success (a run stopped by a policy is a success),
+//     1 failure (bad input, verification failed, store error), 2 usage
+//     error (unknown command or flag, missing argument, bad flag value).
+//   - Flags may come before or after positional arguments; "--" ends the
+//     flags. `stopline --help` lists the commands, `stopline CMD --help`
+//     explains every flag with an example.
+//   - Human-readable output is aligned in columns; times are UTC with
+//     milliseconds (2025-03-01T12:00:01.500Z); step times in show and
+//     explain are milliseconds after the run's start (+1500ms). Long work
+//     (verifying a whole database, building an export) shows progress on
+//     stderr only when stderr is a terminal.
+//
+// # Commands
+//
+//	stopline policy check FILE [--json]
+//
+// Validates a policy file (- for stdin) as a run would compile it and
+// prints its snapshot id and content hash. Nothing is stored. --json:
+// {"snapshot_id","content_hash","tenant_id","policy_count"}.
+//
+//	stopline policy publish FILE [--by NAME] [--note TEXT] [--json]
+//
+// Makes the file the active policy version of its tenant (versions 1, 2,
+// ... are append-only); prints the version and snapshot id. --by defaults
+// to $USER. --json: {"tenant_id","version","snapshot_id","content_hash",
+// "published_by","published_at","note"}.
+//
+//	stopline policy history [--tenant T] [--json]
+//
+// Lists the policy versions, oldest first, the active one marked. Without
+// --tenant, every tenant's. --json: an array of versions as above.
+//
+//	stopline run [--policies FILE] --steps FILE [--tenant T] [--checkpoint-key FILE] [--json]
+//
+// A governed run of scripted steps through the real runner and store.
+// Without --policies the tenant's active version is used (--tenant is
+// then required). The steps file (- for stdin) is JSONL, one object per
+// line, blank lines skipped, with fields type (llm_response, tool_call,
+// tool_result, message; required), tokens, cost_cents, model, tool, input,
+// output, metadata (object of strings) and at_ms (milliseconds after the
+// run's start; absent: the previous step's time, 0 for the first). The
+// run's clock is driven by at_ms. The whole file is checked first: a bad
+// line is an error naming its line number and nothing is recorded. A run
+// stopped by a policy exits 0; steps after the blocked one are not
+// reported. --checkpoint-key signs a checkpoint of the chain at the run's
+// end. --json: {"run_id","tenant_id","snapshot_id","status",
+// "termination_reason","stopped_at_step","violation_policy_id",
+// "incident_id","steps_recorded","warnings"}; stopped_at_step,
+// violation_policy_id and incident_id are null when no policy stopped the
+// run; warnings lists the findings that did not stop it (warn- and
+// monitor-mode policies), each {"step_index","action","reason",
+// "policy_id","source","threshold","limit","observed","message",
+// "enforcement"}.
+//
+//	stopline runs [--tenant T] [--status S] [--json]
+//
+// Lists runs, newest first. --json: an array of runs as stored
+// (governance.RunRecord: "run_id","tenant_id","policy_snapshot_id",
+// "status","termination_reason","stopped_at_step",...).
+//
+//	stopline show RUN_ID [--tenant T] [--json]
+//
+// A run, its snapshot, and every step with its decision, the inflection
+// point marked. --json: {"run","snapshot","inflection","records"}, the
+// records being the whole hash chain, each step's record with its stored
+// content.
+//
+//	stopline incidents [--tenant T] [--json]
+//
+// Lists incidents, newest first. --json: an array of incident.Incident.
+//
+//	stopline explain RUN_ID --at TIME [--tenant T] [--json]
+//
+// What governance.Explain says of the instant TIME (RFC 3339, or +MS
+// milliseconds after the run's start): the snapshot and thresholds in
+// force, the last decision and the policy behind it, continuing or
+// stopped and why, and the chain record that holds it. --json: the
+// governance.Explanation.
+//
+//	stopline verify [RUN_ID] [--tenant T] [--checkpoint FILE] [--checkpoint-key FILE] [--json]
+//
+// Recomputes the hash chain of one run or of every run and checks the
+// stored facts against it; exit 1 with one line per failed run naming the
+// run and its first bad record. --checkpoint-key also checks the runs'
+// stored checkpoints; --checkpoint FILE verifies that signed checkpoint's
+// run against it. --json: {"ok","tenants","runs","records","checkpoints",
+// "failures"}, each failure {"tenant_id","run_id","seq","error"}.
+//
+//	stopline checkpoint RUN_ID --key FILE [-o FILE] [--tenant T] [--json]
+//
+// Signs a checkpoint of the run's chain (size and head hash, signed-note
+// format), stores it, and writes the note to -o FILE or stdout. --json:
+// {"tenant_id","run_id","size","head_hash","at","key_name","note"}.
+//
+//	stopline export evidence|soc2|debrief INCIDENT_ID [--format json|pdf] [-o FILE]
+//	        [--sign-key FILE] [--by NAME] [--reason TEXT] [--tenant T] [--content]
+//	        [--from TIME --to TIME] [--notes TEXT]
+//
+// Builds, seals (and with --sign-key signs) and writes an incident's
+// evidence bundle (default json), SOC 2 bundle (default pdf; --from/--to
+// is the compliance period, RFC 3339 or YYYY-MM-DD, default the incident's
+// calendar quarter; --notes auditor notes) or executive debrief (default
+// pdf). --content includes step content (evidence and soc2). The file goes
+// to -o FILE (- for stdout), by default to the bundle's own name in the
+// current directory. Every export is recorded in the store's export log.
+// --json: {"file","tenant_id","bundle_id","bundle_type","format",
+// "bundle_hash","run_id","incident_id","key_id","exported_by",
+// "export_reason","created_at"}.
+//
+//	stopline verify-bundle FILE [--pubkey FILE] [--json]
+//
+// Verifies an exported JSON bundle offline; without --pubkey every check
+// but the signature. Exit 1 with one line per failed check. --json:
+// {"ok","file","bundle_id","bundle_type","bundle_hash",
+// "signature_verified","key_id","tenant_id","run_id","incident_id",
+// "failures"}.
+//
+//	stopline keygen -o PREFIX [--checkpoint NAME] [--json]
+//
+// Writes an ed25519 key pair, the private key to PREFIX (0600) and the
+// public key to PREFIX.pub, never overwriting: PEM keys for signing
+// bundles, or, with --checkpoint NAME, signed-note keys named NAME for
+// checkpoints. --json: {"private_key_file","public_key_file","key_id"}
+// (or "key_name").
+//
+//	stopline serve [--addr HOST:PORT] [--tenant-header NAME] [--sign-key FILE]
+//
+// Serves export.Handler over the database on --addr (default
+// 127.0.0.1:8080). The tenant of each request is taken from a request
+// header, X-Stopline-Tenant by default: put serve behind a proxy that
+// authenticates callers and sets that header. SIGINT or SIGTERM shuts it
+// down gracefully (requests in flight get up to 15 s).
+package main

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/prevention"
+	"github.com/stopline/stopline/snapshot"
+)
+
+func explainCmd() *command {
+	var at, tenant string
+	return &command{
+		name:     "explain",
+		section:  "Runs",
+		synopsis: "RUN_ID --at TIME [--tenant T] [--json]",
+		summary:  "explain an instant of a run: policy in force, last decision, continuing or stopped",
+		desc: `Explains a run at one instant, from the store alone: the policy snapshot and
+thresholds in force, the last decision at or before that instant and the
+policy and threshold that made it, whether execution was continuing or
+stopped and why, and the record of the hash chain that holds the decision.
+The run's snapshot and whole chain are verified first: nothing is explained
+from altered records (exit 1).
+
+TIME is an RFC 3339 time (2025-03-01T12:00:01.5Z) or +MS, milliseconds after
+the run's start (+1500). An instant after the run's end explains its final
+state; one before the run was created is an error.
+
+--json prints {"run_id","tenant_id","at","policy_snapshot_id","content_hash",
+"policy_version","policies","thresholds","state","run_status",
+"termination_reason","last_step","decisive_decision","why","record"}; state is
+queued, continuing or stopped; record is {"seq","kind","step_index","hash",
+"prev_hash","chain_length","head_hash","verified"}.`,
+		examples: []string{
+			"stopline explain RUN-3f2a9c0d1e4b5a67 --at +1500",
+			"stopline explain RUN-3f2a9c0d1e4b5a67 --at 2025-03-01T12:00:01.5Z --json",
+		},
+		minArgs: 1, maxArgs: 1, store: true, json: true,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&at, "at", "", "the instant: RFC 3339 or +MS after the run's start (required)")
+			fs.StringVar(&tenant, "tenant", "", "the run's tenant (`T`); needed only if the id exists under several")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if at == "" {
+				return usagef("--at TIME is required: RFC 3339, or +MS after the run's start")
+			}
+			var (
+				offset   time.Duration
+				instant  time.Time
+				relative = strings.HasPrefix(at, "+")
+			)
+			if relative {
+				ms, err := strconv.ParseInt(at[1:], 10, 64)
+				if err != nil || ms < 0 || ms > int64(time.Duration(1<<62)/time.Millisecond) {
+					return usagef("--at %q: want +MS, a whole number of milliseconds after the run's start", at)
+				}
+				offset = time.Duration(ms) * time.Millisecond
+			} else {
+				t, err := time.Parse(time.RFC3339Nano, at)
+				if err != nil {
+					return usagef("--at %q: want an RFC 3339 time (2025-03-01T12:00:01Z) or +MS", at)
+				}
+				instant = t
+			}
+			return withStore(ctx, e, true, func(st governance.Store) error {
+				run, err := findRun(ctx, st, tenant, args[0])
+				if err != nil {
+					return err
+				}
+				if relative {
+					instant = runStart(run).Add(offset)
+				}
+				ex, err := governance.Explain(ctx, st, run.TenantID, run.RunID, instant)
+				if err != nil {
+					return err
+				}
+				if e.jsonOut {
+					return writeJSON(e.stdout, ex)
+				}
+				return printExplanation(e.stdout, ex, runStart(run))
+			})
+		},
+	}
+}
+
+func printExplanation(w io.Writer, ex *governance.Explanation, start time.Time) error {
+	t := newTable(w)
+	t.row("Run:", fmt.Sprintf("%s (tenant %s)", ex.RunID, ex.TenantID))
+	t.row("At:", fmt.Sprintf("%s (%s after the start)", fmtTime(ex.At), fmtOffset(ex.At, start)))
+	snap := fmt.Sprintf("%s, %d policies", ex.SnapshotID, len(ex.Policies))
+	if ex.PolicyVersion > 0 {
+		snap += fmt.Sprintf(", policy version %d", ex.PolicyVersion)
+	}
+	t.row("Snapshot:", snap)
+	t.row("Content hash:", ex.ContentHash)
+	state := fmt.Sprintf("%s (run %s", ex.State, ex.RunStatus)
+	if ex.TerminationReason != "" {
+		state += ", " + string(ex.TerminationReason)
+	}
+	t.row("State:", state+")")
+	if s := ex.LastStep; s != nil {
+		what := string(s.Type)
+		if s.Tool != "" {
+			what += " " + s.Tool
+		}
+		t.row("Last step:", fmt.Sprintf("%d (%s) at %s: %s, %s", s.Index, what, fmtOffset(s.At, start), s.Status, s.Decision.Action))
+	} else {
+		t.row("Last step:", "none yet")
+	}
+	if d := ex.Decisive; d != nil {
+		by := fmt.Sprintf("%s %s", d.Source, d.PolicyID)
+		if d.Policy != nil {
+			by += fmt.Sprintf(" (kind %s, enforcement %s)", d.Policy.Kind, d.Policy.Enforcement.Effective())
+		}
+		t.row("Decided by:", by)
+		decision := d.Action.String()
+		if d.Action == prevention.Block {
+			decision += " (" + string(d.Reason) + ")"
+			if e := d.Enforcement.Effective(); e != snapshot.EnforceBlock {
+				// A warn- or monitor-mode policy: recorded, the run went on.
+				decision = fmt.Sprintf("%s: would have blocked (%s), recorded only", e, d.Reason)
+			}
+		}
+		if desc := describeDecision(d.Decision); desc != "" {
+			decision += ": " + desc
+		}
+		t.row("Decision:", decision)
+	}
+	t.row("Why:", ex.Why)
+	r := ex.Record
+	verified := "not verified"
+	if r.Verified {
+		verified = "chain verified"
+	}
+	rec := fmt.Sprintf("seq %d of %d (%s", r.Seq, r.ChainLength, r.Kind)
+	if r.StepIndex >= 0 {
+		rec += fmt.Sprintf(", step %d", r.StepIndex)
+	}
+	t.row("Record:", rec+"), "+verified)
+	t.row("Record hash:", r.Hash)
+	t.row("Head hash:", r.HeadHash)
+	return t.flush()
+}

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/stopline/stopline/export"
+	"github.com/stopline/stopline/governance"
+)
+
+// exportResult is what `stopline export --json` prints: the file written
+// and the export log entry.
+type exportResult struct {
+	File string `json:"file"`
+	governance.ExportRecord
+}
+
+func exportCmds() []*command {
+	return []*command{
+		exportCmd("evidence", export.TypeEvidence, export.FormatJSON,
+			"export an incident's evidence bundle: every step, the snapshot and the hash chain",
+			`The evidence bundle is what exactly happened in the incident's run, for an
+engineer: the run and its incident, the whole policy snapshot it was bound to,
+every step with its decision (policy, threshold, limit, observed value),
+status, inflection flag and hashes, the run's whole hash chain, and totals.`),
+		exportCmd("soc2", export.TypeSOC2, export.FormatPDF,
+			"export a SOC 2 bundle: the evidence plus the compliance period, population and controls",
+			`The SOC 2 bundle is for an auditor: the evidence bundle plus the compliance
+period (--from/--to, by default the calendar quarter, UTC, that contains the
+incident), every run of the tenant in the period (the population to sample),
+the period's incidents, the policy version history, an attestation statement,
+and which evidence supports which control (CC7.2, CC7.3, CC7.4, CC8.1).`),
+		exportCmd("debrief", export.TypeExecutiveDebrief, export.FormatPDF,
+			"export an executive debrief: summary, business impact, risk, time to detect, cost",
+			`The executive debrief says what the incident means for the business, in plain
+words generated from the records: what happened, the business impact, a risk
+level by documented rules, the policy violated, when, how long it took to
+detect, what it cost, and what to do next.`),
+	}
+}
+
+func exportCmd(name string, typ export.BundleType, defFormat export.Format, summary, desc string) *command {
+	var format, out, signKey, by, reason, tenant, from, to, notes string
+	var content bool
+	soc2 := typ == export.TypeSOC2
+	synopsis := "INCIDENT_ID [--format json|pdf] [-o FILE] [--sign-key FILE] [--by NAME] [--reason TEXT]"
+	if soc2 {
+		synopsis += " [--from TIME --to TIME]"
+	}
+	examples := []string{
+		fmt.Sprintf("stopline export %s INC-9d1c2b3a4f5e6d7c", name),
+		fmt.Sprintf("stopline export %s INC-9d1c2b3a4f5e6d7c --format %s --sign-key export.key --by alice --reason \"postmortem\" -o out.%s",
+			name, otherFormat(defFormat), otherFormat(defFormat)),
+	}
+	if soc2 {
+		examples = append(examples, "stopline export soc2 INC-9d1c2b3a4f5e6d7c --from 2025-01-01 --to 2025-04-01 -o soc2-q1.pdf")
+	}
+	return &command{
+		name:     "export " + name,
+		section:  "Evidence and integrity",
+		synopsis: synopsis,
+		summary:  summary,
+		desc: desc + fmt.Sprintf(`
+
+The store's records are verified first; nothing is exported from records that
+do not verify (exit 1). The JSON format is the sealed envelope {"bundle",
+"bundle_hash","signatures","version"}: canonical JSON whose SHA-256 is
+bundle_hash, signed with --sign-key (an ed25519 key from stopline keygen) when
+given; stopline verify-bundle checks it offline. The PDF shows the bundle's
+hash on every page. Every export is recorded in the store's export log.
+
+The file is written to -o FILE (- for stdout), by default to the bundle's own
+name in the current directory (%s-INCIDENT-BND-….FORMAT); its name is printed.
+The default format is %s.
+
+--json prints {"file","tenant_id","bundle_id","bundle_type","format",
+"bundle_hash","run_id","incident_id","key_id","exported_by","export_reason",
+"created_at"}.`, typ, defFormat),
+		examples: examples,
+		minArgs:  1, maxArgs: 1, store: true, json: true,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&format, "format", string(defFormat), "json (the signed envelope) or pdf")
+			fs.StringVar(&out, "o", "", "write to `FILE` (- for stdout); default: the bundle's file name in the current directory")
+			fs.StringVar(&signKey, "sign-key", "", "sign the bundle with this ed25519 private key `FILE` (from stopline keygen)")
+			fs.StringVar(&by, "by", "", "who the bundle is exported by or for, part of the bundle (default $USER)")
+			fs.StringVar(&reason, "reason", "", "why it is exported, part of the bundle")
+			fs.StringVar(&tenant, "tenant", "", "the incident's tenant (`T`); needed only if the id exists under several")
+			if typ != export.TypeExecutiveDebrief {
+				fs.BoolVar(&content, "content", false, "include each step's stored input, output and metadata (may hold personal data)")
+			}
+			if soc2 {
+				fs.StringVar(&from, "from", "", "start of the compliance period, inclusive: RFC 3339 or YYYY-MM-DD (`TIME`, UTC); with --to")
+				fs.StringVar(&to, "to", "", "end of the compliance period, exclusive: RFC 3339 or YYYY-MM-DD (`TIME`, UTC); with --from")
+				fs.StringVar(&notes, "notes", "", "auditor notes, part of the bundle")
+			}
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			f, err := export.ParseFormat(format)
+			if err != nil {
+				return usagef("--format %q: want json or pdf", format)
+			}
+			if out == "-" && e.jsonOut {
+				return usagef("-o - writes the bundle to stdout; it cannot be combined with --json")
+			}
+			req := export.Request{IncidentID: args[0], ExportedBy: by, Reason: reason, IncludeContent: content, AuditorNotes: notes}
+			if req.ExportedBy == "" {
+				req.ExportedBy = e.getenv("USER")
+			}
+			if (from == "") != (to == "") {
+				return usagef("--from and --to go together")
+			}
+			if from != "" {
+				if req.From, err = parsePeriodTime(from); err != nil {
+					return usagef("--from %q: want RFC 3339 or YYYY-MM-DD", from)
+				}
+				if req.To, err = parsePeriodTime(to); err != nil {
+					return usagef("--to %q: want RFC 3339 or YYYY-MM-DD", to)
+				}
+			}
+			var opts []export.Option
+			if signKey != "" {
+				key, err := export.ReadPrivateKeyFile(signKey)
+				if err != nil {
+					return fmt.Errorf("--sign-key: %w", err)
+				}
+				opts = append(opts, export.WithSigner(key))
+			}
+			return withStore(ctx, e, true, func(st governance.Store) error {
+				inc, err := findIncident(ctx, st, tenant, args[0])
+				if err != nil {
+					return err
+				}
+				req.TenantID = inc.TenantID
+				exp, err := export.New(st, opts...)
+				if err != nil {
+					return err
+				}
+				if e.tty {
+					fmt.Fprintf(e.stderr, "building the %s bundle of %s...", typ, inc.ID)
+				}
+				a, err := exp.Export(ctx, typ, req, f)
+				if e.tty {
+					fmt.Fprint(e.stderr, "\r\033[K")
+				}
+				if err != nil {
+					return err
+				}
+				path := out
+				if path == "" {
+					path = a.Filename
+				}
+				if path == "-" {
+					_, err := e.stdout.Write(a.Data)
+					return err
+				}
+				if err := os.WriteFile(path, a.Data, 0o644); err != nil {
+					return err
+				}
+				if e.jsonOut {
+					return writeJSON(e.stdout, exportResult{File: path, ExportRecord: a.Record})
+				}
+				t := newTable(e.stdout)
+				t.row("Wrote:", fmt.Sprintf("%s (%d bytes)", path, len(a.Data)))
+				t.row("Bundle:", fmt.Sprintf("%s (%s, %s)", a.Sealed.Bundle.ID(), typ, f))
+				t.row("Bundle hash:", a.Sealed.Hash)
+				if k := a.Sealed.KeyID(); k != "" {
+					t.row("Signed by:", "key "+k)
+				} else {
+					t.row("Signed by:", "not signed (give --sign-key FILE)")
+				}
+				return t.flush()
+			})
+		},
+	}
+}
+
+func otherFormat(f export.Format) export.Format {
+	if f == export.FormatJSON {
+		return export.FormatPDF
+	}
+	return export.FormatJSON
+}
+
+func parsePeriodTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+// bundleResult is what `stopline verify-bundle --json` prints.
+type bundleResult struct {
+	OK         bool     `json:"ok"`
+	File       string   `json:"file"`
+	BundleID   string   `json:"bundle_id,omitempty"`
+	BundleType string   `json:"bundle_type,omitempty"`
+	BundleHash string   `json:"bundle_hash,omitempty"`
+	Signed     bool     `json:"signature_verified"`
+	KeyID      string   `json:"key_id,omitempty"`
+	TenantID   string   `json:"tenant_id,omitempty"`
+	RunID      string   `json:"run_id,omitempty"`
+	IncidentID string   `json:"incident_id,omitempty"`
+	Failures   []string `json:"failures"`
+}
+
+func verifyBundleCmd() *command {
+	var pubkey string
+	return &command{
+		name:     "verify-bundle",
+		section:  "Evidence and integrity",
+		synopsis: "FILE [--pubkey FILE] [--json]",
+		summary:  "verify an exported JSON bundle offline, without the database",
+		desc: `Verifies a JSON bundle written by stopline export (or the HTTP API) without any
+database: the envelope, the bundle's SHA-256 against bundle_hash, the
+signature by --pubkey, the policy snapshot against its hash, the hash chain
+recomputed record by record, every step against its chain record, included
+content against its hash, and the bundle's facts against the chain.
+
+Without --pubkey every check but the signature is made: that proves the bundle
+is internally sound, not who issued it. Exit 1 when any check fails, with one
+line on stderr per failure.
+
+--json prints {"ok","file","bundle_id","bundle_type","bundle_hash",
+"signature_verified","key_id","tenant_id","run_id","incident_id","failures"}.`,
+		examples: []string{
+			"stopline verify-bundle evidence-INC-9d1c2b3a4f5e6d7c-BND-0123456789abcdef.json --pubkey export.key.pub",
+		},
+		minArgs: 1, maxArgs: 1, json: true,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&pubkey, "pubkey", "", "ed25519 public key `FILE` the bundle must be signed with (from stopline keygen)")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			var pub ed25519.PublicKey
+			if pubkey != "" {
+				var err error
+				if pub, err = export.ReadPublicKeyFile(pubkey); err != nil {
+					return fmt.Errorf("--pubkey: %w", err)
+				}
+			}
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var v *export.Verified
+			if pub != nil {
+				v, err = export.Verify(data, pub)
+			} else {
+				v, err = export.VerifyUnsigned(data)
+			}
+			res := bundleResult{OK: err == nil, File: args[0], Failures: []string{}}
+			if err != nil {
+				var ve *export.VerificationError
+				if errors.As(err, &ve) {
+					for _, f := range ve.Failures {
+						res.Failures = append(res.Failures, oneLine(f.Error()))
+					}
+				} else {
+					res.Failures = append(res.Failures, oneLine(err.Error()))
+				}
+			} else {
+				res.BundleID, res.BundleType, res.BundleHash = v.Bundle.ID(), string(v.Bundle.Type()), v.Hash
+				res.Signed, res.KeyID = v.KeyID != "", v.KeyID
+				if h := headerOf(v.Bundle); h != nil {
+					res.TenantID, res.RunID, res.IncidentID = h.TenantID, h.RunID, h.IncidentID
+				}
+			}
+			if e.jsonOut {
+				if err := writeJSON(e.stdout, res); err != nil {
+					return err
+				}
+			}
+			if !res.OK {
+				for _, f := range res.Failures {
+					fmt.Fprintf(e.stderr, "stopline verify-bundle: %s: %s\n", args[0], f)
+				}
+				return errSilent
+			}
+			if e.jsonOut {
+				return nil
+			}
+			fmt.Fprintf(e.stdout, "%s: verified\n", args[0])
+			t := newTable(e.stdout)
+			t.row("Bundle:", fmt.Sprintf("%s (%s)", res.BundleID, res.BundleType))
+			t.row("Bundle hash:", res.BundleHash)
+			if res.Signed {
+				t.row("Signature:", "valid, key "+res.KeyID)
+			} else {
+				t.row("Signature:", "not checked (no --pubkey): the bundle is sound, its issuer unproven")
+			}
+			t.row("Tenant:", res.TenantID)
+			t.row("Run:", res.RunID)
+			if res.IncidentID != "" {
+				t.row("Incident:", res.IncidentID)
+			}
+			return t.flush()
+		},
+	}
+}
+
+func headerOf(b export.Bundle) *export.Header {
+	switch b := b.(type) {
+	case *export.EvidenceBundle:
+		return &b.Header
+	case *export.SOC2Bundle:
+		return &b.Header
+	case *export.ExecutiveDebriefBundle:
+		return &b.Header
+	}
+	return nil
+}

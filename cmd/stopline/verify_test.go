@@ -1,0 +1,213 @@
+package main_test
+
+import (
+	"database/sql"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/stopline/stopline/trace"
+)
+
+type verifyResult struct {
+	OK          bool `json:"ok"`
+	Tenants     int  `json:"tenants"`
+	Runs        int  `json:"runs"`
+	Records     int  `json:"records"`
+	Checkpoints int  `json:"checkpoints"`
+	Failures    []struct {
+		TenantID string `json:"tenant_id"`
+		RunID    string `json:"run_id"`
+		Seq      *int   `json:"seq"`
+		Error    string `json:"error"`
+	} `json:"failures"`
+}
+
+// tamper opens the database as an attacker would, drops the append-only
+// trigger, and runs the statement.
+func tamper(t *testing.T, path, stmt string, args ...any) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP TRIGGER IF EXISTS records_no_update`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.Exec(stmt, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("tampering changed %d rows, want 1", n)
+	}
+}
+
+func TestVerifyTamperedDatabase(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	victim := c.runSteps("budget_tokens", "budget_tokens")
+	other := c.runSteps("budget_steps", "budget_steps")
+	if out := c.ok("verify"); !strings.Contains(out, "2 runs (11 records) of 1 tenant verified") {
+		t.Errorf("verify before tampering: %q", out)
+	}
+
+	// One byte of the body of record 2 (step 1): its tokens 400 become 500.
+	tamper(t, c.db, `UPDATE records SET body = CAST(replace(CAST(body AS TEXT), '"tokens":400', '"tokens":500') AS BLOB)
+		WHERE run_id = ? AND seq = 2`, victim.RunID)
+
+	r := c.fails(1, []string{victim.RunID, "record 2"}, "verify", victim.RunID)
+	if r.stdout != "" {
+		t.Errorf("stdout %q on failure", r.stdout)
+	}
+	c.ok("verify", other.RunID)
+
+	// The whole store: one line per failed run, then a summary line.
+	r = c.run("verify")
+	if r.code != 1 {
+		t.Fatalf("verify: exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], victim.RunID) || !strings.Contains(lines[0], "record 2") ||
+		!strings.Contains(lines[1], "1 of 2 runs failed") {
+		t.Errorf("verify stderr:\n%s", r.stderr)
+	}
+	if strings.Contains(r.stderr, other.RunID) {
+		t.Errorf("the untouched run is reported:\n%s", r.stderr)
+	}
+
+	r = c.run("verify", "--json")
+	var res verifyResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 1 {
+		t.Fatalf("verify --json: exit %d, %v\n%s", r.code, err, r.stdout)
+	}
+	if res.OK || res.Runs != 2 || len(res.Failures) != 1 || res.Failures[0].RunID != victim.RunID ||
+		res.Failures[0].Seq == nil || *res.Failures[0].Seq != 2 || res.Failures[0].TenantID != "acme" {
+		t.Errorf("verify --json: %+v", res)
+	}
+
+	// One tenant's runs.
+	if r := c.run("verify", "--tenant", "acme"); r.code != 1 || !strings.Contains(r.stderr, victim.RunID+": record 2") ||
+		!strings.Contains(r.stderr, "1 of 2 runs failed") {
+		t.Errorf("verify --tenant acme: exit %d\n%s", r.code, r.stderr)
+	}
+	if out := c.ok("verify", "--tenant", "nobody"); !strings.Contains(out, "0 runs") {
+		t.Errorf("verify --tenant nobody: %q", out)
+	}
+
+	// Nothing is explained from altered records.
+	c.fails(1, []string{victim.RunID, "record 2"}, "explain", victim.RunID, "--at", "+0")
+}
+
+// TestVerifyCheckpoint: a writer who rewrites a record and recomputes the
+// whole chain passes verify, but not the signed checkpoint.
+func TestVerifyCheckpoint(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	key := filepath.Join(c.dir, "cp.key")
+	c.ok("keygen", "-o", key, "--checkpoint", "test-key")
+	res := c.runSteps("budget_steps", "budget_steps")
+	note := filepath.Join(c.dir, "run.checkpoint")
+	out := c.ok("checkpoint", res.RunID, "--key", key, "-o", note)
+	if !strings.Contains(out, res.RunID) || !strings.Contains(out, "6 records") {
+		t.Errorf("checkpoint output:\n%s", out)
+	}
+	data, err := os.ReadFile(note)
+	if err != nil || !strings.HasPrefix(string(data), "stopline/run-checkpoint/v1\nacme\n"+res.RunID+"\n6\n") {
+		t.Fatalf("checkpoint note: %v\n%s", err, data)
+	}
+	// Again: the stored checkpoint, not a conflicting second one.
+	if again := c.ok("checkpoint", res.RunID, "--key", key); again != string(data) {
+		t.Errorf("second checkpoint:\n%s\nwant the first:\n%s", again, data)
+	}
+	var v verifyResult
+	c.okJSON(&v, "verify", "--checkpoint", note, "--checkpoint-key", key+".pub")
+	if !v.OK || v.Checkpoints != 1 || v.Records != 6 {
+		t.Errorf("verify --checkpoint: %+v", v)
+	}
+	c.okJSON(&v, "verify", "--checkpoint-key", key+".pub")
+	if !v.OK || v.Checkpoints != 1 {
+		t.Errorf("verify --checkpoint-key: %+v", v)
+	}
+	// A run checkpointed by the runner as it ends.
+	c.ok("run", "--policies", policyFile("timeout"), "--steps", stepsFile("timeout"), "--checkpoint-key", key)
+	c.okJSON(&v, "verify", "--checkpoint-key", key+".pub")
+	if !v.OK || v.Checkpoints != 2 || v.Runs != 2 {
+		t.Errorf("verify --checkpoint-key after a checkpointed run: %+v", v)
+	}
+
+	// Rewrite step 1's model and recompute every hash after it, the run's
+	// head and the incident's record hash: the chain verifies again, the
+	// signed checkpoint does not.
+	rewriteChain(t, c.db, res.RunID, 2, func(r *trace.Record) { r.Model = "m-2" })
+	c.ok("verify", res.RunID)
+	c.fails(1, []string{res.RunID, "checkpoint", "changed"}, "verify", "--checkpoint", note, "--checkpoint-key", key+".pub")
+	r := c.run("verify", "--checkpoint-key", key+".pub")
+	if r.code != 1 || !strings.Contains(r.stderr, res.RunID) {
+		t.Errorf("verify --checkpoint-key after the rewrite: exit %d\n%s", r.code, r.stderr)
+	}
+
+	// Another key does not verify the note.
+	other := filepath.Join(c.dir, "other.key")
+	c.ok("keygen", "-o", other, "--checkpoint", "test-key")
+	c.fails(1, []string{"checkpoint"}, "verify", "--checkpoint", note, "--checkpoint-key", other+".pub")
+	c.fails(2, []string{"--checkpoint-key"}, "verify", "--checkpoint", note)
+	c.fails(1, []string{"not a checkpoint signer key"}, "checkpoint", res.RunID, "--key", key+".pub")
+}
+
+// rewriteChain changes the record at seq with edit and recomputes the
+// hash of every record from there on, then the run's head hash and the
+// incident's record hash, as a writer who has dropped the triggers can.
+func rewriteChain(t *testing.T, path, runID string, seq int, edit func(*trace.Record)) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, trg := range []string{"records_no_update", "runs_ended_immutable", "incidents_facts_immutable"} {
+		if _, err := db.Exec(`DROP TRIGGER IF EXISTS ` + trg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := db.Query(`SELECT body, prev_hash, hash FROM records WHERE run_id = ? ORDER BY seq`, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []trace.Record
+	for rows.Next() {
+		var (
+			body       []byte
+			prev, hash string
+		)
+		if err := rows.Scan(&body, &prev, &hash); err != nil {
+			t.Fatal(err)
+		}
+		r, err := trace.DecodeRecord(body, prev, hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	rows.Close()
+	edit(&recs[seq])
+	for i := seq; i < len(recs); i++ {
+		old := recs[i].Hash
+		body := trace.Seal(&recs[i], recs[i-1].Hash, nil)
+		if _, err := db.Exec(`UPDATE records SET body = ?, prev_hash = ?, hash = ? WHERE run_id = ? AND seq = ?`,
+			body, recs[i].PrevHash, recs[i].Hash, runID, i); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`UPDATE incidents SET record_hash = ? WHERE run_id = ? AND record_hash = ?`, recs[i].Hash, runID, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`UPDATE runs SET head_hash = ? WHERE run_id = ?`, recs[len(recs)-1].Hash, runID); err != nil {
+		t.Fatal(err)
+	}
+}
