@@ -140,6 +140,11 @@ func (run *Run) Withhold(ctx context.Context, attempted, delivered StepInput) (p
 func (run *Run) evaluateNext(ctx context.Context, in *StepInput, ch *prevention.Charges) (time.Time, prevention.Evaluation, error) {
 	cfg := &run.r.cfg
 	now := cfg.clock.Now().UTC()
+	if n := len(run.times); n > 0 && now.UnixNano() < run.times[n-1] {
+		// Step times never go backwards, whatever the clock does, so that
+		// windows and the trace stay in order.
+		now = time.Unix(0, run.times[n-1]).UTC()
+	}
 	st := &run.step
 	*st = prevention.Step{
 		RunID: run.rec.RunID, TenantID: run.rec.TenantID, SnapshotID: run.rec.SnapshotID,
@@ -150,9 +155,19 @@ func (run *Run) evaluateNext(ctx context.Context, in *StepInput, ch *prevention.
 		Metadata: in.Metadata,
 	}
 	st.SetStepTimes(run.times)
-	hctx, cancel := context.WithTimeout(ctx, cfg.stepTimeout)
-	ev, err := run.engine.EvaluateCharged(hctx, st, ch)
-	cancel()
+	var (
+		ev  prevention.Evaluation
+		err error
+	)
+	if run.engine.MayBlock() {
+		// Only hooks and CEL can wait; built-in kinds only compute, and a
+		// deadline's timer is not free on the per-step path.
+		hctx, cancel := context.WithTimeout(ctx, cfg.stepTimeout)
+		ev, err = run.engine.EvaluateCharged(hctx, st, ch)
+		cancel()
+	} else {
+		ev, err = run.engine.EvaluateCharged(ctx, st, ch)
+	}
 	*st = prevention.Step{} // hold no reference to the caller's text
 	return now, ev, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -36,13 +37,11 @@ func GenerateCheckpointKey(name string) (signerKey, verifierKey string, err erro
 }
 
 // CheckpointText is the text a checkpoint signs: the origin line, the
-// tenant, the run, the chain size, the head hash and the time, one per
-// line.
+// tenant and the run (path-escaped, url.PathEscape), the chain size, the
+// head hash and the time (RFC 3339, UTC), one per line.
 func CheckpointText(tenantID, runID string, size int, head string, at time.Time) (string, error) {
-	for _, f := range []string{tenantID, runID, head} {
-		if f == "" || strings.ContainsAny(f, "\n\r\t ") {
-			return "", fmt.Errorf("%w: field %q is empty or contains white space", ErrCheckpoint, f)
-		}
+	if tenantID == "" || runID == "" {
+		return "", fmt.Errorf("%w: empty tenant or run id", ErrCheckpoint)
 	}
 	if size < 1 {
 		return "", fmt.Errorf("%w: size %d is not positive", ErrCheckpoint, size)
@@ -50,7 +49,9 @@ func CheckpointText(tenantID, runID string, size int, head string, at time.Time)
 	if len(head) != 64 || strings.Trim(head, "0123456789abcdef") != "" {
 		return "", fmt.Errorf("%w: head hash %q is not 64 lower-case hex digits", ErrCheckpoint, head)
 	}
-	return fmt.Sprintf("%s\n%s\n%s\n%d\n%s\n%s\n", CheckpointOrigin, tenantID, runID, size, head,
+	// Ids are path-escaped so that any id (spaces, slashes, any script)
+	// fits on one line of a signed note, in one spelling.
+	return fmt.Sprintf("%s\n%s\n%s\n%d\n%s\n%s\n", CheckpointOrigin, url.PathEscape(tenantID), url.PathEscape(runID), size, head,
 		at.UTC().Format(time.RFC3339Nano)), nil
 }
 
@@ -103,10 +104,15 @@ func OpenCheckpoint(msg []byte, verifiers note.Verifiers) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("%w: time %q is not an RFC 3339 time", ErrCheckpoint, lines[5])
 	}
+	tenantID, terr := url.PathUnescape(lines[1])
+	runID, rerr := url.PathUnescape(lines[2])
+	if terr != nil || rerr != nil {
+		return Checkpoint{}, fmt.Errorf("%w: tenant %q or run %q is not path-escaped", ErrCheckpoint, lines[1], lines[2])
+	}
 	// One spelling per checkpoint: exactly the text CheckpointText makes
-	// (no empty or spaced ids, no "+5" or "007" sizes, a lower-case hex
-	// head, a UTC time).
-	want, err := CheckpointText(lines[1], lines[2], size, lines[4], at)
+	// (no empty ids, ids escaped one way, no "+5" or "007" sizes, a
+	// lower-case hex head, a UTC time).
+	want, err := CheckpointText(tenantID, runID, size, lines[4], at)
 	if err != nil {
 		return Checkpoint{}, err
 	}
@@ -119,7 +125,7 @@ func OpenCheckpoint(msg []byte, verifiers note.Verifiers) (Checkpoint, error) {
 			}
 		}
 	}
-	return Checkpoint{TenantID: lines[1], RunID: lines[2], Size: size, Head: lines[4], At: at,
+	return Checkpoint{TenantID: tenantID, RunID: runID, Size: size, Head: lines[4], At: at,
 		KeyName: n.Sigs[0].Name, Note: string(msg)}, nil
 }
 

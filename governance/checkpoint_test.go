@@ -195,3 +195,29 @@ func TestCheckpointProbes(t *testing.T) {
 		t.Errorf("the genuine checkpoint: %v", err)
 	}
 }
+
+// TestCheckpointAnyIDs: tenant and run ids with spaces, slashes and other
+// scripts are checkpointed and verified like any other.
+func TestCheckpointAnyIDs(t *testing.T) {
+	st := memstore.New()
+	signer, verifiers := checkpointKeys(t, "stopline-test")
+	r, _ := newRunner(t, st, governance.WithCheckpoints(signer, 0))
+	snap := parse(t, strings.Replace(allowAllDoc, `"acme"`, `"Acme Corp / Zürich"`, 1))
+	run, err := r.Start(ctx, governance.StartOptions{Snapshot: snap, RunID: "run 1/東京"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Step(ctx, governance.StepInput{Type: prevention.StepMessage})
+	if _, err := run.Finish(ctx); err != nil {
+		t.Fatalf("finish with checkpoint: %v", err)
+	}
+	n, err := governance.VerifyRunCheckpoints(ctx, st, "Acme Corp / Zürich", "run 1/東京", verifiers)
+	if err != nil || n != 1 {
+		t.Fatalf("VerifyRunCheckpoints: %d %v", n, err)
+	}
+	cps, _ := st.Checkpoints(ctx, "Acme Corp / Zürich", "run 1/東京")
+	cp, err := governance.OpenCheckpoint([]byte(cps[0].Note), verifiers)
+	if err != nil || cp.TenantID != "Acme Corp / Zürich" || cp.RunID != "run 1/東京" {
+		t.Errorf("opened %+v, %v", cp, err)
+	}
+}

@@ -55,6 +55,9 @@ func (run *Run) Reserve(ctx context.Context, attempted StepInput) (*Reservation,
 	if err := validateStep(&attempted); err != nil {
 		return nil, err
 	}
+	if err := run.checkTotals(&attempted); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -134,29 +134,9 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 		return StepResult{}, err
 	}
 	cfg := &run.r.cfg
-	now := cfg.clock.Now().UTC()
-	if n := len(run.times); n > 0 && now.UnixNano() < run.times[n-1] {
-		// Step times never go backwards, whatever the clock does, so that
-		// windows and the trace stay in order.
-		now = time.Unix(0, run.times[n-1]).UTC()
-	}
 	idx := run.nextIndex
 	totalTokens := run.rec.TotalTokens + in.Tokens
 	totalCost := run.rec.TotalCostCents + in.CostCents
-
-	st := &run.step
-	*st = prevention.Step{
-		RunID: run.rec.RunID, TenantID: run.rec.TenantID, SnapshotID: run.rec.SnapshotID,
-		Index: idx, Type: in.Type, At: now, RunStartedAt: run.startedAt,
-		Model: in.Model, Tool: in.Tool, Input: in.Input, Output: in.Output,
-		Tokens: in.Tokens, CostCents: in.CostCents, TotalTokens: totalTokens, TotalCostCents: totalCost,
-		Metadata: in.Metadata,
-	}
-	st.SetStepTimes(run.times)
-	var (
-		ev      prevention.Evaluation
-		evalErr error
-	)
 	// [tenant limits] Limits that span runs count the step in the store's
 	// ledger while it is evaluated (ledger.go).
 	ch := run.charges(false)
@@ -164,13 +144,7 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 		ch.Carry(carry)
 		carried = true
 	}
-	if run.engine.MayBlock() {
-		hctx, cancel := context.WithTimeout(ctx, cfg.stepTimeout)
-		ev, evalErr = run.engine.EvaluateCharged(hctx, st, ch)
-		cancel()
-	} else {
-		ev, evalErr = run.engine.EvaluateCharged(ctx, st, ch)
-	}
+	now, ev, evalErr := run.evaluateNext(ctx, &in, ch)
 	if evalErr != nil && ctx.Err() != nil {
 		// The caller gave up while the step was being evaluated: nothing
 		// was decided, nothing is recorded, the run stays as it was.

@@ -165,6 +165,14 @@ func (r *Runner) engineFor(ctx context.Context, tenant, snapID string, snap *sna
 		return eng, nil
 	}
 	v, err, _ := r.sf.Do(key, func() (any, error) {
+		// Another caller may have finished compiling between our look-up
+		// above and this call: use its engine rather than store again.
+		r.mu.Lock()
+		done := r.engines[key]
+		r.mu.Unlock()
+		if done != nil {
+			return done, nil
+		}
 		s := snap
 		if s == nil {
 			var err error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -568,5 +569,18 @@ func TestRecoverRun(t *testing.T) {
 	}
 	if _, err := governance.RecoverRun(ctx, st, "acme", run.ID(), "", clock.Now()); !errors.Is(err, governance.ErrRunEnded) {
 		t.Errorf("recovering an ended run: %v", err)
+	}
+}
+
+func TestReserveRefusesOverflowingTotals(t *testing.T) {
+	st := memstore.New()
+	r, _ := newRunner(t, st)
+	run, _ := r.Start(ctx, governance.StartOptions{Snapshot: parse(t, allowAllDoc)})
+	if _, err := run.Step(ctx, governance.StepInput{Type: prevention.StepLLMResponse, Tokens: 10}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := run.Reserve(ctx, governance.StepInput{Type: prevention.StepLLMResponse, Tokens: math.MaxInt64})
+	if !errors.Is(err, governance.ErrInvalidStep) {
+		t.Errorf("reserving tokens that overflow the run's total: got %v, want ErrInvalidStep", err)
 	}
 }
