@@ -105,6 +105,13 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 				return len(recs), bad(inf.Seq, "incident %s does not match the inflection record (step %d, policy %s, hash %s)",
 					inc.ID, inf.StepIndex, inf.PolicyID, inf.Hash)
 			}
+			// The facts an incident states are the blocking decision's.
+			if d := recs[inf.Seq].Decision; d != nil && (inc.Source != d.Source || inc.Threshold != d.Threshold ||
+				inc.Limit != d.Limit || inc.Observed != d.Observed || inc.Message != d.Message) {
+				return len(recs), bad(inf.Seq, "incident %s states %s %q, %s limit %g observed %g (%q); the inflection record's decision says %s %q, %s limit %g observed %g (%q)",
+					inc.ID, inc.Source, inc.PolicyID, inc.Threshold, inc.Limit, inc.Observed, inc.Message,
+					d.Source, d.PolicyID, d.Threshold, d.Limit, d.Observed, d.Message)
+			}
 		}
 	}
 	contents, err := store.Contents(ctx, tenantID, runID)

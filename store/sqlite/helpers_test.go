@@ -174,9 +174,11 @@ func blockRun(t testing.TB, s governance.Store, c *chain, incidentID string) (go
 	idx := step.Record.StepIndex
 	inc := incident.Incident{ID: incidentID, TenantID: c.tenant, RunID: c.run, TraceID: "TRC-" + c.run, SnapshotID: c.snap.ID(),
 		PolicyID: "tools", Source: prevention.SourcePolicy, StepIndex: idx, RecordHash: step.Record.Hash,
-		Reason: prevention.ReasonPolicyBlock, Threshold: "max_steps", Limit: 3, Observed: 4.25, Severity: incident.SeverityHigh,
-		Status: incident.StatusOpen, Title: incident.TitleFor(*step.Record.Decision, idx), Message: "tool not allowed",
-		CreatedAt: step.Record.At}
+		Reason: prevention.ReasonPolicyBlock, Severity: incident.SeverityHigh,
+		Status: incident.StatusOpen, Title: incident.TitleFor(*step.Record.Decision, idx), CreatedAt: step.Record.At}
+	// The incident states the blocking decision's facts, as the runner's do.
+	d := step.Record.Decision
+	inc.Threshold, inc.Limit, inc.Observed, inc.Message = d.Threshold, d.Limit, d.Observed, d.Message
 	end := c.end(governance.StatusFailedPolicy, prevention.ReasonPolicyBlock, incidentID, &idx)
 	cl := governance.Close{TenantID: c.tenant, RunID: c.run, Step: &step, Incident: &inc, End: end,
 		Status: governance.StatusFailedPolicy, Reason: prevention.ReasonPolicyBlock, StoppedAtStep: &idx,

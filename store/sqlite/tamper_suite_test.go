@@ -335,6 +335,9 @@ func TestTamperLogicalEdits(t *testing.T) {
 		{"update a step's type", byChain, func(t *testing.T, db *sql.DB) {
 			mustExec(t, db, `UPDATE records SET body = CAST(replace(CAST(body AS TEXT), '"step_type":"tool_call"', '"step_type":"message"') AS BLOB) WHERE run_id = ? AND seq = 1`, blocked)
 		}},
+		{"change the facts an incident states (threshold, limit, observed, message)", byIntegrity, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE incidents SET threshold = 'max_steps', limit_value = 1000, observed = 1, message = 'nothing happened' WHERE run_id = ?`, blocked)
+		}},
 		{"update a step's content", byIntegrity, func(t *testing.T, db *sql.DB) {
 			mustExec(t, db, `UPDATE records SET content = replace(content, 'answer 1', 'answer X') WHERE run_id = ? AND seq = 2`, completed)
 		}},
@@ -534,19 +537,6 @@ func TestTamperLimits(t *testing.T) {
 		}
 		if _, err := run.Step(ctx, in); !errors.Is(err, governance.ErrRunStopped) {
 			t.Errorf("after that: %v", err)
-		}
-	})
-
-	t.Run("change facts an incident copies from the decision", func(t *testing.T) {
-		// VerifyRun compares an incident's links (run, step, policy,
-		// record hash, snapshot, reason) with the inflection record, not
-		// the facts it copies (threshold, limit, observed value, message).
-		path := f.copy(t)
-		db := tamperDB(t, path)
-		mustExec(t, db, `UPDATE incidents SET threshold = 'max_steps', limit_value = 1000, observed = 1, message = 'nothing happened' WHERE run_id = ?`, f.runs["blocked"])
-		db.Close()
-		if v, _, _ := f.verify(t, path); v.detected() {
-			t.Fatalf("now detected (update GUARANTEES.md): %v", v)
 		}
 	})
 
