@@ -388,6 +388,14 @@ func (run *Run) stoppedError() error {
 	return &StoppedError{RunID: run.rec.RunID, Status: run.rec.Status, Reason: run.rec.TerminationReason, Cause: run.cause}
 }
 
+// Validate reports whether the runner would refuse in as malformed (an
+// error matching ErrInvalidStep naming the field), without a run: for
+// checking a transcript or a request before anything is recorded. It
+// does not change in; Step replaces invalid UTF-8, Validate accepts it.
+func (in StepInput) Validate() error {
+	return validateStep(&in)
+}
+
 func validateStep(in *StepInput) error {
 	bad := func(field, why string) error {
 		return fmt.Errorf("%w: %s %s", ErrInvalidStep, field, why)

@@ -584,3 +584,22 @@ func TestReserveRefusesOverflowingTotals(t *testing.T) {
 		t.Errorf("reserving tokens that overflow the run's total: got %v, want ErrInvalidStep", err)
 	}
 }
+
+func TestStepInputValidate(t *testing.T) {
+	md := map[string]string{"k\xff": "v"}
+	ok := governance.StepInput{Type: prevention.StepToolCall, Tool: "search\xff", Metadata: md}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid step (invalid UTF-8 is replaced, not refused): %v", err)
+	}
+	if ok.Tool != "search\xff" || md["k\xff"] != "v" {
+		t.Error("Validate changed its input")
+	}
+	for _, in := range []governance.StepInput{
+		{Type: "plan"}, {Type: prevention.StepMessage, Tokens: -1}, {Type: prevention.StepMessage, CostCents: math.NaN()},
+		{Type: prevention.StepMessage, Model: strings.Repeat("m", governance.MaxNameBytes+1)},
+	} {
+		if err := in.Validate(); !errors.Is(err, governance.ErrInvalidStep) {
+			t.Errorf("%+v: got %v, want ErrInvalidStep", in.Type, err)
+		}
+	}
+}

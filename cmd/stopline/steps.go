@@ -80,20 +80,17 @@ func parseStepLine(line []byte, prevAt int64) (scriptedStep, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return scriptedStep{}, errors.New("more than one JSON value on the line")
 	}
-	// The same checks the runner makes on every step, made here for the
-	// whole file before the run starts, so that a bad line records nothing.
 	if sl.Type == nil {
 		return scriptedStep{}, errors.New(`"type" is missing (llm_response, tool_call, tool_result or message)`)
 	}
-	typ := prevention.StepType(*sl.Type)
-	if !typ.Valid() {
-		return scriptedStep{}, fmt.Errorf(`type %q is not llm_response, tool_call, tool_result or message`, *sl.Type)
+	in := governance.StepInput{
+		Type: prevention.StepType(*sl.Type), Model: sl.Model, Tool: sl.Tool, Input: sl.Input, Output: sl.Output,
+		Tokens: sl.Tokens, CostCents: sl.CostCents, Metadata: sl.Metadata,
 	}
-	if sl.Tokens < 0 {
-		return scriptedStep{}, fmt.Errorf("tokens %d is negative", sl.Tokens)
-	}
-	if sl.CostCents < 0 || math.IsInf(sl.CostCents, 0) {
-		return scriptedStep{}, fmt.Errorf("cost_cents %v is negative", sl.CostCents)
+	// The runner's own checks, made for the whole file before the run
+	// starts, so that a bad line records nothing.
+	if err := in.Validate(); err != nil {
+		return scriptedStep{}, errors.New(strings.TrimPrefix(err.Error(), governance.ErrInvalidStep.Error()+": "))
 	}
 	at := prevAt
 	if sl.AtMS != nil {
@@ -108,13 +105,7 @@ func parseStepLine(line []byte, prevAt int64) (scriptedStep, error) {
 			return scriptedStep{}, fmt.Errorf("at_ms %d is too large", at)
 		}
 	}
-	return scriptedStep{
-		at: time.Duration(at) * time.Millisecond,
-		in: governance.StepInput{
-			Type: typ, Model: sl.Model, Tool: sl.Tool, Input: sl.Input, Output: sl.Output,
-			Tokens: sl.Tokens, CostCents: sl.CostCents, Metadata: sl.Metadata,
-		},
-	}, nil
+	return scriptedStep{at: time.Duration(at) * time.Millisecond, in: in}, nil
 }
 
 // describeJSONError says what is wrong with a line's JSON in the steps
