@@ -20,6 +20,7 @@ type IntegrityError struct {
 	RunID    string
 	Seq      int // the record concerned, -1 for the run row
 	Problem  string
+	Err      error // the underlying error, if the problem came from one
 }
 
 func (e *IntegrityError) Error() string {
@@ -31,6 +32,9 @@ func (e *IntegrityError) Error() string {
 
 // Is matches ErrIntegrity.
 func (e *IntegrityError) Is(target error) bool { return target == ErrIntegrity }
+
+// Unwrap returns the underlying error, if any.
+func (e *IntegrityError) Unwrap() error { return e.Err }
 
 // VerifyRun recomputes a run's hash chain from the store and checks that
 // everything stored about the run agrees with it: the snapshot's content
@@ -44,12 +48,13 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 	if err != nil {
 		return 0, err
 	}
-	recs, err := store.Records(ctx, tenantID, runID)
-	if err != nil {
-		return 0, err
-	}
 	bad := func(seq int, format string, args ...any) error {
 		return &IntegrityError{TenantID: tenantID, RunID: runID, Seq: seq, Problem: fmt.Sprintf(format, args...)}
+	}
+	recs, err := store.Records(ctx, tenantID, runID)
+	if err != nil {
+		// A record the store cannot decode is a record that was changed.
+		return 0, &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its records: " + err.Error(), Err: err}
 	}
 	head, err := trace.Verify(recs)
 	if err != nil {
@@ -70,7 +75,7 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 		return len(recs), bad(-1, "snapshot %s: %v", run.SnapshotID, err)
 	}
 	if err := snap.Verify(); err != nil {
-		return len(recs), fmt.Errorf("run %s: %w", runID, err)
+		return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "its snapshot: " + err.Error(), Err: err}
 	}
 	if recs[0].SnapshotHash != snap.ContentHash() {
 		return len(recs), bad(0, "run_start binds snapshot hash %s, stored snapshot has %s", recs[0].SnapshotHash, snap.ContentHash())
@@ -116,7 +121,7 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 	}
 	contents, err := store.Contents(ctx, tenantID, runID)
 	if err != nil {
-		return len(recs), err
+		return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its step contents: " + err.Error(), Err: err}
 	}
 	for _, r := range recs {
 		if r.Kind != trace.KindStep {
