@@ -61,6 +61,7 @@ type Run struct {
 	ended      bool
 	cause      error
 	unrecorded int
+	buf        []byte // the body of the step being recorded, reused
 }
 
 // ID returns the run id.
@@ -179,7 +180,8 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 		return res, err
 	}
 
-	body := trace.Seal(&rec, run.head, nil)
+	run.buf = trace.Seal(&rec, run.head, run.buf)
+	body := run.buf
 	err := run.commitCharges(ctx, ch) // [tenant limits] counted before it is recorded
 	if err == nil {
 		wctx, wcancel := run.r.writeContext(ctx)

@@ -192,7 +192,9 @@ type PolicyVersion struct {
 
 // StepWrite is one record to append, with its canonical body (as
 // trace.Encode wrote it; stores keep these exact bytes) and, for steps,
-// the content it binds by ContentHash.
+// the content it binds by ContentHash. The Body's memory is the runner's
+// and is reused after the call returns: a store that keeps the bytes in
+// memory must copy them.
 type StepWrite struct {
 	Record      trace.Record
 	Body        []byte
