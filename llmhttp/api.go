@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 )
@@ -62,12 +63,18 @@ type call struct {
 	input string // text of the newest message sent
 	// inspected is false when the request body was too big to parse.
 	inspected bool
+	// size is the request body's size in bytes: for a body over the cap,
+	// its Content-Length if the request states one, else the cap.
+	size int64
+	// maxOutput is the output cap the request sets (0: none), per choice;
+	// choices is the number of answers it asks for (chat's n), at least 1.
+	maxOutput, choices int64
 }
 
 // readCall recognises a model call and reads what it asks for. It
 // returns req itself when its body was not read, or a clone whose body
 // replays the same bytes. A nil call means "not a model call".
-func readCall(req *http.Request, max int64) (*call, *http.Request, error) {
+func readCall(req *http.Request, maxBytes int64) (*call, *http.Request, error) {
 	a := apiOfPath(req)
 	if a == apiNone || req.Body == nil || req.Body == http.NoBody {
 		return nil, req, nil
@@ -83,14 +90,14 @@ func readCall(req *http.Request, max int64) (*call, *http.Request, error) {
 		if err != nil {
 			return nil, req, err
 		}
-		body, over, err = readCapped(rc, max)
+		body, over, err = readCapped(rc, maxBytes)
 		rc.Close()
 		if err != nil {
 			return nil, req, err
 		}
 	} else {
 		var err error
-		body, over, err = readCapped(req.Body, max)
+		body, over, err = readCapped(req.Body, maxBytes)
 		if err != nil {
 			return nil, req, err
 		}
@@ -107,16 +114,22 @@ func readCall(req *http.Request, max int64) (*call, *http.Request, error) {
 			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 		}
 	}
-	c := &call{api: a}
+	c := &call{api: a, size: int64(len(body)), choices: 1}
 	if over {
 		// Too big to read: the path decides, and the response says which
 		// model answered.
+		c.size = max(c.size, req.ContentLength)
 		return c, out, nil
 	}
 	var rb struct {
 		Model    *string           `json:"model"`
 		Messages []json.RawMessage `json:"messages"`
 		Input    json.RawMessage   `json:"input"`
+		// Output caps and choices, read leniently (see count).
+		MaxTokens           json.RawMessage `json:"max_tokens"`
+		MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
+		MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
+		N                   json.RawMessage `json:"n"`
 	}
 	if err := json.Unmarshal(body, &rb); err != nil || rb.Model == nil {
 		if a == apiMessages {
@@ -136,7 +149,37 @@ func readCall(req *http.Request, max int64) (*call, *http.Request, error) {
 	case apiResponses:
 		c.input = lastText(rb.Input)
 	}
+	switch a {
+	case apiChat:
+		// max_tokens is the older name of max_completion_tokens; if a
+		// request has both, the larger bounds the answer.
+		c.maxOutput = max(count(rb.MaxCompletionTokens), count(rb.MaxTokens))
+		c.choices = max(count(rb.N), 1)
+	case apiResponses:
+		c.maxOutput = count(rb.MaxOutputTokens)
+	case apiMessages:
+		c.maxOutput = count(rb.MaxTokens)
+	}
 	return c, out, nil
+}
+
+// maxCount bounds the token counts an estimate works with (about 10^12),
+// so that no sum or product of them overflows.
+const maxCount = 1 << 40
+
+// count reads a positive count from a JSON number, rounded up and capped
+// at maxCount; anything else (absent, null, zero, negative, not a number)
+// is 0. A value the provider would reject is not the request's cap, and a
+// malformed one must not keep the rest of the request from being read.
+func count(raw json.RawMessage) int64 {
+	var f float64
+	if len(raw) == 0 || json.Unmarshal(raw, &f) != nil || !(f > 0) {
+		return 0
+	}
+	if f >= maxCount {
+		return maxCount
+	}
+	return int64(math.Ceil(f))
 }
 
 // readCapped reads r up to max bytes. over reports that r had more; the

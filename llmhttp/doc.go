@@ -30,7 +30,9 @@
 // policy forbids: all are refused without spend. A refusal by a policy
 // stops the run there, recorded as a withheld llm_response step with no
 // tokens (metadata "stopline.phase": "before_request",
-// "stopline.withheld": "true").
+// "stopline.withheld": "true"). When the run's policies budget the
+// tenant's tokens or cost across runs, the step checked is the call's
+// worst case instead, and it is reserved: see Limits across runs.
 //
 // After a whole response: one llm_response step (model, tokens, cost,
 // output text, the newest message as input, provider, API and request id
@@ -71,6 +73,86 @@
 // without it the step records no tokens and "stopline.usage": "missing",
 // which a policy can refuse.
 //
+// # Limits across runs
+//
+// Limits that span a tenant's runs (the tenant_budget and
+// tenant_rate_limit policy kinds) are shared by every run of the tenant,
+// on any number of replicas. Checking them before a call and counting the
+// call after its response would let concurrent calls each pass the check
+// and together overshoot. So a call is governed by reserve-then-settle
+// (governance.Run.Reserve): the check made before the request is sent
+// also holds the call's amounts on the tenant's counters, atomically in
+// the store, so that no other run can spend them until the call settles.
+//
+// What is reserved. When the run's snapshot has a tenant_budget over
+// cost_cents or tokens, the call's worst case:
+//
+//   - input tokens estimated from the request: its body's size in bytes,
+//     divided by 2 and rounded up. Tokenizers take about 4 bytes of
+//     English or code per token and 2 to 3 of CJK text, and the JSON
+//     around the text (keys, quotes, roles, escapes) adds bytes but few
+//     tokens, so for ordinary prompts the estimate exceeds the real count,
+//     often twice over. It is an estimate, not a bound: text that
+//     tokenizes byte by byte (emoji, rare scripts, random strings) can
+//     exceed it, and so can content the provider prices by something
+//     other than its bytes — an image or file given by URL or id (base64
+//     data, on the contrary, is overestimated). A call that spends more
+//     than its worst case is settled to what it spent, if the limits
+//     still allow it. A body over WithMaxBodyBytes counts by its
+//     Content-Length, or the cap if it states none;
+//   - plus the request's output cap — max_completion_tokens or
+//     max_tokens, the larger if both, times n (Chat Completions);
+//     max_output_tokens (Responses); max_tokens (Messages) — or, if it
+//     sets none, WithDefaultMaxOutputTokens (DefaultMaxOutputTokens, 4096);
+//   - priced with the requested model's Price: input tokens at the
+//     highest of its input prices (Input, CachedInput, CacheWrite),
+//     output tokens at Output. An unpriced model reserves tokens only, at
+//     cost 0.
+//
+// Its tokens and cost are the step's tokens and cost in that check, which
+// every policy evaluates (a run budget too); a call refused there is
+// recorded as above, with metadata "stopline.estimated_input_tokens" and
+// "stopline.max_output_tokens". Without such a budget (a
+// tenant_rate_limit, or a tenant_budget over runs, only) the step
+// checked and reserved is the least the call can add, as described above:
+// its step, and its run if it is the run's first, are what those limits
+// count. Without any limit across runs nothing is held, and the check is
+// exactly Run.Check followed, on a Block, by that stop. The choice is made
+// from the snapshot's policies: a Go hook given to the runner that limits
+// the tenant (a prevention.ChargedHook) is not seen there, and is
+// reserved the least step.
+//
+// How it is settled. The call's llm_response step, recorded as described
+// above (whole or streamed, complete or not), settles the reservation
+// (governance.Reservation.Step): its actual amounts replace the reserved
+// ones, lower or, if the limits still allow it, higher; a step that went
+// over its worst case and over a limit is blocked. A call that records
+// no llm_response step gives the reservation back
+// (governance.Reservation.Release): a transport error, a status other
+// than 2xx (before an error status is recorded as a message step), a
+// stream stopped by a policy. Each call settles or releases once. A
+// reservation that cannot be given back stays counted until its window
+// has passed: it can refuse later calls, never let one overshoot.
+//
+// Streams. A streamed call holds its reservation until its step is
+// recorded: at its final event, when it fails or is dropped, or when the
+// agent closes it. The checks made as it streams read the tenant's
+// counters, which already count the reservation; so, while it holds, a
+// check counts only the tokens and cost the stream has used beyond the
+// amounts reserved (every policy saw the worst case before the request
+// was sent; a policy on the step's tokens or cost sees, mid-stream, only
+// that excess). A check that blocks gives the reservation back, and
+// the stream's Withhold is decided on the counters without it: a Block
+// stops the run and the stream as described above; a pass lets the
+// stream go on, unreserved, its step counted on its own when it is
+// recorded. The latter happens only when the tenant's step rate or run
+// count was exactly reached by the stream's own reservation, which a
+// check cannot yet leave out. A streamed body must be closed, as
+// net/http requires: until then its reservation is held. A stream blocked
+// mid-way records what it delivered, tokens and cost included, in its
+// step; as with every blocked step, that cost is in the record, not in
+// the tenant's budget.
+//
 // # Bodies
 //
 // Requests and responses reach their destination unchanged; a body read
@@ -98,7 +180,7 @@
 //
 // A Governor, its Middleware and its Transport are safe for concurrent
 // use; concurrent calls on one run are recorded one step at a time, in the
-// order they take the run's lock. Steps are recorded even when the
+// order they take the run's lock, each with its own reservation. Steps are recorded even when the
 // caller's context is cancelled after the response arrived: the spend
 // happened.
 package llmhttp

@@ -29,6 +29,9 @@ type MiddlewareNext = func(*http.Request) (*http.Response, error)
 type Governor struct {
 	run *governance.Run
 	cfg config
+	// worst: the run's policies budget the tenant's tokens or cost across
+	// runs, so a call reserves its worst case (reservation.go).
+	worst bool
 }
 
 // New returns a Governor for run. Defaults, each changed by an Option:
@@ -36,20 +39,26 @@ type Governor struct {
 //     "stopline.unpriced": "true"); see Prices;
 //   - response bodies are buffered for inspection up to
 //     DefaultMaxBodyBytes (8 MiB), and so is each streamed event;
-//   - a response body over that cap fails closed (ErrTooLarge).
+//   - a response body over that cap fails closed (ErrTooLarge);
+//   - a request that sets no output cap is reserved, under a tenant's
+//     budget of tokens or cost, with DefaultMaxOutputTokens (4096); see
+//     WithDefaultMaxOutputTokens.
+//
+// Whether a call reserves its worst case is decided here, from the run's
+// snapshot (see Limits across runs in the package documentation).
 //
 // An invalid option is an error here, not on first use.
 func New(run *governance.Run, opts ...Option) (*Governor, error) {
 	if run == nil {
 		return nil, errors.New("llmhttp: New: nil run")
 	}
-	cfg := config{maxBody: DefaultMaxBodyBytes}
+	cfg := config{maxBody: DefaultMaxBodyBytes, maxOutput: DefaultMaxOutputTokens}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, fmt.Errorf("llmhttp: New: %w", err)
 		}
 	}
-	return &Governor{run: run, cfg: cfg}, nil
+	return &Governor{run: run, cfg: cfg, worst: limitsTenantAmounts(run.Snapshot())}, nil
 }
 
 func mustNew(run *governance.Run, opts []Option) *Governor {
@@ -145,11 +154,22 @@ func (g *Governor) exchange(req *http.Request, next MiddlewareNext) (res *http.R
 		return res, err, false
 	}
 	rec := newRecorder(g, c, nil)
-	attempted, refused := rec.precheck()
-	if _, err := g.run.Withhold(ctx, attempted, refused); err != nil {
+	reserved := rec.before(g.worst, g.cfg.maxOutput)
+	r, err := g.run.Reserve(ctx, reserved)
+	if err != nil {
 		closeBody(out)
 		return nil, fmt.Errorf("%w: %s %s: %w", ErrNotSent, req.Method, req.URL.Path, err), true
 	}
+	h := newHold(r, reserved)
+	// The call's llm_response step settles the reservation; a call that
+	// records none gives it back. Released here once the call is over,
+	// which is a no-op after the step, unless a stream now owns it.
+	streamed := false
+	defer func() {
+		if !streamed {
+			h.release(context.WithoutCancel(ctx))
+		}
+	}()
 
 	res, err = next(out)
 	if err != nil || res == nil {
@@ -159,12 +179,18 @@ func (g *Governor) exchange(req *http.Request, next MiddlewareNext) (res *http.R
 	// if the caller has given up.
 	rctx := context.WithoutCancel(ctx)
 	rec = newRecorder(g, c, res)
+	rec.hold = h
 	switch {
 	case res.StatusCode >= 400:
+		// Recorded as a message step, not the llm_response step: the
+		// reservation is given back first, so that the step does not count
+		// on the tenant's counters beside it.
+		h.release(rctx)
 		err = g.errorResponse(rctx, rec, res)
 	case res.StatusCode < 200 || res.StatusCode >= 300:
 		return res, nil, false
 	case isEventStream(res.Header):
+		streamed = true
 		res.Body = newStream(rctx, g, rec, res.Body)
 		return res, nil, false
 	default:

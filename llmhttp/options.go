@@ -9,6 +9,10 @@ import (
 // inspection, and on one streamed event.
 const DefaultMaxBodyBytes = 8 << 20
 
+// DefaultMaxOutputTokens is the output cap a call's worst case assumes
+// when its request sets none (see WithDefaultMaxOutputTokens).
+const DefaultMaxOutputTokens = 4096
+
 // Option configures a Governor.
 type Option func(*config) error
 
@@ -17,6 +21,7 @@ type config struct {
 	maxBody      int64
 	passOversize bool
 	checkBytes   int
+	maxOutput    int64 // output cap of a request that sets none
 }
 
 // WithPrices sets the price table that turns token usage into cost. See
@@ -78,6 +83,26 @@ func WithStreamCheckBytes(n int) Option {
 			return fmt.Errorf("WithStreamCheckBytes: %d is negative", n)
 		}
 		c.checkBytes = n
+		return nil
+	}
+}
+
+// WithDefaultMaxOutputTokens sets the output cap a call's worst case
+// assumes when its request sets none (no max_tokens,
+// max_completion_tokens or max_output_tokens): default
+// DefaultMaxOutputTokens, 4096. The worst case is reserved on the
+// tenant's budgets before the request is sent (see the package
+// documentation); it only matters when the run's policies budget the
+// tenant's tokens or cost across runs. Set it to the largest answer the
+// models you call give when not capped, or cap the requests: an answer
+// longer than the cap is still recorded as it was, but it was not held
+// against the other runs of the tenant while it streamed.
+func WithDefaultMaxOutputTokens(n int64) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return fmt.Errorf("WithDefaultMaxOutputTokens: %d is not positive", n)
+		}
+		c.maxOutput = n
 		return nil
 	}
 }

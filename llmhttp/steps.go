@@ -38,6 +38,8 @@ type recorder struct {
 	c *call
 	// base is the metadata every step of the call carries.
 	base map[string]string
+	// hold is the call's reservation, settled by its llm_response step.
+	hold *hold
 }
 
 func newRecorder(g *Governor, c *call, res *http.Response) *recorder {
@@ -65,25 +67,6 @@ func (r *recorder) meta(kv ...string) map[string]string {
 		}
 	}
 	return md
-}
-
-// precheck is the step evaluated before the request is sent: the least
-// the call can add to the run, one input token at the model's price, so
-// that a budget already spent refuses the call; and the same step with
-// nothing spent, recorded if it is refused.
-func (r *recorder) precheck() (attempted, delivered governance.StepInput) {
-	price, priced := r.g.cfg.prices.price(r.c.model)
-	md := r.meta(MetaPhase, "before_request")
-	if !priced {
-		md[MetaUnpriced] = "true"
-	}
-	attempted = governance.StepInput{
-		Type: prevention.StepLLMResponse, Model: r.c.model, Input: r.c.input,
-		Tokens: 1, CostCents: price.costCents(usage{input: 1}), Metadata: md,
-	}
-	delivered = attempted
-	delivered.Tokens, delivered.CostCents = 0, 0
-	return attempted, delivered
 }
 
 // response is the llm_response step of a result. extra is metadata.
@@ -131,7 +114,7 @@ func (r *recorder) tool(model string, tc toolCall) governance.StepInput {
 // order, stopping at the first error (a *governance.Violation when a
 // policy blocked).
 func (r *recorder) record(ctx context.Context, res *result, extra ...string) error {
-	if _, err := r.g.run.Step(ctx, r.response(res, extra...)); err != nil {
+	if _, err := r.settle(ctx, r.response(res, extra...)); err != nil {
 		return err
 	}
 	for _, tc := range res.tools {
@@ -147,12 +130,20 @@ func (r *recorder) record(ctx context.Context, res *result, extra ...string) err
 // for an error status, an llm_response step otherwise.
 func (r *recorder) failure(ctx context.Context, typ prevention.StepType, output string, extra ...string) error {
 	in := governance.StepInput{Type: typ, Model: r.c.model, Input: r.c.input, Output: output, Metadata: r.meta(extra...)}
-	if typ == prevention.StepLLMResponse {
-		in.Metadata[MetaUsage] = "missing"
-		if _, ok := r.g.cfg.prices.price(r.c.model); !ok {
-			in.Metadata[MetaUnpriced] = "true"
-		}
+	if typ != prevention.StepLLMResponse {
+		_, err := r.g.run.Step(ctx, in)
+		return err
 	}
-	_, err := r.g.run.Step(ctx, in)
+	in.Metadata[MetaUsage] = "missing"
+	if _, ok := r.g.cfg.prices.price(r.c.model); !ok {
+		in.Metadata[MetaUnpriced] = "true"
+	}
+	_, err := r.settle(ctx, in)
 	return err
+}
+
+// settle records the call's llm_response step, which settles its
+// reservation (a plain Step if it has none left).
+func (r *recorder) settle(ctx context.Context, in governance.StepInput) (governance.StepResult, error) {
+	return r.hold.step(ctx, r.g.run, in)
 }

@@ -34,6 +34,10 @@ const maxBatchBytes = 64 << 10
 // (the one that completes it included) are held back until the response
 // and its tool calls are recorded, so that an agent never sees a
 // complete tool call that no policy has checked.
+//
+// The stream owns its call's reservation (rec.hold): the step it records
+// settles it, and a stream that will record none (stopped by a policy)
+// gives it back; see withhold and fail.
 type stream struct {
 	ctx context.Context
 	g   *Governor
@@ -210,7 +214,7 @@ func (s *stream) check() error {
 	}
 	last := &s.batch[n-1]
 	if n > 1 {
-		ev, err := s.g.run.Check(s.ctx, s.attempted(last.lens, last.usage))
+		ev, err := s.g.run.Check(s.ctx, s.rec.hold.beyond(s.attempted(last.lens, last.usage)))
 		if err == nil && ev.Decision.Action != prevention.Block {
 			return nil
 		}
@@ -221,10 +225,7 @@ func (s *stream) check() error {
 	for i := range s.batch {
 		e := &s.batch[i]
 		if e.eff&(effText|effUsage) != 0 {
-			delivered := s.attempted(dl, e.usage)
-			delivered.Metadata[MetaStream] = "blocked"
-			delivered.Metadata[MetaUsage] = partialUsage(e.usage)
-			if _, err := s.g.run.Withhold(s.ctx, s.attempted(e.lens, e.usage), delivered); err != nil {
+			if err := s.withhold(dl, e); err != nil {
 				for _, d := range s.batch[:i] {
 					if !d.held {
 						s.out = append(s.out, d.raw...)
@@ -240,6 +241,37 @@ func (s *stream) check() error {
 		}
 	}
 	return nil
+}
+
+// withhold governs the response as it stands once e is applied, with
+// the text at dl delivered: Run.Withhold, which stops the run, recording
+// what was delivered, if a policy blocks it.
+//
+// While the call's reservation holds the tenant's counters, they already
+// count the stream's worst case, and Withhold would count the stream
+// again on top of it. So the response is first checked (Run.Check) with
+// only what it spends beyond the reservation (hold.beyond); if that
+// blocks or fails, the reservation is given back and Withhold decides on
+// the counters without it: a Block stops the run with the reservation
+// released exactly once, and a pass lets the stream go on unreserved, its
+// step then counted on its own when it is recorded (as every step was
+// before reservations). The second case only arises from the stream's own
+// step or run counted twice (tenant_rate_limit, tenant_budget on runs),
+// which the library cannot yet exclude from a check.
+func (s *stream) withhold(dl []int, e *pending) error {
+	attempted := s.attempted(e.lens, e.usage)
+	if h := s.rec.hold; h.holding() {
+		ev, err := s.g.run.Check(s.ctx, h.beyond(attempted))
+		if err == nil && ev.Decision.Action != prevention.Block {
+			return nil
+		}
+		h.release(s.ctx)
+	}
+	delivered := s.attempted(dl, e.usage)
+	delivered.Metadata[MetaStream] = "blocked"
+	delivered.Metadata[MetaUsage] = partialUsage(e.usage)
+	_, err := s.g.run.Withhold(s.ctx, attempted, delivered)
+	return err
 }
 
 // newText is the text the batch adds, in bytes; 0 if it adds none, so
@@ -339,16 +371,20 @@ func (s *stream) end(kind string, cause error) error {
 	if cause != nil {
 		extra = append(extra, MetaError, cause.Error())
 	}
-	_, err := s.g.run.Step(s.ctx, s.rec.response(&r, extra...))
+	_, err := s.rec.settle(s.ctx, s.rec.response(&r, extra...))
 	return err
 }
 
-// fail ends the stream with err after what is already in out.
+// fail ends the stream with err after what is already in out. A stream
+// that fails has recorded its step (which settled the reservation) or
+// never will (a Withhold stopped the run): the reservation is given
+// back, a no-op in the first case.
 func (s *stream) fail(err error) {
 	s.err = err
 	s.held = nil
 	s.pass = false
 	s.up.Close()
+	s.rec.hold.release(s.ctx)
 }
 
 // eventBuffered reports whether a whole event is already buffered, so

@@ -64,6 +64,13 @@ type Reply struct {
 	// Delay is a pause before each streamed event after the first, as a
 	// model generating its answer would make.
 	Delay time.Duration
+	// Gate, if not nil, holds the answer (counted by Requests as soon as
+	// the request arrives) until Gate is closed or the request is
+	// cancelled: a slow model, to keep calls in flight together. With
+	// GateAfter > 0, a stream is held after that many events instead, to
+	// look at what an agent sees in the middle of a stream.
+	Gate      <-chan struct{}
+	GateAfter int
 }
 
 // ToolCall is a tool call in a reply. ID defaults to "call_<n>".
@@ -141,6 +148,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
+	if ok && rep.Gate != nil && rep.GateAfter <= 0 && !wait(r, rep.Gate) {
+		return
+	}
 	var req request
 	_ = json.Unmarshal(body, &req)
 	path := strings.TrimSuffix(r.URL.Path, "/")
@@ -200,6 +210,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rep Reply, event
 		events = []string{strings.Join(events, "")}
 	}
 	for i, e := range events {
+		if i > 0 && i == rep.GateAfter && rep.Gate != nil && !wait(r, rep.Gate) {
+			return
+		}
 		if i > 0 && rep.Delay > 0 {
 			select {
 			case <-time.After(rep.Delay):
@@ -214,6 +227,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rep Reply, event
 	}
 	if rep.Drop {
 		panic(http.ErrAbortHandler) // drops the connection
+	}
+}
+
+// wait waits for gate to close; false if the request was cancelled first.
+func wait(r *http.Request, gate <-chan struct{}) bool {
+	select {
+	case <-gate:
+		return true
+	case <-r.Context().Done():
+		return false
 	}
 }
 

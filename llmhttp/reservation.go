@@ -1,0 +1,185 @@
+package llmhttp
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+
+	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/prevention"
+	"github.com/stopline/stopline/snapshot"
+)
+
+// Metadata keys of the check made before a request is sent, when the
+// call's worst case is reserved (see the package documentation). A call
+// refused there is recorded with them.
+const (
+	MetaEstimatedInputTokens = "stopline.estimated_input_tokens" // the request body's bytes / 2, rounded up
+	MetaMaxOutputTokens      = "stopline.max_output_tokens"      // the output cap reserved, all choices together
+)
+
+// limitsTenantAmounts reports whether snap budgets its tenant's tokens or
+// cost across runs: a tenant_budget policy over cost_cents or tokens, in
+// any enforcement mode (a warn- or monitor-mode limit counts too). Only
+// such a limit adds up what a call spends, so only then is the call's
+// worst case, rather than the least it can add, what it reserves. A
+// policy whose metric cannot be read counts as one (fails closed). The
+// kind is matched by its name in the snapshot format: package prevention
+// does not export its kinds, nor governance whether a run needs a ledger.
+func limitsTenantAmounts(snap *snapshot.PolicySnapshot) bool {
+	for _, p := range snap.Policies() {
+		if p.Kind != "tenant_budget" {
+			continue
+		}
+		var params struct {
+			Metric string `json:"metric"`
+		}
+		if json.Unmarshal(p.ParamsJSON(), &params) != nil || params.Metric != string(prevention.MetricRuns) {
+			return true
+		}
+	}
+	return false
+}
+
+// worst returns a call's worst case in tokens: input tokens estimated
+// from the request body (its size in bytes / 2, rounded up) and the
+// output cap (the request's, else def), times the choices asked for.
+func (c *call) worst(def int64) (input, output int64) {
+	input = min((c.size+1)/2, maxCount)
+	output = c.maxOutput
+	if output <= 0 {
+		output = def
+	}
+	output = min(output, maxCount)
+	output = min(output*min(max(c.choices, 1), maxChoices), maxCount)
+	return input, output
+}
+
+// highest is p with every input token at its highest input price, so
+// that the cost of a worst case does not depend on how much of the
+// prompt the provider reads from or writes to its cache.
+func (p Price) highest() Price {
+	in := max(p.Input, p.CachedInput, p.CacheWrite)
+	return Price{Input: in, CachedInput: in, CacheWrite: in, Output: p.Output}
+}
+
+// before is the step evaluated and reserved before the request is sent
+// (Run.Reserve). With worst false it is the least the call can add to the
+// run — one input token at the model's price — so that only a budget
+// already spent refuses it; with worst true it is the call's worst case,
+// held on the tenant's counters until the response settles it.
+func (r *recorder) before(worst bool, defMaxOutput int64) governance.StepInput {
+	price, priced := r.g.cfg.prices.price(r.c.model)
+	md := r.meta(MetaPhase, "before_request")
+	if !priced {
+		md[MetaUnpriced] = "true"
+	}
+	in := governance.StepInput{
+		Type: prevention.StepLLMResponse, Model: r.c.model, Input: r.c.input,
+		Tokens: 1, CostCents: price.costCents(usage{input: 1}), Metadata: md,
+	}
+	if worst {
+		input, output := r.c.worst(defMaxOutput)
+		in.Tokens = input + output
+		in.CostCents = price.highest().costCents(usage{input: input, output: output})
+		md[MetaEstimatedInputTokens] = strconv.FormatInt(input, 10)
+		md[MetaMaxOutputTokens] = strconv.FormatInt(output, 10)
+	}
+	return in
+}
+
+// hold is a model call's reservation: made by Run.Reserve before the
+// request is sent, then settled once by the call's llm_response step
+// (Reservation.Step) or released (Reservation.Release) when the call
+// records none. It is safe for concurrent use.
+type hold struct {
+	// The amounts reserved, and whether the reservation holds a tenant
+	// counter of tokens or of cost: mid-stream checks count only what a
+	// stream spends beyond them (see beyond).
+	tokens                 int64
+	cost                   float64
+	holdsTokens, holdsCost bool
+	tenant                 bool // it holds anything on the tenant's counters
+
+	mu  sync.Mutex
+	res *governance.Reservation // nil once settled or released
+}
+
+func newHold(res *governance.Reservation, reserved governance.StepInput) *hold {
+	h := &hold{res: res, tokens: reserved.Tokens, cost: reserved.CostCents}
+	for _, x := range res.Holds() {
+		h.tenant = true
+		switch x.Counter.Metric {
+		case prevention.MetricTokens:
+			h.holdsTokens = true
+		case prevention.MetricCostCents:
+			h.holdsCost = true
+		}
+	}
+	return h
+}
+
+func (h *hold) take() *governance.Reservation {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	res := h.res
+	h.res = nil
+	return res
+}
+
+// step records the call's llm_response step on run, settling the
+// reservation to its amounts; once the reservation is gone (released
+// mid-stream, see stream.withhold), it is a plain Run.Step.
+func (h *hold) step(ctx context.Context, run *governance.Run, in governance.StepInput) (governance.StepResult, error) {
+	if res := h.take(); res != nil {
+		return res.Step(ctx, in)
+	}
+	return run.Step(ctx, in)
+}
+
+// release gives the reservation back: the call records no llm_response
+// step, or its check is decided without it. A no-op once settled or
+// released. A hold the store cannot give back stays counted until its
+// window has passed, which can refuse later calls, never let one
+// overshoot (governance.Reservation.Release): so its error is not the
+// call's, as it is not the step's in the runner.
+func (h *hold) release(ctx context.Context) {
+	if res := h.take(); res != nil {
+		_ = res.Release(ctx)
+	}
+}
+
+// holding reports whether the reservation still holds something on the
+// tenant's counters.
+func (h *hold) holding() bool {
+	if h == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.res != nil && h.tenant
+}
+
+// beyond is in as a check made while the reservation holds (in itself
+// otherwise): its tokens
+// and cost are only what goes beyond the amounts reserved, on the
+// metrics the reservation holds. Run.Check reads the tenant's counters,
+// which already count this call's reservation; counting the stream's
+// usage again on top would refuse, at the edge of a budget, a stream
+// whose worst case fits.
+func (h *hold) beyond(in governance.StepInput) governance.StepInput {
+	if !h.holding() {
+		return in
+	}
+	if h.holdsTokens {
+		in.Tokens = max(in.Tokens-h.tokens, 0)
+	}
+	if h.holdsCost {
+		in.CostCents = max(in.CostCents-h.cost, 0)
+	}
+	return in
+}
