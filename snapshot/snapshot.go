@@ -263,22 +263,37 @@ func (s *PolicySnapshot) UnmarshalJSON(data []byte) error {
 	if err := dec.Decode(&w); err != nil {
 		return fmt.Errorf("snapshot: decoding: %w", err)
 	}
+	r, err := Restore(w.SnapshotID, w.TenantID, w.ContentHash, w.PolicyCount, w.Policies, w.Thresholds, w.CreatedAt)
+	if err != nil {
+		return err
+	}
+	*s = *r
+	return nil
+}
+
+// Restore rebuilds a snapshot from the parts a store keeps: its id,
+// tenant, content hash and policy count as stored, the policies' JSON
+// array and the thresholds' JSON object. Like UnmarshalJSON it keeps the
+// id and hash as given, so that Verify can tell whether the content
+// still matches them; it rejects a policy count that does not match the
+// policies.
+func Restore(snapshotID, tenantID, contentHash string, policyCount int, policies, thresholds []byte, createdAt time.Time) (*PolicySnapshot, error) {
 	var ps []Policy
-	if err := json.Unmarshal(w.Policies, &ps); err != nil {
-		return fmt.Errorf("snapshot %s: decoding policies: %w", w.SnapshotID, err)
+	if err := json.Unmarshal(policies, &ps); err != nil {
+		return nil, fmt.Errorf("snapshot %s: decoding policies: %w", snapshotID, err)
 	}
 	var th Thresholds
-	if err := json.Unmarshal(w.Thresholds, &th); err != nil {
-		return fmt.Errorf("snapshot %s: decoding thresholds: %w", w.SnapshotID, err)
+	if err := json.Unmarshal(thresholds, &th); err != nil {
+		return nil, fmt.Errorf("snapshot %s: decoding thresholds: %w", snapshotID, err)
 	}
-	if len(ps) != w.PolicyCount {
-		return &HashMismatchError{SnapshotID: w.SnapshotID, Field: "policy_count", Want: fmt.Sprint(w.PolicyCount), Got: fmt.Sprint(len(ps))}
+	if len(ps) != policyCount {
+		return nil, &HashMismatchError{SnapshotID: snapshotID, Field: "policy_count", Want: fmt.Sprint(policyCount), Got: fmt.Sprint(len(ps))}
 	}
 	for i := range ps {
 		if len(ps[i].Params) > 0 {
 			c, err := Canonical(ps[i].Params)
 			if err != nil {
-				return fmt.Errorf("snapshot %s: policy %q params: %w", w.SnapshotID, ps[i].ID, err)
+				return nil, fmt.Errorf("snapshot %s: policy %q params: %w", snapshotID, ps[i].ID, err)
 			}
 			ps[i].Params = c
 		}
@@ -286,8 +301,7 @@ func (s *PolicySnapshot) UnmarshalJSON(data []byte) error {
 	if th == nil {
 		th = Thresholds{}
 	}
-	*s = PolicySnapshot{id: w.SnapshotID, tenantID: w.TenantID, hash: w.ContentHash, policies: ps, thresholds: th, createdAt: w.CreatedAt.UTC()}
-	return nil
+	return &PolicySnapshot{id: snapshotID, tenantID: tenantID, hash: contentHash, policies: ps, thresholds: th, createdAt: createdAt.UTC()}, nil
 }
 
 // Decode decodes a snapshot from its JSON form and verifies it.

@@ -43,7 +43,7 @@ const appendRunningSQL = `WITH ins AS (` + insertRecordSQL + ` RETURNING 1)
 // The record must be a step whose body is its canonical encoding
 // (trace.Encode) and whose hash covers that body and its prev_hash.
 func (s *Store) AppendStep(ctx context.Context, w governance.StepWrite) error {
-	if err := checkWrite(&w, trace.KindStep); err != nil {
+	if err := w.Validate(trace.KindStep); err != nil {
 		return err
 	}
 	args, err := recordArgs(&w)
@@ -67,33 +67,6 @@ func (s *Store) AppendStep(ctx context.Context, w governance.StepWrite) error {
 		}
 	}
 	return recordError(err, &w.Record)
-}
-
-// checkWrite checks that w is a record of the given kind, with a tenant,
-// a run, a body and hashes. That the body is the record's encoding and
-// that the hash covers it is the writer's contract (the Runner seals
-// records with trace.Seal), checked by every verification: readers decode
-// records from the body, never from the indexed columns beside it.
-func checkWrite(w *governance.StepWrite, kind trace.Kind) error {
-	r := &w.Record
-	fail := func(format string, a ...any) error {
-		return fmt.Errorf("postgres: record %d of run %s (tenant %s): %s", r.Seq, r.RunID, r.TenantID, fmt.Sprintf(format, a...))
-	}
-	switch {
-	case r.Kind != kind:
-		return fail("kind %q, want %q", r.Kind, kind)
-	case r.TenantID == "" || r.RunID == "":
-		return fail("no tenant or run id")
-	case len(w.Body) == 0:
-		return fail("no body")
-	case len(w.Body) > trace.MaxRecordSize:
-		return fail("body of %d bytes exceeds %d", len(w.Body), trace.MaxRecordSize)
-	case len(r.Hash) != 64 || len(r.PrevHash) != 64:
-		return fail("hash %q or prev_hash %q is not a hex SHA-256", r.Hash, r.PrevHash)
-	case r.Seq < 0:
-		return fail("negative seq")
-	}
-	return nil
 }
 
 // recordArgs are the insertRecordSQL arguments for w.

@@ -38,7 +38,7 @@ func (s *Store) CreateRun(ctx context.Context, run governance.RunRecord, start g
 	case start.Record.Seq != 0:
 		return fail(fmt.Errorf("run_start record has seq %d, want 0", start.Record.Seq))
 	}
-	if err := checkWrite(&start, trace.KindRunStart); err != nil {
+	if err := start.Validate(trace.KindRunStart); err != nil {
 		return err
 	}
 	if start.Record.PrevHash != trace.GenesisHash {
@@ -96,42 +96,15 @@ func (s *Store) CloseRun(ctx context.Context, c governance.Close) error {
 	fail := func(err error) error {
 		return fmt.Errorf("postgres: closing run %s of tenant %s: %w", c.RunID, c.TenantID, err)
 	}
-	incidentID := c.IncidentID
-	if c.Incident != nil && incidentID == "" {
-		incidentID = c.Incident.ID
-	}
-	switch {
-	case c.TenantID == "" || c.RunID == "":
-		return fail(errors.New("no tenant or run id"))
-	case !c.Status.Ended():
-		return fail(fmt.Errorf("status %q does not end a run", c.Status))
-	case c.Reason != "" && !c.Reason.Valid():
-		return fail(fmt.Errorf("%w: termination reason %q", prevention.ErrUnknownValue, c.Reason))
-	case c.End.Record.TenantID != c.TenantID || c.End.Record.RunID != c.RunID:
-		return fail(fmt.Errorf("run_end record belongs to run %s of tenant %s", c.End.Record.RunID, c.End.Record.TenantID))
-	case c.Step != nil && (c.Step.Record.TenantID != c.TenantID || c.Step.Record.RunID != c.RunID):
-		return fail(fmt.Errorf("blocking step belongs to run %s of tenant %s", c.Step.Record.RunID, c.Step.Record.TenantID))
-	case c.Step != nil && !c.Step.Record.Inflection:
-		return fail(errors.New("the blocking step is not marked as the inflection point"))
-	case c.Incident != nil && (c.Incident.TenantID != c.TenantID || c.Incident.RunID != c.RunID):
-		return fail(fmt.Errorf("incident %s belongs to run %s of tenant %s", c.Incident.ID, c.Incident.RunID, c.Incident.TenantID))
-	case c.Incident != nil && c.Incident.ID != incidentID:
-		return fail(fmt.Errorf("incident id %s, but the close names incident %s", c.Incident.ID, incidentID))
-	case c.Incident != nil && c.Incident.ID == "":
-		return fail(errors.New("incident without an id"))
+	incidentID, err := c.Validate()
+	if err != nil {
+		return err
 	}
 	var stepArgs, incArgs []any
 	if c.Step != nil {
-		if err := checkWrite(c.Step, trace.KindStep); err != nil {
-			return err
-		}
-		var err error
 		if stepArgs, err = recordArgs(c.Step); err != nil {
 			return err
 		}
-	}
-	if err := checkWrite(&c.End, trace.KindRunEnd); err != nil {
-		return err
 	}
 	endArgs, err := recordArgs(&c.End)
 	if err != nil {

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -82,7 +81,7 @@ func checkSnapshotHash(snap *snapshot.PolicySnapshot, stored string) error {
 // Snapshot returns a stored snapshot, as stored: callers Verify it.
 func (s *Store) Snapshot(ctx context.Context, tenantID, snapshotID string) (*snapshot.PolicySnapshot, error) {
 	var (
-		w                    snapshotWire
+		w                    snapshotRow
 		policies, thresholds string
 		createdAt            *int64
 	)
@@ -95,28 +94,19 @@ func (s *Store) Snapshot(ctx context.Context, tenantID, snapshotID string) (*sna
 	if err != nil {
 		return nil, fmt.Errorf("postgres: reading snapshot %s of tenant %s: %w", snapshotID, tenantID, err)
 	}
-	w.Policies, w.Thresholds, w.CreatedAt = json.RawMessage(policies), json.RawMessage(thresholds), timeOf(createdAt)
-	b, err := json.Marshal(w)
+	snap, err := snapshot.Restore(w.SnapshotID, w.TenantID, w.ContentHash, w.PolicyCount, []byte(policies), []byte(thresholds), timeOf(createdAt))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: reading snapshot %s of tenant %s: %w", snapshotID, tenantID, err)
-	}
-	snap := new(snapshot.PolicySnapshot)
-	if err := snap.UnmarshalJSON(b); err != nil {
 		return nil, fmt.Errorf("postgres: reading snapshot %s of tenant %s: %w", snapshotID, tenantID, err)
 	}
 	return snap, nil
 }
 
-// snapshotWire is the JSON form snapshot.PolicySnapshot decodes, which
-// keeps the stored id and hash for Verify to check.
-type snapshotWire struct {
-	SnapshotID  string          `json:"snapshot_id"`
-	TenantID    string          `json:"tenant_id"`
-	ContentHash string          `json:"content_hash"`
-	PolicyCount int             `json:"policy_count"`
-	CreatedAt   time.Time       `json:"created_at"`
-	Policies    json.RawMessage `json:"policies"`
-	Thresholds  json.RawMessage `json:"thresholds"`
+// snapshotRow is a snapshot as stored.
+type snapshotRow struct {
+	SnapshotID  string
+	TenantID    string
+	ContentHash string
+	PolicyCount int
 }
 
 // PublishPolicy stores snap (as PutSnapshot) and appends the tenant's next
