@@ -29,6 +29,12 @@ const MetadataWithheld = "stopline.withheld"
 // closed on it). Check takes the run's lock, like Step, so it is
 // serialized with the run's other steps.
 func (run *Run) Check(ctx context.Context, in StepInput) (prevention.Evaluation, error) {
+	return run.check(ctx, in, nil)
+}
+
+// check is Check, with the holds of a Reservation (exclude) left out of
+// the tenant's counters it reads.
+func (run *Run) check(ctx context.Context, in StepInput, exclude []prevention.Hold) (prevention.Evaluation, error) {
 	run.mu.Lock()
 	defer run.mu.Unlock()
 	if run.ended {
@@ -43,7 +49,7 @@ func (run *Run) Check(ctx context.Context, in StepInput) (prevention.Evaluation,
 	if err := ctx.Err(); err != nil {
 		return prevention.Evaluation{}, err
 	}
-	_, ev, err := run.evaluateNext(ctx, &in, run.charges(true)) // [tenant limits] read, never count
+	_, ev, err := run.evaluateNext(ctx, &in, run.peekCharges(exclude)) // [tenant limits] read, never count
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return prevention.Evaluation{}, cerr
@@ -75,6 +81,13 @@ func (run *Run) Check(ctx context.Context, in StepInput) (prevention.Evaluation,
 // metadata are its own. Otherwise Withhold returns an error matching
 // ErrInvalidStep and records nothing. Other errors are those of Step.
 func (run *Run) Withhold(ctx context.Context, attempted, delivered StepInput) (prevention.Evaluation, error) {
+	return run.withhold(ctx, attempted, delivered, nil, nil)
+}
+
+// withhold is Withhold, with the holds of a Reservation (exclude) left
+// out of the tenant's counters it reads; on a Block, blocked is called,
+// with run.mu held, before the run stops.
+func (run *Run) withhold(ctx context.Context, attempted, delivered StepInput, exclude []prevention.Hold, blocked func()) (prevention.Evaluation, error) {
 	run.mu.Lock()
 	defer run.mu.Unlock()
 	if run.ended {
@@ -95,7 +108,7 @@ func (run *Run) Withhold(ctx context.Context, attempted, delivered StepInput) (p
 	if err := ctx.Err(); err != nil {
 		return prevention.Evaluation{}, err
 	}
-	now, ev, evalErr := run.evaluateNext(ctx, &attempted, run.charges(true)) // [tenant limits] read, never count
+	now, ev, evalErr := run.evaluateNext(ctx, &attempted, run.peekCharges(exclude)) // [tenant limits] read, never count
 	if evalErr != nil && ctx.Err() != nil {
 		return prevention.Evaluation{}, ctx.Err()
 	}
@@ -109,6 +122,9 @@ func (run *Run) Withhold(ctx context.Context, attempted, delivered StepInput) (p
 	}
 	if ev.Decision.Action != prevention.Block {
 		return ev, nil
+	}
+	if blocked != nil {
+		blocked()
 	}
 
 	md := make(map[string]string, len(delivered.Metadata)+1)

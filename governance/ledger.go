@@ -47,8 +47,8 @@ func (r *Runner) checkLedger(eng *prevention.Engine) error {
 }
 
 // charges returns the Charges a step of this run counts through, or nil
-// when its policies need no ledger. peek charges count nothing.
-func (run *Run) charges(peek bool) *prevention.Charges {
+// when its policies need no ledger.
+func (run *Run) charges() *prevention.Charges {
 	if !run.engine.UsesLedger() {
 		return nil
 	}
@@ -56,10 +56,24 @@ func (run *Run) charges(peek bool) *prevention.Charges {
 	if l == nil {
 		return nil // the engine's hooks then fail closed with ErrNoLedger
 	}
-	if peek {
-		return prevention.PeekCharges(l)
-	}
 	return prevention.NewCharges(l)
+}
+
+// peekCharges returns the Charges a check of this run reads through,
+// counting nothing, with exclude (a Reservation's holds) left out of the
+// totals; nil when its policies need no ledger.
+func (run *Run) peekCharges(exclude []prevention.Hold) *prevention.Charges {
+	if !run.engine.UsesLedger() {
+		return nil
+	}
+	l := run.r.ledger()
+	if l == nil {
+		return nil // the engine's hooks then fail closed with ErrNoLedger
+	}
+	if len(exclude) > 0 {
+		return prevention.PeekChargesExcept(l, exclude)
+	}
+	return prevention.PeekCharges(l)
 }
 
 // releaseCharges gives back what a step that was not allowed, or not

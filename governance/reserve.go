@@ -14,8 +14,10 @@ import (
 // happened yet: Run.Reserve makes it with the step's worst case, and
 // Step settles it to what actually happened. Until it is settled or
 // released, no other run of the tenant, on any replica, can use what it
-// holds. A Reservation is safe for concurrent use; its Step or Release
-// takes effect once.
+// holds. While the step happens, Check and Withhold govern it with the
+// reservation's own holds left out of the tenant's counters, so that it
+// is not counted twice. A Reservation is safe for concurrent use; its
+// Step or Release (or a Withhold that blocks) takes effect once.
 type Reservation struct {
 	run *Run
 
@@ -61,7 +63,7 @@ func (run *Run) Reserve(ctx context.Context, attempted StepInput) (*Reservation,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ch := run.charges(false)
+	ch := run.charges()
 	now, ev, evalErr := run.evaluateNext(ctx, &attempted, ch)
 	if evalErr != nil && ctx.Err() != nil {
 		run.releaseCharges(ctx, ch)
@@ -112,6 +114,62 @@ func (res *Reservation) Holds() []prevention.Hold {
 	res.mu.Lock()
 	defer res.mu.Unlock()
 	return append([]prevention.Hold(nil), res.holds...)
+}
+
+// Check evaluates attempted as the run's next step, as Run.Check does,
+// but with what the reservation holds left out of the tenant's counters:
+// a tenant-wide limit compares with its limit the counter's usage without
+// the reservation's hold, plus attempted's amount. Run.Check would count
+// the step twice — once in the reservation that holds its worst case,
+// once in attempted — and refuse, at the exact edge of a tenant's limit,
+// a step whose reservation fits. Use it to check a step that is happening
+// under its reservation, such as a streamed response as it streams.
+//
+// Like Run.Check, it records nothing and changes neither the run nor the
+// reservation; its errors are Run.Check's. After Step or Release it
+// returns ErrReservationDone. It is serialized with the reservation's
+// Step and Release, which wait for it.
+func (res *Reservation) Check(ctx context.Context, attempted StepInput) (prevention.Evaluation, error) {
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	if res.done {
+		return prevention.Evaluation{}, ErrReservationDone
+	}
+	return res.run.check(ctx, attempted, res.holds)
+}
+
+// Withhold governs the reserved step while it is happening and can still
+// be held back, as Run.Withhold does, with what the reservation holds
+// left out of the tenant's counters as in Check. If the policies allow
+// attempted (or only warn), nothing is recorded, the reservation still
+// holds, and Withhold returns the evaluation: the step goes on, to be
+// reported with Step. If a policy blocks it, the reservation is done: its
+// holds are given back (once; a later Step or Release does nothing), and
+// the run stops at this step as Run.Withhold stops it, recording
+// delivered; Withhold returns the *Violation. A hook error fails closed,
+// as in Run.Withhold.
+//
+// Other errors are Run.Withhold's (after the run has ended, a
+// *StoppedError; delivered not part of attempted, ErrInvalidStep; the
+// caller's context ended before the step was decided): they leave the
+// reservation as it was, for the caller to settle or release. After Step
+// or Release Withhold returns ErrReservationDone. It is serialized with
+// the reservation's Step and Release.
+func (res *Reservation) Withhold(ctx context.Context, attempted, delivered StepInput) (prevention.Evaluation, error) {
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	if res.done {
+		return prevention.Evaluation{}, ErrReservationDone
+	}
+	return res.run.withhold(ctx, attempted, delivered, res.holds, func() {
+		// [tenant limits] a blocked step counts nothing: the reservation
+		// goes back before the run stops, as in Step. A hold that cannot
+		// be given back stays counted, which can only refuse later
+		// charges, so its error is not the step's.
+		holds := res.holds
+		res.holds, res.done = nil, true
+		_ = res.run.releaseHolds(ctx, holds)
+	})
 }
 
 // Step reports the reserved step once it has happened, as Run.Step does,

@@ -140,7 +140,7 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 	totalCost := run.rec.TotalCostCents + in.CostCents
 	// [tenant limits] Limits that span runs count the step in the store's
 	// ledger while it is evaluated (ledger.go).
-	ch := run.charges(false)
+	ch := run.charges()
 	if ch != nil {
 		ch.Carry(carry)
 		carried = true

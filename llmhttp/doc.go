@@ -45,8 +45,9 @@
 // the run only if a policy blocks that step.
 //
 // A streamed response passes through event by event as it arrives. The
-// text delivered so far plus the next events is checked (Run.Check)
-// before those events are delivered: events the provider has already sent
+// text delivered so far plus the next events is checked (Run.Check, or
+// while the call holds a reservation its Reservation.Check: see Limits
+// across runs) before those events are delivered: events the provider has already sent
 // are checked together, up to 64 KiB, and one by one when that batch is
 // blocked, so a check runs at most once per event and the stream always
 // ends just before the event that broke the policy. A check costs time
@@ -136,22 +137,21 @@
 //
 // Streams. A streamed call holds its reservation until its step is
 // recorded: at its final event, when it fails or is dropped, or when the
-// agent closes it. The checks made as it streams read the tenant's
-// counters, which already count the reservation; so, while it holds, a
-// check counts only the tokens and cost the stream has used beyond the
-// amounts reserved (every policy saw the worst case before the request
-// was sent; a policy on the step's tokens or cost sees, mid-stream, only
-// that excess). A check that blocks gives the reservation back, and
-// the stream's Withhold is decided on the counters without it: a Block
-// stops the run and the stream as described above; a pass lets the
-// stream go on, unreserved, its step counted on its own when it is
-// recorded. The latter happens only when the tenant's step rate or run
-// count was exactly reached by the stream's own reservation, which a
-// check cannot yet leave out. A streamed body must be closed, as
-// net/http requires: until then its reservation is held. A stream blocked
-// mid-way records what it delivered, tokens and cost included, in its
-// step; as with every blocked step, that cost is in the record, not in
-// the tenant's budget.
+// agent closes it. The tenant's counters already count the reservation,
+// so the checks made as it streams go through it
+// (governance.Reservation.Check and Reservation.Withhold): they read the
+// counters with the reservation left out and the stream's step, as it
+// stands, in its place — its tokens and cost so far, and its step and
+// run — so that the stream is counted once, whatever the limit (cost,
+// tokens, runs, step rate), and a stream whose worst case took a limit
+// exactly to its edge streams to the end, still reserved. Every policy,
+// the run's own budgets included, sees the stream's actual tokens and
+// cost so far. A check that blocks stops the run and the stream as
+// described above, and gives the reservation back, once. A streamed body
+// must be closed, as net/http requires: until then its reservation is
+// held. A stream blocked mid-way records what it delivered, tokens and
+// cost included, in its step; as with every blocked step, that cost is in
+// the record, not in the tenant's budget.
 //
 // # Bodies
 //

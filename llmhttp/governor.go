@@ -160,7 +160,7 @@ func (g *Governor) exchange(req *http.Request, next MiddlewareNext) (res *http.R
 		closeBody(out)
 		return nil, fmt.Errorf("%w: %s %s: %w", ErrNotSent, req.Method, req.URL.Path, err), true
 	}
-	h := newHold(r, reserved)
+	h := newHold(r)
 	// The call's llm_response step settles the reservation; a call that
 	// records none gives it back. Released here once the call is over,
 	// which is a no-op after the step, unless a stream now owns it.

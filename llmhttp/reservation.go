@@ -3,6 +3,7 @@ package llmhttp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"sync"
 
@@ -92,33 +93,15 @@ func (r *recorder) before(worst bool, defMaxOutput int64) governance.StepInput {
 // hold is a model call's reservation: made by Run.Reserve before the
 // request is sent, then settled once by the call's llm_response step
 // (Reservation.Step) or released (Reservation.Release) when the call
-// records none. It is safe for concurrent use.
+// records none. While it holds, the call's checks go through it
+// (Reservation.Check, Reservation.Withhold), which leave what it holds
+// out of the tenant's counters. It is safe for concurrent use.
 type hold struct {
-	// The amounts reserved, and whether the reservation holds a tenant
-	// counter of tokens or of cost: mid-stream checks count only what a
-	// stream spends beyond them (see beyond).
-	tokens                 int64
-	cost                   float64
-	holdsTokens, holdsCost bool
-	tenant                 bool // it holds anything on the tenant's counters
-
 	mu  sync.Mutex
 	res *governance.Reservation // nil once settled or released
 }
 
-func newHold(res *governance.Reservation, reserved governance.StepInput) *hold {
-	h := &hold{res: res, tokens: reserved.Tokens, cost: reserved.CostCents}
-	for _, x := range res.Holds() {
-		h.tenant = true
-		switch x.Counter.Metric {
-		case prevention.MetricTokens:
-			h.holdsTokens = true
-		case prevention.MetricCostCents:
-			h.holdsCost = true
-		}
-	}
-	return h
-}
+func newHold(res *governance.Reservation) *hold { return &hold{res: res} }
 
 func (h *hold) take() *governance.Reservation {
 	if h == nil {
@@ -131,9 +114,21 @@ func (h *hold) take() *governance.Reservation {
 	return res
 }
 
+// current returns the reservation, or nil once it is settled or
+// released.
+func (h *hold) current() *governance.Reservation {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.res
+}
+
 // step records the call's llm_response step on run, settling the
 // reservation to its amounts; once the reservation is gone (released
-// mid-stream, see stream.withhold), it is a plain Run.Step.
+// by a Withhold that blocked, see stream.withhold), it is a plain
+// Run.Step.
 func (h *hold) step(ctx context.Context, run *governance.Run, in governance.StepInput) (governance.StepResult, error) {
 	if res := h.take(); res != nil {
 		return res.Step(ctx, in)
@@ -153,33 +148,31 @@ func (h *hold) release(ctx context.Context) {
 	}
 }
 
-// holding reports whether the reservation still holds something on the
-// tenant's counters.
-func (h *hold) holding() bool {
-	if h == nil {
-		return false
+// check evaluates in, the call's step as it stands while it happens (a
+// stream so far), as the run's next step. While the reservation holds,
+// the tenant's counters already count the call's worst case: the check
+// is Reservation.Check, which leaves the reservation out of them, so
+// that the call is counted once, by in. Otherwise it is Run.Check.
+func (h *hold) check(ctx context.Context, run *governance.Run, in governance.StepInput) (prevention.Evaluation, error) {
+	if res := h.current(); res != nil {
+		ev, err := res.Check(ctx, in)
+		if !errors.Is(err, governance.ErrReservationDone) {
+			return ev, err
+		}
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.res != nil && h.tenant
+	return run.Check(ctx, in)
 }
 
-// beyond is in as a check made while the reservation holds (in itself
-// otherwise): its tokens
-// and cost are only what goes beyond the amounts reserved, on the
-// metrics the reservation holds. Run.Check reads the tenant's counters,
-// which already count this call's reservation; counting the stream's
-// usage again on top would refuse, at the edge of a budget, a stream
-// whose worst case fits.
-func (h *hold) beyond(in governance.StepInput) governance.StepInput {
-	if !h.holding() {
-		return in
+// withhold is check, stopping the run on a Block with delivered recorded
+// (Run.Withhold). While the reservation holds it is
+// Reservation.Withhold, which on a Block also gives the reservation
+// back, exactly once; a pass leaves it held.
+func (h *hold) withhold(ctx context.Context, run *governance.Run, attempted, delivered governance.StepInput) (prevention.Evaluation, error) {
+	if res := h.current(); res != nil {
+		ev, err := res.Withhold(ctx, attempted, delivered)
+		if !errors.Is(err, governance.ErrReservationDone) {
+			return ev, err
+		}
 	}
-	if h.holdsTokens {
-		in.Tokens = max(in.Tokens-h.tokens, 0)
-	}
-	if h.holdsCost {
-		in.CostCents = max(in.CostCents-h.cost, 0)
-	}
-	return in
+	return run.Withhold(ctx, attempted, delivered)
 }

@@ -454,10 +454,9 @@ func TestStreamAtTheEdge(t *testing.T) {
 }
 
 // TestStreamAtTheRateLimit: a stream that takes the last step a tenant
-// rate limit allows completes. Its checks as it streams count its step
-// again beside its reservation's, which the library cannot exclude: the
-// first check that blocks gives the reservation back and is decided
-// again without it, and the stream goes on unreserved.
+// rate limit allows completes, holding its reservation to the end. Its
+// checks as it streams leave the reservation out of the tenant's
+// counters (Reservation.Check), so that its step is not counted twice.
 func TestStreamAtTheRateLimit(t *testing.T) {
 	for _, d := range drivers {
 		if !d.stream {
@@ -465,11 +464,24 @@ func TestStreamAtTheRateLimit(t *testing.T) {
 		}
 		t.Run(d.name, func(t *testing.T) {
 			reply := llmhttptest.Reply{Text: "The last step of the minute.", Usage: llmhttptest.Usage{Input: 30, Output: 40}}
+			// The provider pauses after the first three chunks of text.
+			pause := newGate()
+			reply.Gate, reply.GateAfter = pause.ch, eventsBeforeText[d.api]+3
 			te := newTenantEnv(t, tenantDoc(map[string]float64{"daily_cost": 100, "tenant_steps": 1}, dailyCostPolicy, noSSNPolicy,
 				`{"id":"pace","kind":"tenant_rate_limit","params":{"threshold":"tenant_steps","window_seconds":60}}`), reply)
-			got, err := d.call(te.start(), "one more")
+			te.openAtEnd(pause)
+			during := int64(-1)
+			got, err := streamed(te.start(), d, "one more", func(text string) {
+				if text == "The last step " {
+					during = te.usage(stepsCounter)
+					pause.open()
+				}
+			})
 			if err != nil || got.text != reply.Text {
 				t.Fatalf("agent got %q, %v", got.text, err)
+			}
+			if during != 1 {
+				t.Errorf("in the middle of the stream the ledger counted %d steps, want its reservation's 1", during)
 			}
 			if got := te.usage(stepsCounter); got != 1 {
 				t.Errorf("the ledger counts %d steps, want 1", got)

@@ -25,15 +25,16 @@ const maxBatchBytes = 64 << 10
 // is delivered, and records the response when the stream ends.
 //
 // The text delivered so far plus the events being delivered are checked
-// with Run.Check before those events are delivered. Events the upstream
-// has already sent are checked together, up to maxBatchBytes, so a fast
-// producer costs one check per batch and a slow one (a real model) one
-// check per event, or per WithStreamCheckBytes of text; a batch that is
-// blocked is checked again event by event so that the stream ends exactly
-// before the event that made it break a policy. Once a tool call is complete, the events that follow
-// (the one that completes it included) are held back until the response
-// and its tool calls are recorded, so that an agent never sees a
-// complete tool call that no policy has checked.
+// (Reservation.Check while the call's reservation holds, else Run.Check)
+// before those events are delivered. Events the upstream has already
+// sent are checked together, up to maxBatchBytes, so a fast producer
+// costs one check per batch and a slow one (a real model) one check per
+// event, or per WithStreamCheckBytes of text; a batch that is blocked is
+// checked again event by event so that the stream ends exactly before the
+// event that made it break a policy. Once a tool call is complete, the
+// events that follow (the one that completes it included) are held back
+// until the response and its tool calls are recorded, so that an agent
+// never sees a complete tool call that no policy has checked.
 //
 // The stream owns its call's reservation (rec.hold): the step it records
 // settles it, and a stream that will record none (stopped by a policy)
@@ -214,7 +215,7 @@ func (s *stream) check() error {
 	}
 	last := &s.batch[n-1]
 	if n > 1 {
-		ev, err := s.g.run.Check(s.ctx, s.rec.hold.beyond(s.attempted(last.lens, last.usage)))
+		ev, err := s.rec.hold.check(s.ctx, s.g.run, s.attempted(last.lens, last.usage))
 		if err == nil && ev.Decision.Action != prevention.Block {
 			return nil
 		}
@@ -244,33 +245,18 @@ func (s *stream) check() error {
 }
 
 // withhold governs the response as it stands once e is applied, with
-// the text at dl delivered: Run.Withhold, which stops the run, recording
-// what was delivered, if a policy blocks it.
-//
-// While the call's reservation holds the tenant's counters, they already
-// count the stream's worst case, and Withhold would count the stream
-// again on top of it. So the response is first checked (Run.Check) with
-// only what it spends beyond the reservation (hold.beyond); if that
-// blocks or fails, the reservation is given back and Withhold decides on
-// the counters without it: a Block stops the run with the reservation
-// released exactly once, and a pass lets the stream go on unreserved, its
-// step then counted on its own when it is recorded (as every step was
-// before reservations). The second case only arises from the stream's own
-// step or run counted twice (tenant_rate_limit, tenant_budget on runs),
-// which the library cannot yet exclude from a check.
+// the text at dl delivered: Withhold, which stops the run, recording
+// what was delivered, if a policy blocks it. While the call's
+// reservation holds, it is the reservation's (hold.withhold): the
+// tenant's counters it reads leave the reservation out, so that the
+// stream is counted once, by what it has used; a Block gives the
+// reservation back, and a pass leaves it held to the end of the stream.
 func (s *stream) withhold(dl []int, e *pending) error {
 	attempted := s.attempted(e.lens, e.usage)
-	if h := s.rec.hold; h.holding() {
-		ev, err := s.g.run.Check(s.ctx, h.beyond(attempted))
-		if err == nil && ev.Decision.Action != prevention.Block {
-			return nil
-		}
-		h.release(s.ctx)
-	}
 	delivered := s.attempted(dl, e.usage)
 	delivered.Metadata[MetaStream] = "blocked"
 	delivered.Metadata[MetaUsage] = partialUsage(e.usage)
-	_, err := s.g.run.Withhold(s.ctx, attempted, delivered)
+	_, err := s.rec.hold.withhold(s.ctx, s.g.run, attempted, delivered)
 	return err
 }
 
@@ -377,8 +363,9 @@ func (s *stream) end(kind string, cause error) error {
 
 // fail ends the stream with err after what is already in out. A stream
 // that fails has recorded its step (which settled the reservation) or
-// never will (a Withhold stopped the run): the reservation is given
-// back, a no-op in the first case.
+// never will (a Withhold stopped the run, and gave the reservation back;
+// or a check failed): the reservation is given back, a no-op unless the
+// check failed.
 func (s *stream) fail(err error) {
 	s.err = err
 	s.held = nil

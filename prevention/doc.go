@@ -89,7 +89,10 @@
 // spend itself within a budget, reserve before spending: Run.Reserve
 // holds a step's worst case (an LLM call's prompt and max_tokens, priced)
 // against every other run, and Reservation.Step settles it to the actual
-// amount. Check and Withhold only read the totals. A warn- or
+// amount. Check and Withhold only read the totals; a Reservation's
+// Check and Withhold read them with its own holds left out
+// (PeekChargesExcept), so that a step happening under its reservation is
+// not counted twice. A warn- or
 // monitor-mode limit that fires still lets the step count, since the step
 // happens. A reservation whose process dies before settling stays
 // counted until its window has passed, which can refuse later steps,

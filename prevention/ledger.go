@@ -189,12 +189,14 @@ type ChargedHook interface {
 // step so counts nothing; an allowed one counts exactly its amounts, once
 // per counter, however many policies read the counter.
 //
-// Charges made with PeekCharges count nothing: they compare the totals
-// with the limits (Run.Check, Run.Withhold). Charges are not safe for
+// Charges made with PeekCharges or PeekChargesExcept count nothing: they
+// compare the totals with the limits (Run.Check, Run.Withhold,
+// Reservation.Check, Reservation.Withhold). Charges are not safe for
 // concurrent use; the runner evaluates a run's steps one at a time.
 type Charges struct {
 	ledger  Ledger
 	peek    bool
+	exclude []Hold // peek: holds left out of the totals read
 	entries []charge
 	stale   []Hold // holds the step no longer needs: released by Commit and Release
 }
@@ -216,6 +218,43 @@ func NewCharges(l Ledger) *Charges { return &Charges{ledger: l} }
 
 // PeekCharges returns Charges that read l and count nothing.
 func PeekCharges(l Ledger) *Charges { return &Charges{ledger: l, peek: true} }
+
+// PeekChargesExcept returns Charges that read l and count nothing, as
+// PeekCharges, but with holds left out of the totals they read: a hold
+// on the counter charged, that counts in the window of the charge's time
+// (the same calendar window; within the rolling window's length of it,
+// as Ledger.Usage counts), is taken off the counter's usage before the
+// charge's amount is added. It answers "would this step pass if it
+// replaced these holds?" — the check of a step whose worst case a
+// reservation already holds (governance.Reservation.Check), which would
+// otherwise count the step twice. A usage that no longer counts a hold
+// (given back meanwhile) is taken no lower than 0.
+func PeekChargesExcept(l Ledger, holds []Hold) *Charges {
+	return &Charges{ledger: l, peek: true, exclude: append([]Hold(nil), holds...)}
+}
+
+// excluded is what of c.exclude counts on counter at time at.
+func (c *Charges) excluded(counter Counter, at time.Time) int64 {
+	var sum int64
+	for _, h := range c.exclude {
+		if h.Counter != counter || h.Amount <= 0 {
+			continue
+		}
+		w := counter.Window
+		if w.Period != "" {
+			if !w.Start(h.At).Equal(w.Start(at)) {
+				continue
+			}
+		} else {
+			lo, hi, _ := w.RollingBounds(at)
+			if t := h.At.UnixNano(); t <= lo || t >= hi {
+				continue
+			}
+		}
+		sum = addClamp(sum, h.Amount)
+	}
+	return sum
+}
 
 // Carry adds holds reserved earlier for the step about to be evaluated (a
 // worst case reserved before the step happened): the first policy that
@@ -297,6 +336,9 @@ func (c *Charges) reserve(ctx context.Context, e *charge, limit int64) (int64, b
 		u, err := c.ledger.Usage(ctx, e.counter, e.at)
 		if err != nil {
 			return 0, false, fmt.Errorf("prevention: reading %s: %w", e.counter, err)
+		}
+		if len(c.exclude) > 0 {
+			u = max(u-c.excluded(e.counter, e.at), 0)
 		}
 		e.total = addClamp(u, e.amount)
 		ok := e.total <= limit

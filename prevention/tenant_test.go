@@ -3,6 +3,7 @@ package prevention_test
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -223,5 +224,47 @@ func TestCharges(t *testing.T) {
 	charge(ch, 0, 100, 0, true)
 	if err := ch.Commit(ctx); err != nil || used() != 85 {
 		t.Fatalf("unsettled carried hold: %v, used %d, want 85", err, used())
+	}
+}
+
+// PeekChargesExcept leaves out of the totals it reads the holds on the
+// counter charged that count in the window of the charge, and only those.
+func TestPeekChargesExcept(t *testing.T) {
+	ctx := context.Background()
+	l := &dayLedger{used: map[string]int64{}}
+	day := prevention.Counter{TenantID: "acme", Metric: prevention.MetricTokens, Window: prevention.Window{Period: prevention.PeriodDay}}
+	cost := prevention.Counter{TenantID: "acme", Metric: prevention.MetricCostCents, Window: prevention.Window{Period: prevention.PeriodDay}}
+	reserve := func(c prevention.Counter, at time.Time, amount int64) prevention.Hold {
+		t.Helper()
+		h, _, ok, err := l.Reserve(ctx, c, at, amount, math.MaxInt64)
+		if err != nil || !ok {
+			t.Fatal(err)
+		}
+		return h
+	}
+	reserve(day, t0, 40) // another run's
+	own := []prevention.Hold{
+		reserve(day, t0, 60),
+		reserve(cost, t0, 1000),                  // another counter
+		reserve(day, t0.Add(-24*time.Hour), 500), // another day
+		{Counter: day, At: t0, Amount: 0},        // nothing
+	}
+	peek := func(ch *prevention.Charges, at time.Time, amount, limit, wantTotal int64, wantOK bool) {
+		t.Helper()
+		total, ok, err := ch.Charge(ctx, day, at, amount, limit)
+		if err != nil || ok != wantOK || total != wantTotal {
+			t.Fatalf("Charge(%d, limit %d) = %d %v %v, want %d %v", amount, limit, total, ok, err, wantTotal, wantOK)
+		}
+	}
+	peek(prevention.PeekCharges(l), t0, 60, 100, 160, false)            // counted twice
+	peek(prevention.PeekChargesExcept(l, own), t0, 60, 100, 100, true)  // 100 - 60 + 60
+	peek(prevention.PeekChargesExcept(l, own), t0, 61, 100, 101, false) // a genuine overshoot
+	peek(prevention.PeekChargesExcept(l, own), t0.Add(-24*time.Hour), 10, 100, 10, true)
+	// A hold given back meanwhile takes the usage no lower than 0.
+	peek(prevention.PeekChargesExcept(l, []prevention.Hold{{Counter: day, At: t0, Amount: 1000}}), t0, 5, 100, 5, true)
+	ch := prevention.PeekChargesExcept(l, own)
+	peek(ch, t0, 60, 100, 100, true)
+	if err := ch.Commit(ctx); err != nil || len(ch.Holds()) != 0 || l.used[l.key(day, t0)] != 100 {
+		t.Errorf("peek counted: %v, holds %v, used %d", err, ch.Holds(), l.used[l.key(day, t0)])
 	}
 }
