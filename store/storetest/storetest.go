@@ -18,8 +18,15 @@
 // on: snapshots stored once and never overwritten, policy versions, the
 // hash chain extended only at its head, the atomic stop (inflection,
 // incident, final status in one transaction, or nothing), durability of
-// what was acknowledged, tenant isolation of every read, concurrent runs,
-// and Explain and VerifyRun over what the store returns.
+// what was acknowledged, tenant isolation of every read, concurrent runs
+// and racing appends and closes, the export log and checkpoints, and
+// Explain and VerifyRun over what the store returns.
+//
+// A store that also implements governance.LedgerStore (limits that span
+// runs: tenant_budget, tenant_rate_limit) is checked for those too:
+// calendar and rolling windows, concurrent charges at the edge of a limit
+// (no overshoot), reserve-then-settle and reservations in flight. For a
+// store without a ledger those tests skip, saying so.
 package storetest
 
 import (
@@ -101,6 +108,7 @@ func Run(t *testing.T, open Opener) {
 		{"TenantBudget", testTenantBudget},
 		{"TenantRunsAndRate", testTenantRunsAndRate},
 		{"ReserveSettle", testReserveSettle},
+		{"ReservationInFlight", testReservationInFlight},
 		{"TenantLimitModes", testTenantLimitModes},
 		{"TenantBudgetRace", testTenantBudgetRace},
 	}

@@ -350,3 +350,58 @@ func testTenantBudgetRace(t *testing.T, open Opener) {
 		t.Error("no step was admitted")
 	}
 }
+
+// testReservationInFlight: while a run holds a reservation that fills the
+// tenant's budget exactly, checks made through the reservation (a stream
+// in progress) do not count it twice, a genuine overshoot still blocks,
+// and a blocking Withhold gives the hold back exactly once.
+func testReservationInFlight(t *testing.T, open Opener) {
+	st := open(t)
+	l := ledgerOf(t, st)
+	r, clock := newRunner(t, st)
+	snap := TenantSnapshot(t, "acme", `{"daily_cost": 100}`, dailyCostPolicy)
+	cents := func() float64 { return float64(usage(t, l, dayCost, clock.Now())) / prevention.CostUnitsPerCent }
+	run1, err := r.Start(ctx, governance.StartOptions{Snapshot: snap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run1.Step(ctx, costStep(40)); err != nil {
+		t.Fatal(err)
+	}
+	run2, err := r.Start(ctx, governance.StartOptions{Snapshot: snap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := run2.Reserve(ctx, costStep(60))
+	if err != nil || cents() != 100 {
+		t.Fatalf("reserving the rest of the budget: %v, usage %v", err, cents())
+	}
+	if ev, err := run2.Check(ctx, costStep(60)); err != nil || ev.Decision.Action != prevention.Block {
+		t.Errorf("Run.Check counts the run's own reservation: want Block, got %+v %v", ev, err)
+	}
+	if ev, err := res.Check(ctx, costStep(60)); err != nil || ev.Decision.Action != prevention.Allow {
+		t.Errorf("Reservation.Check of the reserved step: want Allow, got %+v %v", ev, err)
+	}
+	if ev, err := res.Check(ctx, costStep(60.5)); err != nil || ev.Decision.Action != prevention.Block {
+		t.Errorf("Reservation.Check over the budget: want Block, got %+v %v", ev, err)
+	}
+	if _, err := res.Withhold(ctx, costStep(30), costStep(30)); err != nil || cents() != 100 || run2.Ended() {
+		t.Fatalf("Withhold within the reservation: %v, usage %v, ended %v", err, cents(), run2.Ended())
+	}
+	_, err = res.Withhold(ctx, costStep(61), costStep(20))
+	wantViolation(t, err, prevention.ReasonBudgetExceeded, "daily_cost", 101)
+	if cents() != 40 {
+		t.Errorf("after a blocking Withhold the hold must be given back once: usage %v, want 40", cents())
+	}
+	if _, err := res.Check(ctx, costStep(1)); !errors.Is(err, governance.ErrReservationDone) {
+		t.Errorf("Check after the reservation is done: got %v, want ErrReservationDone", err)
+	}
+	if err := res.Release(ctx); err != nil || cents() != 40 {
+		t.Errorf("Release after a blocking Withhold: %v, usage %v", err, cents())
+	}
+	for _, run := range []*governance.Run{run1, run2} {
+		if _, err := governance.VerifyRun(ctx, st, "acme", run.ID()); err != nil {
+			t.Errorf("VerifyRun %s: %v", run.ID(), err)
+		}
+	}
+}
