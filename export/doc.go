@@ -29,8 +29,8 @@
 // ErrChain, ErrStepMismatch, ...).
 //
 // A Renderer renders sealed bundles as PDF (codeberg.org/go-pdf/fpdf,
-// the maintained continuation of gofpdf), set in DejaVu Sans embedded in
-// the module (with an optional fallback font for CJK). The same bundle
+// the maintained continuation of gofpdf), set in fonts embedded in the
+// module: DejaVu Sans, and Droid Sans Fallback for CJK. The same bundle
 // always renders to the same bytes, and every page shows "Page N of M",
 // the bundle's SHA-256 and the signing key id.
 //

@@ -11,14 +11,22 @@ import (
 // The PDFs are set in DejaVu Sans (fonts/LICENSE: the Bitstream Vera
 // licence, which allows redistribution), embedded in the binary so that
 // no font file is read at run time. It covers Latin, Greek, Cyrillic,
-// Armenian, Georgian, Hebrew, Arabic and many symbols (✓ ▶ …), but no CJK:
-// see WithFallbackFont.
+// Armenian, Georgian, Hebrew, Arabic and many symbols (✓ ▶ …), but no CJK.
+// Chinese, Japanese and Korean text is set, character by character, in
+// Droid Sans Fallback (Apache-2.0, as Debian ships it), also embedded; a
+// document loads it only when it has such text, and only the characters
+// used are embedded in the PDF. WithFallbackFont replaces it.
 var (
 	//go:embed fonts/DejaVuSans.ttf
 	dejaVuSans []byte
 	//go:embed fonts/DejaVuSans-Bold.ttf
 	dejaVuSansBold []byte
+	//go:embed fonts/DroidSansFallback.ttf
+	droidSansFallback []byte
 )
+
+// droidCoverage is computed once, from the embedded fallback font.
+var droidCoverage = sync.OnceValues(func() (*coverage, error) { return cmapCoverage(droidSansFallback) })
 
 // coverage is the set of Basic Multilingual Plane characters a font has
 // glyphs for.

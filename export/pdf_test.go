@@ -188,37 +188,51 @@ func TestEvidencePDFPaginates(t *testing.T) {
 	}
 }
 
-func TestPDFFallbackFontForCJK(t *testing.T) {
+// TestPDFRendersCJK: with the default renderer (the embedded Droid Sans
+// Fallback), Chinese, Japanese and Korean text prints, beside Cyrillic and
+// Greek, and stays byte-identical; a document without such text does not
+// carry the fallback font at all. A fallback font given with
+// WithFallbackFont (the system's, when installed) is used instead.
+func TestPDFRendersCJK(t *testing.T) {
 	needPDFTools(t)
-	ttf := fallbackFont(t)
-	if ttf == nil {
-		msg := "no CJK TrueType font: install fonts-droid-fallback (Apache-2.0) to check CJK rendering; STOPLINE_REQUIRE_CJK_FONT=1 makes this a failure"
-		if os.Getenv("STOPLINE_REQUIRE_CJK_FONT") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
 	f := newFixture(t, nil)
-	// Without a fallback font, CJK prints as U+FFFD: visibly, never silently dropped.
-	_, text := pdfCheck(t, renderAll(t, f.exp)[export.TypeEvidence].Data)
-	if strings.Contains(text, "検索") || !strings.Contains(text, "\uFFFD\uFFFD") {
-		t.Errorf("without a fallback font, CJK should print as U+FFFD")
-	}
-	r, err := export.NewRenderer(export.WithFallbackFont(ttf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	exp := f.exporter(t, export.WithRenderer(r))
-	arts := renderAll(t, exp)
+	arts := renderAll(t, f.exp)
 	pages, text := pdfCheck(t, arts[export.TypeEvidence].Data)
 	for _, s := range []string{"検索", "поиск", "μοντέλο-4", "Page 1 of " + fmt.Sprint(pages)} {
 		if !strings.Contains(text, s) {
 			t.Errorf("text lacks %q", s)
 		}
 	}
-	again := renderAll(t, f.exporter(t, export.WithRenderer(r)))
+	if strings.Contains(text, "\uFFFD") {
+		t.Errorf("some characters printed as U+FFFD")
+	}
+	again := renderAll(t, f.exporter(t))
 	if !bytes.Equal(again[export.TypeEvidence].Data, arts[export.TypeEvidence].Data) {
-		t.Errorf("renderings with a fallback font differ")
+		t.Errorf("renderings with CJK text differ")
+	}
+	// The fallback font is embedded where CJK text needs it, and only there.
+	if !bytes.Contains(arts[export.TypeEvidence].Data, []byte("/utf8fallback")) {
+		t.Errorf("the evidence PDF, with CJK text, does not embed the fallback font")
+	}
+	if bytes.Contains(arts[export.TypeSOC2].Data, []byte("/utf8fallback")) {
+		t.Errorf("the SOC2 PDF, without CJK text, embeds the fallback font")
+	}
+
+	ttf := fallbackFont(t)
+	if ttf == nil {
+		msg := "no system CJK TrueType font to check WithFallbackFont: install fonts-droid-fallback; STOPLINE_REQUIRE_CJK_FONT=1 makes this a failure"
+		if os.Getenv("STOPLINE_REQUIRE_CJK_FONT") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	r, err := export.NewRenderer(export.WithFallbackFont(ttf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, text = pdfCheck(t, renderAll(t, f.exporter(t, export.WithRenderer(r)))[export.TypeEvidence].Data)
+	if !strings.Contains(text, "検索") {
+		t.Errorf("with WithFallbackFont, text lacks 検索")
 	}
 }
 

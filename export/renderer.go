@@ -28,15 +28,22 @@ type Renderer struct {
 // RenderOption configures a Renderer.
 type RenderOption func(*Renderer) error
 
-// NewRenderer returns a Renderer. By default text is set in the embedded
-// DejaVu Sans, which covers Latin, Greek, Cyrillic and common symbols;
-// characters it lacks print as U+FFFD (�) unless a fallback font covers
-// them (WithFallbackFont). The JSON bundle always keeps the exact text.
+// NewRenderer returns a Renderer. Text is set in the embedded DejaVu Sans
+// (Latin, Greek, Cyrillic, Hebrew, Arabic letters, common symbols), with
+// the embedded Droid Sans Fallback for Chinese, Japanese and Korean;
+// characters neither has (emoji, scripts outside the Basic Multilingual
+// Plane) print as U+FFFD (�), never silently dropped. Right-to-left text
+// is set in logical order, not shaped. The JSON bundle always keeps the
+// exact text.
 func NewRenderer(opts ...RenderOption) (*Renderer, error) {
 	if _, err := dejaVuCoverage(); err != nil {
 		return nil, fmt.Errorf("export: embedded font: %w", err)
 	}
-	r := &Renderer{}
+	cov, err := droidCoverage()
+	if err != nil {
+		return nil, fmt.Errorf("export: embedded fallback font: %w", err)
+	}
+	r := &Renderer{fallback: droidSansFallback, fallbackCov: cov}
 	for _, o := range opts {
 		if o == nil {
 			return nil, errors.New("export: NewRenderer: nil RenderOption")
@@ -48,13 +55,11 @@ func NewRenderer(opts ...RenderOption) (*Renderer, error) {
 	return r, nil
 }
 
-// WithFallbackFont sets a TrueType font (.ttf bytes, glyf outlines) used,
-// character by character, for text DejaVu Sans cannot show: CJK, for
-// example, with Droid Sans Fallback (Apache-2.0; Debian package
-// fonts-droid-fallback, about 3.4 MB, which is why it is not embedded in
-// this module). Only the characters used are embedded in each PDF. The
-// font is checked here: a font that cannot be read or loaded is an error
-// now, never a failure on first use.
+// WithFallbackFont replaces the embedded Droid Sans Fallback with another
+// TrueType font (.ttf bytes, glyf outlines), used, character by character,
+// for text DejaVu Sans cannot show. Only the characters used are embedded
+// in each PDF. The font is checked here: a font that cannot be read or
+// loaded is an error now, never a failure on first use.
 func WithFallbackFont(ttf []byte) RenderOption {
 	return func(r *Renderer) error {
 		cov, err := cmapCoverage(ttf)
