@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/stopline/stopline/prevention"
+	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/trace"
 )
 
@@ -81,4 +82,52 @@ func (c *Close) Validate() (incidentID string, err error) {
 		return "", err
 	}
 	return incidentID, nil
+}
+
+// ValidateNew checks a run a Store is asked to create and its run_start
+// record: a tenant, a run id and a snapshot id, a status that has not
+// ended (empty is queued), and a run_start record of this run at seq 0.
+// It returns the run with its status filled in.
+func (run RunRecord) ValidateNew(start StepWrite) (RunRecord, error) {
+	fail := func(err error) (RunRecord, error) {
+		return run, fmt.Errorf("%w: creating run %s of tenant %s: %w", ErrMalformedWrite, run.RunID, run.TenantID, err)
+	}
+	if run.Status == "" {
+		run.Status = StatusQueued
+	}
+	switch {
+	case run.TenantID == "" || run.RunID == "" || run.SnapshotID == "":
+		return fail(errors.New("run needs a tenant, a run id and a snapshot id"))
+	case !run.Status.Valid() || run.Status.Ended():
+		return fail(fmt.Errorf("a new run cannot have status %q", run.Status))
+	case start.Record.TenantID != run.TenantID || start.Record.RunID != run.RunID:
+		return fail(fmt.Errorf("run_start record belongs to run %s of tenant %s", start.Record.RunID, start.Record.TenantID))
+	case start.Record.Seq != 0:
+		return fail(fmt.Errorf("run_start record has seq %d, want 0", start.Record.Seq))
+	}
+	if err := start.Validate(trace.KindRunStart); err != nil {
+		return run, err
+	}
+	return run, nil
+}
+
+// For returns v completed for snap: the tenant, snapshot id and content
+// hash are snap's. v may leave them empty but not contradict them.
+func (v PolicyVersion) For(snap *snapshot.PolicySnapshot) (PolicyVersion, error) {
+	if snap == nil {
+		return v, fmt.Errorf("%w: policy version without a snapshot", ErrMalformedWrite)
+	}
+	fail := func(err error) (PolicyVersion, error) {
+		return v, fmt.Errorf("%w: publishing snapshot %s for tenant %s: %w", ErrMalformedWrite, snap.ID(), snap.TenantID(), err)
+	}
+	switch {
+	case v.TenantID != "" && v.TenantID != snap.TenantID():
+		return fail(fmt.Errorf("version names tenant %s", v.TenantID))
+	case v.SnapshotID != "" && v.SnapshotID != snap.ID():
+		return fail(fmt.Errorf("version names snapshot %s", v.SnapshotID))
+	case v.ContentHash != "" && v.ContentHash != snap.ContentHash():
+		return fail(fmt.Errorf("version names content hash %s", v.ContentHash))
+	}
+	v.TenantID, v.SnapshotID, v.ContentHash = snap.TenantID(), snap.ID(), snap.ContentHash()
+	return v, nil
 }

@@ -47,3 +47,30 @@ func TestCloseValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestRunValidateNewAndVersionFor(t *testing.T) {
+	hash := strings.Repeat("b", 64)
+	start := governance.StepWrite{Record: trace.Record{TenantID: "acme", RunID: "RUN-1", Kind: trace.KindRunStart, PrevHash: hash, Hash: hash}, Body: []byte("{}")}
+	run := governance.RunRecord{TenantID: "acme", RunID: "RUN-1", SnapshotID: "SNAP-1"}
+	got, err := run.ValidateNew(start)
+	if err != nil || got.Status != governance.StatusQueued {
+		t.Fatalf("new run: %+v %v", got, err)
+	}
+	for name, r := range map[string]governance.RunRecord{
+		"no snapshot": {TenantID: "acme", RunID: "RUN-1"},
+		"ended":       {TenantID: "acme", RunID: "RUN-1", SnapshotID: "SNAP-1", Status: governance.StatusSucceeded},
+		"other run":   {TenantID: "acme", RunID: "RUN-2", SnapshotID: "SNAP-1"},
+	} {
+		if _, err := r.ValidateNew(start); !errors.Is(err, governance.ErrMalformedWrite) {
+			t.Errorf("%s: got %v, want ErrMalformedWrite", name, err)
+		}
+	}
+	snap := parse(t, allowAllDoc)
+	v, err := governance.PolicyVersion{PublishedBy: "alice"}.For(snap)
+	if err != nil || v.TenantID != "acme" || v.SnapshotID != snap.ID() || v.ContentHash != snap.ContentHash() {
+		t.Errorf("For: %+v %v", v, err)
+	}
+	if _, err := (governance.PolicyVersion{TenantID: "globex"}).For(snap); !errors.Is(err, governance.ErrMalformedWrite) {
+		t.Errorf("version of another tenant: %v", err)
+	}
+}

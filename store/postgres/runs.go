@@ -25,20 +25,8 @@ func (s *Store) CreateRun(ctx context.Context, run governance.RunRecord, start g
 	fail := func(err error) error {
 		return fmt.Errorf("postgres: creating run %s of tenant %s: %w", run.RunID, run.TenantID, err)
 	}
-	if run.Status == "" {
-		run.Status = governance.StatusQueued
-	}
-	switch {
-	case run.TenantID == "" || run.RunID == "" || run.SnapshotID == "":
-		return fail(errors.New("run needs a tenant, a run id and a snapshot id"))
-	case !run.Status.Valid() || run.Status.Ended():
-		return fail(fmt.Errorf("a new run cannot have status %q", run.Status))
-	case start.Record.TenantID != run.TenantID || start.Record.RunID != run.RunID:
-		return fail(fmt.Errorf("run_start record belongs to run %s of tenant %s", start.Record.RunID, start.Record.TenantID))
-	case start.Record.Seq != 0:
-		return fail(fmt.Errorf("run_start record has seq %d, want 0", start.Record.Seq))
-	}
-	if err := start.Validate(trace.KindRunStart); err != nil {
+	run, err := run.ValidateNew(start)
+	if err != nil {
 		return err
 	}
 	if start.Record.PrevHash != trace.GenesisHash {

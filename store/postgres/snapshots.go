@@ -123,21 +123,16 @@ func (s *Store) PublishPolicy(ctx context.Context, snap *snapshot.PolicySnapshot
 	fail := func(err error) (governance.PolicyVersion, error) {
 		return governance.PolicyVersion{}, fmt.Errorf("postgres: publishing snapshot %s for tenant %s: %w", snap.ID(), snap.TenantID(), err)
 	}
-	switch {
-	case v.TenantID != "" && v.TenantID != snap.TenantID():
-		return fail(fmt.Errorf("version names tenant %s", v.TenantID))
-	case v.SnapshotID != "" && v.SnapshotID != snap.ID():
-		return fail(fmt.Errorf("version names snapshot %s", v.SnapshotID))
-	case v.ContentHash != "" && v.ContentHash != snap.ContentHash():
-		return fail(fmt.Errorf("version names content hash %s", v.ContentHash))
+	v, err := v.For(snap)
+	if err != nil {
+		return governance.PolicyVersion{}, err
 	}
-	v.TenantID, v.SnapshotID, v.ContentHash = snap.TenantID(), snap.ID(), snap.ContentHash()
 	var e enc
 	publishedAt := e.time("published_at", v.PublishedAt)
 	if e.err != nil {
 		return fail(e.err)
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockClassPublish, v.TenantID); err != nil {
 			return err
 		}

@@ -137,21 +137,16 @@ func (s *Store) PublishPolicy(ctx context.Context, snap *snapshot.PolicySnapshot
 	fail := func(err error) (governance.PolicyVersion, error) {
 		return governance.PolicyVersion{}, fmt.Errorf("sqlite: publishing snapshot %s for tenant %s: %w", snap.ID(), snap.TenantID(), err)
 	}
-	switch {
-	case v.TenantID != "" && v.TenantID != snap.TenantID():
-		return fail(fmt.Errorf("version names tenant %s", v.TenantID))
-	case v.SnapshotID != "" && v.SnapshotID != snap.ID():
-		return fail(fmt.Errorf("version names snapshot %s", v.SnapshotID))
-	case v.ContentHash != "" && v.ContentHash != snap.ContentHash():
-		return fail(fmt.Errorf("version names content hash %s", v.ContentHash))
+	v, err := v.For(snap)
+	if err != nil {
+		return governance.PolicyVersion{}, err
 	}
-	v.TenantID, v.SnapshotID, v.ContentHash = snap.TenantID(), snap.ID(), snap.ContentHash()
 	var e enc
 	publishedAt := e.time("published_at", v.PublishedAt)
 	if e.err != nil {
 		return fail(e.err)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		if err := putSnapshot(ctx, tx, snap); err != nil {
 			return err
 		}
