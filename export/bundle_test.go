@@ -97,7 +97,7 @@ func TestEvidenceBundle(t *testing.T) {
 	if diff := cmp.Diff(wantRun, b.Run); diff != "" {
 		t.Errorf("run (-want +got):\n%s", diff)
 	}
-	if b.Incident == nil || b.Incident.ID != "INC-0001" || b.Incident.Severity != incident.SeverityHigh {
+	if b.Incident == nil || b.Incident.ID != "INC-0001" || b.Incident.Severity != incident.SeverityCritical {
 		t.Errorf("incident: %+v", b.Incident)
 	}
 	// The whole snapshot and the whole chain, run_start to run_end.
@@ -278,7 +278,7 @@ func TestSOC2Bundle(t *testing.T) {
 		t.Errorf("incidents (-want +got):\n%s", diff)
 	}
 	wantSummary := export.PopulationSummary{Runs: 3, ByStatus: map[string]int{"failed_policy": 2, "succeeded": 1}, StoppedByPolicy: 2,
-		Incidents: 2, BySeverity: map[string]int{"high": 1, "medium": 1}, Snapshots: 1}
+		Incidents: 2, BySeverity: map[string]int{"critical": 1, "medium": 1}, Snapshots: 1}
 	if diff := cmp.Diff(wantSummary, b.PopulationSummary); diff != "" {
 		t.Errorf("summary (-want +got):\n%s", diff)
 	}

@@ -46,7 +46,7 @@ func Example() {
 	// Output:
 	// stopped at step 1 by tools (policy_block)
 	// failed_policy policy_block 1
-	// incident: tools high open
+	// incident: tools critical open
 }
 
 func ExampleExplain() {

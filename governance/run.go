@@ -262,7 +262,7 @@ func (run *Run) stopAt(ctx context.Context, rec *trace.Record, content trace.Con
 		ID: run.r.cfg.newID("incident"), TenantID: run.rec.TenantID, RunID: run.rec.RunID, TraceID: run.rec.TraceID,
 		SnapshotID: run.rec.SnapshotID, PolicyID: d.PolicyID, Source: d.Source, StepIndex: idx, RecordHash: rec.Hash,
 		Reason: d.Reason, Threshold: d.Threshold, Limit: d.Limit, Observed: d.Observed,
-		Severity: incident.SeverityFor(d.Reason), Status: incident.StatusOpen,
+		Severity: incident.SeverityFor(d.Reason, rec.StepType), Status: incident.StatusOpen,
 		Title: incident.TitleFor(d, idx), Message: d.Message, CreatedAt: now,
 	}
 	end := run.endRecord(rec.Seq+1, now, status, d.Reason, &idx, d.PolicyID, inc.ID, d.Message, rec.TotalTokens, rec.TotalCostCents)

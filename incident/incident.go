@@ -54,18 +54,28 @@ func (s Severity) Rank() int {
 	return 0
 }
 
-// SeverityFor is the documented default severity of an incident by the
-// reason its run was stopped:
+// SeverityFor is the documented severity of an incident, by the reason
+// its run was stopped and the type of the blocked step. It uses the same
+// base rules as the executive debrief's risk level (export.RiskFor), so
+// that an incident and its debrief agree:
 //
-//	policy_block     high    (content, tool or expression policy: the agent tried something forbidden)
-//	system_failure   high    (a check could not be made; the run was stopped blind)
-//	budget_exceeded  medium  (spend was stopped at its limit)
-//	timeout          medium
-//	rate_limited     low
-//	anything else    medium
-func SeverityFor(r prevention.RunTerminationReason) Severity {
+//	policy_block on a tool_call   critical  (the agent tried to take an action it is not allowed to take)
+//	policy_block on other steps   high      (forbidden content in a response, a tool result or a message)
+//	system_failure                high      (a check could not be made; the run was stopped blind)
+//	budget_exceeded, timeout      medium    (spend or running time reached its limit)
+//	rate_limited                  low
+//	anything else                 medium
+//
+// (The debrief also raises its level when the same policy stopped other
+// runs recently; an incident's severity is fixed when it is created.)
+func SeverityFor(r prevention.RunTerminationReason, blocked prevention.StepType) Severity {
 	switch r {
-	case prevention.ReasonPolicyBlock, prevention.ReasonSystemFailure:
+	case prevention.ReasonPolicyBlock:
+		if blocked == prevention.StepToolCall {
+			return SeverityCritical
+		}
+		return SeverityHigh
+	case prevention.ReasonSystemFailure:
 		return SeverityHigh
 	case prevention.ReasonRateLimited:
 		return SeverityLow

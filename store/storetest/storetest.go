@@ -345,7 +345,7 @@ func testBlockedRun(t *testing.T, open Opener) {
 	want := incident.Incident{
 		ID: v.IncidentID, TenantID: "acme", RunID: run.ID(), TraceID: got.TraceID, SnapshotID: snap.ID(), PolicyID: "tools",
 		Source: prevention.SourcePolicy, StepIndex: 1, RecordHash: v.RecordHash, Reason: prevention.ReasonPolicyBlock,
-		Severity: incident.SeverityHigh, Status: incident.StatusOpen, Title: inc.Title, Message: inc.Message,
+		Severity: incident.SeverityCritical, Status: incident.StatusOpen, Title: inc.Title, Message: inc.Message,
 		CreatedAt: T0.Add(1500 * time.Millisecond),
 	}
 	if diff := cmp.Diff(want, inc); diff != "" {
