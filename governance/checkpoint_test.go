@@ -94,10 +94,11 @@ func TestCheckpointsMadeAndVerified(t *testing.T) {
 		recs[2].Tokens = 0
 		return recompute(recs)
 	}}
-	if _, err := governance.VerifyRun(ctx, forged, "acme", run.ID()); err == nil {
-		// (VerifyRun also compares the run row's head; a full rewrite
-		// would update that too, so the chain alone is not the defence.)
-		t.Log("run row head differs from the rewritten chain")
+	// This forger left the run row alone, so VerifyRun sees its head
+	// disagree with the rewritten chain; one who also rewrote the run row
+	// would pass it: the chain alone is not the defence.
+	if _, err := governance.VerifyRun(ctx, forged, "acme", run.ID()); !errors.Is(err, governance.ErrIntegrity) {
+		t.Errorf("VerifyRun of a chain rewritten under an untouched run row: got %v, want ErrIntegrity", err)
 	}
 	recs, _ := forged.Records(ctx, "acme", run.ID())
 	if _, err := trace.Verify(recs); err != nil {
