@@ -212,7 +212,8 @@ func (r *Runner) Publish(ctx context.Context, snap *snapshot.PolicySnapshot, by,
 	if snap == nil {
 		return PolicyVersion{}, errors.New("stopline: publish: nil snapshot")
 	}
-	if _, err := prevention.Compile(snap, r.cfg.hooks...); err != nil {
+	eng, err := prevention.Compile(snap, r.cfg.hooks...)
+	if err != nil {
 		return PolicyVersion{}, fmt.Errorf("stopline: publish: %w", err)
 	}
 	v := PolicyVersion{
@@ -225,6 +226,14 @@ func (r *Runner) Publish(ctx context.Context, snap *snapshot.PolicySnapshot, by,
 	if err != nil {
 		return PolicyVersion{}, fmt.Errorf("%w: publish %s for tenant %q: %w", ErrRecordFailed, snap.ID(), snap.TenantID(), err)
 	}
+	// The runs that take this version use the engine compiled here,
+	// rather than reading the snapshot back and compiling it again.
+	key := snap.TenantID() + "\x00" + snap.ID()
+	r.mu.Lock()
+	if r.engines[key] == nil {
+		r.engines[key] = eng
+	}
+	r.mu.Unlock()
 	return out, nil
 }
 

@@ -603,3 +603,40 @@ func TestStepInputValidate(t *testing.T) {
 		}
 	}
 }
+
+// snapshotReads counts Store.Snapshot calls.
+type snapshotReads struct {
+	governance.Store
+	n atomic.Int32
+}
+
+func (s *snapshotReads) Snapshot(ctx context.Context, tenant, id string) (*snapshot.PolicySnapshot, error) {
+	s.n.Add(1)
+	return s.Store.Snapshot(ctx, tenant, id)
+}
+
+func TestPublishedSnapshotIsNotReadBack(t *testing.T) {
+	st := &snapshotReads{Store: memstore.New()}
+	r, _ := newRunner(t, st)
+	if _, err := r.Publish(ctx, parse(t, allowAllDoc), "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := r.Start(ctx, governance.StartOptions{TenantID: "acme"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := st.n.Load(); n != 0 {
+		t.Errorf("runs on the version this runner published read the snapshot back %d times, want 0", n)
+	}
+	// Another runner (another replica) reads it once.
+	r2, _ := newRunner(t, st)
+	for i := 0; i < 3; i++ {
+		if _, err := r2.Start(ctx, governance.StartOptions{TenantID: "acme"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := st.n.Load(); n != 1 {
+		t.Errorf("another runner read the snapshot %d times, want 1", n)
+	}
+}
