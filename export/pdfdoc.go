@@ -103,7 +103,10 @@ func (r *Renderer) newDoc(s *Sealed) (*doc, error) {
 	// (useSeg), so that a document without CJK text parses 3 MB less.
 	d.fb, d.fbTTF = r.fallbackCov, r.fallback
 	for _, ft := range fonts {
-		f.AddUTF8FontFromBytes(ft.family, ft.style, ft.ttf)
+		// fpdf writes into the font bytes it is given when it subsets
+		// them: each document gets its own copy, so that concurrent
+		// renders never share them.
+		f.AddUTF8FontFromBytes(ft.family, ft.style, bytes.Clone(ft.ttf))
 		// A font that did not load is reported by selecting it, not by
 		// loading it; selecting it now makes it an error here instead of
 		// a panic on the first text.
@@ -205,7 +208,8 @@ func (d *doc) segments(s string) []seg {
 func (d *doc) useSeg(fallback bool) {
 	if fallback {
 		if !d.fbLoaded {
-			d.f.AddUTF8FontFromBytes(fallbackFamily, "", d.fbTTF)
+			d.f.AddUTF8FontFromBytes(fallbackFamily, "", bytes.Clone(d.fbTTF)) // fpdf writes into it
+
 			d.fbLoaded = true // a font that did not load fails the document (Render checks Error)
 		}
 		d.selectFamily(fallbackFamily, "")

@@ -84,7 +84,7 @@ func tryFont(ttf []byte) (err error) {
 		}
 	}()
 	f := fpdf.New("P", "mm", "A4", "")
-	f.AddUTF8FontFromBytes(fallbackFamily, "", ttf)
+	f.AddUTF8FontFromBytes(fallbackFamily, "", bytes.Clone(ttf)) // fpdf writes into it
 	f.AddPage()
 	f.SetFont(fallbackFamily, "", 10)
 	f.CellFormat(10, 5, "A", "", 0, "L", false, 0, "")
