@@ -1,0 +1,340 @@
+// Package strictjson reads JSON the way every reader of it will: it
+// refuses the documents that two JSON parsers can read differently.
+//
+// encoding/json takes the last of a duplicated key and matches object
+// keys to struct fields ignoring case; other readers (the official LLM
+// SDKs, built on gjson, a verifier written in another language, a person)
+// take the first and match exactly; encoding/json replaces invalid UTF-8,
+// other readers keep the bytes. A document that every reader reads the
+// same way is valid UTF-8, has no object with two keys equal ignoring case,
+// and no key that matches a field of the target only ignoring case.
+// Unmarshal refuses the others, naming where, and then decodes with
+// encoding/json: for what is left, its reading is every reader's reading.
+//
+// It uses only the standard library, so that the domain packages (which
+// may import nothing else) can use it.
+package strictjson
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Sentinels matched by the *Error that Unmarshal and Check return.
+var (
+	// ErrDuplicateKey: an object has two keys equal ignoring case.
+	ErrDuplicateKey = errors.New("duplicated key")
+	// ErrCaseVariant: a key matches a field only ignoring case.
+	ErrCaseVariant = errors.New("key differs from a known field only in case")
+	// ErrUnknownKey: a key that names no field (with DisallowUnknownFields).
+	ErrUnknownKey = errors.New("unknown key")
+	// ErrTooDeep: nesting deeper than MaxDepth.
+	ErrTooDeep = errors.New("nested too deeply")
+	// ErrSyntax: not exactly one well-formed JSON value.
+	ErrSyntax = errors.New("malformed JSON")
+)
+
+// MaxDepth bounds the nesting of the documents read, so that hostile input
+// cannot exhaust the stack.
+const MaxDepth = 512
+
+// Error says where a document is ambiguous. It matches one of the
+// sentinels above.
+type Error struct {
+	// Path locates the object, as in choices[0].message ("" for the top).
+	Path string
+	// Key is the offending key as written (unescaped); Other is the key or
+	// field it collides with, if any.
+	Key, Other string
+	Err        error
+}
+
+func (e *Error) Error() string {
+	where := e.Path
+	if where == "" {
+		where = "the top-level object"
+	}
+	switch {
+	case e.Key == "" && e.Other == "":
+		return fmt.Sprintf("%v at %s", e.Err, where)
+	case e.Other == "":
+		return fmt.Sprintf("%v %q in %s", e.Err, e.Key, where)
+	case e.Other == e.Key:
+		return fmt.Sprintf("%v %q in %s", e.Err, e.Key, where)
+	}
+	return fmt.Sprintf("%v: %q and %q in %s", e.Err, e.Other, e.Key, where)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Options change what Unmarshal accepts.
+type Options struct {
+	// DisallowUnknownFields refuses keys that name no field of a struct
+	// (maps and untyped values take any key).
+	DisallowUnknownFields bool
+}
+
+// Unmarshal decodes data into v (a non-nil pointer) with encoding/json,
+// after refusing what another reader could read differently (see the
+// package documentation). The errors it adds are *Error; encoding/json's
+// own errors (a type mismatch) are returned as they are.
+func Unmarshal(data []byte, v any, opts Options) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return errors.New("strictjson: Unmarshal needs a non-nil pointer")
+	}
+	if err := walk(data, rv.Type().Elem(), opts); err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+// Check refuses a document that is not exactly one JSON value or that has
+// an object with two keys equal ignoring case. It decodes nothing.
+func Check(data []byte) error {
+	return walk(data, nil, Options{})
+}
+
+func walk(data []byte, t reflect.Type, opts Options) error {
+	// encoding/json replaces invalid UTF-8 with U+FFFD, other readers keep
+	// the bytes: a document that is not UTF-8 (RFC 8259 requires it) has
+	// two readings.
+	if !utf8.Valid(data) {
+		return &Error{Err: fmt.Errorf("%w: invalid UTF-8", ErrSyntax)}
+	}
+	w := walker{dec: json.NewDecoder(bytes.NewReader(data)), opts: opts}
+	w.dec.UseNumber()
+	if err := w.value(t, 0); err != nil {
+		return err
+	}
+	if _, err := w.dec.Token(); err != io.EOF {
+		return &Error{Err: ErrSyntax, Path: "(after the value)"}
+	}
+	return nil
+}
+
+type walker struct {
+	dec  *json.Decoder
+	opts Options
+	path []string
+}
+
+func (w *walker) where() string { return strings.Join(w.path, "") }
+
+func (w *walker) syntax(err error) error {
+	return &Error{Path: w.where(), Err: fmt.Errorf("%w: %v", ErrSyntax, err)}
+}
+
+// value reads one value, whose Go type is t (nil: untyped).
+func (w *walker) value(t reflect.Type, depth int) error {
+	if depth > MaxDepth {
+		return &Error{Path: w.where(), Err: ErrTooDeep}
+	}
+	tok, err := w.dec.Token()
+	if err != nil {
+		return w.syntax(err)
+	}
+	t = target(t)
+	switch tok {
+	case json.Delim('{'):
+		return w.object(t, depth)
+	case json.Delim('['):
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for i := 0; w.dec.More(); i++ {
+			w.path = append(w.path, "["+strconv.Itoa(i)+"]")
+			if err := w.value(elem, depth+1); err != nil {
+				return err
+			}
+			w.path = w.path[:len(w.path)-1]
+		}
+		if _, err := w.dec.Token(); err != nil { // ']'
+			return w.syntax(err)
+		}
+	}
+	return nil
+}
+
+func (w *walker) object(t reflect.Type, depth int) error {
+	var fields *structFields
+	var elem reflect.Type
+	if t != nil {
+		switch t.Kind() {
+		case reflect.Struct:
+			fields = fieldsOf(t)
+		case reflect.Map:
+			elem = t.Elem()
+		}
+	}
+	seen := make(map[string]string)
+	for w.dec.More() {
+		tok, err := w.dec.Token()
+		if err != nil {
+			return w.syntax(err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return w.syntax(fmt.Errorf("object key %v", tok))
+		}
+		folded := Fold(key)
+		if prev, dup := seen[folded]; dup {
+			return &Error{Path: w.where(), Key: key, Other: prev, Err: ErrDuplicateKey}
+		}
+		seen[folded] = key
+		vt := elem
+		if fields != nil {
+			f, exact := fields.byName[key]
+			switch {
+			case exact:
+				vt = f
+			case fields.byFold[folded] != "":
+				return &Error{Path: w.where(), Key: key, Other: fields.byFold[folded], Err: ErrCaseVariant}
+			case w.opts.DisallowUnknownFields:
+				return &Error{Path: w.where(), Key: key, Err: ErrUnknownKey}
+			}
+		}
+		w.path = append(w.path, pathKey(w.where() == "", key))
+		if err := w.value(vt, depth+1); err != nil {
+			return err
+		}
+		w.path = w.path[:len(w.path)-1]
+	}
+	if _, err := w.dec.Token(); err != nil { // '}'
+		return w.syntax(err)
+	}
+	return nil
+}
+
+func pathKey(first bool, key string) string {
+	simple := key != ""
+	for _, r := range key {
+		if !(r == '_' || r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			simple = false
+			break
+		}
+	}
+	switch {
+	case !simple:
+		return "[" + strconv.Quote(key) + "]"
+	case first:
+		return key
+	}
+	return "." + key
+}
+
+var (
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	rawType         = reflect.TypeFor[json.RawMessage]()
+)
+
+// target is the type whose shape a value is checked against: pointers are
+// followed; a type that decodes itself, or an interface, is untyped (nil).
+func target(t reflect.Type) reflect.Type {
+	for t != nil {
+		if t == rawType || t.Kind() == reflect.Interface || reflect.PointerTo(t).Implements(unmarshalerType) {
+			return nil
+		}
+		if t.Kind() != reflect.Pointer {
+			return t
+		}
+		t = t.Elem()
+	}
+	return nil
+}
+
+type structFields struct {
+	byName map[string]reflect.Type // JSON name → field type
+	byFold map[string]string       // folded JSON name → JSON name
+}
+
+var fieldCache sync.Map // reflect.Type → *structFields
+
+// fieldsOf lists the JSON names encoding/json gives t's fields.
+func fieldsOf(t reflect.Type) *structFields {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(*structFields)
+	}
+	sf := &structFields{byName: map[string]reflect.Type{}, byFold: map[string]string{}}
+	var add func(t reflect.Type)
+	add = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			if tag == "-" {
+				continue
+			}
+			name, _, _ := strings.Cut(tag, ",")
+			if f.Anonymous && name == "" {
+				ft := f.Type
+				if ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if ft.Kind() == reflect.Struct {
+					add(ft)
+					continue
+				}
+			}
+			if !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if _, ok := sf.byName[name]; !ok {
+				sf.byName[name] = f.Type
+				sf.byFold[Fold(name)] = name
+			}
+		}
+	}
+	add(t)
+	fieldCache.Store(t, sf)
+	return sf
+}
+
+// Fold returns a string such that Fold(x) == Fold(y) exactly when
+// strings.EqualFold(x, y): the folding encoding/json matches keys with.
+func Fold(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || ('a' <= c && c <= 'z') {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		if 'a' <= r && r <= 'z' {
+			r -= 'a' - 'A'
+		} else if r >= utf8.RuneSelf {
+			r = foldRune(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// foldRune is the smallest rune of r's simple case-folding orbit.
+func foldRune(r rune) rune {
+	for {
+		r2 := unicode.SimpleFold(r)
+		if r2 <= r {
+			return r2
+		}
+		r = r2
+	}
+}
