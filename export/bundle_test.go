@@ -535,7 +535,7 @@ func TestHookAndFailureIncidents(t *testing.T) {
 			}
 			return prevention.Allowed(), nil
 		})})
-	r, err := governance.NewRunner(st, governance.WithClock(clock), governance.WithIDGenerator((&seqIDs{}).next), hooks)
+	r, err := governance.NewRunner(st, governance.WithKinds(testKinds), governance.WithClock(clock), governance.WithIDGenerator((&seqIDs{}).next), hooks)
 	if err != nil {
 		t.Fatal(err)
 	}

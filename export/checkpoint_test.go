@@ -28,7 +28,7 @@ func TestBundleCarriesCheckpoint(t *testing.T) {
 
 	st := memstore.New()
 	clock := governance.NewFakeClock(T0)
-	r, err := governance.NewRunner(st, governance.WithClock(clock), governance.WithCheckpoints(signer, 0))
+	r, err := governance.NewRunner(st, governance.WithKinds(testKinds), governance.WithClock(clock), governance.WithCheckpoints(signer, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

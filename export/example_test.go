@@ -26,7 +26,7 @@ func Example() {
 	  "tenant_id": "acme",
 	  "thresholds": {"max_steps": 2},
 	  "policies": [{"id": "step-limit", "kind": "budget", "params": {"metric": "steps", "threshold": "max_steps"}}]
-	}`), clock.Now())
+	}`), clock.Now(), runner.Kinds())
 
 	run, _ := runner.Start(ctx, governance.StartOptions{Snapshot: snap})
 	var err error

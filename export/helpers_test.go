@@ -18,10 +18,20 @@ import (
 
 	"github.com/stopline/stopline/export"
 	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/kinds/cel"
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/store/memstore"
 )
+
+// testKinds are the built-in policy kinds and CEL expressions.
+var testKinds = func() *prevention.Kinds {
+	k, err := prevention.NewKinds(cel.Kind())
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
 
 var ctx = context.Background()
 
@@ -45,7 +55,7 @@ const policyJSON = `{
 func policy(t testing.TB, tenant string, maxSteps int, at time.Time) *snapshot.PolicySnapshot {
 	t.Helper()
 	src := strings.NewReplacer("TENANT", tenant, "MAXSTEPS", strconv.Itoa(maxSteps)).Replace(policyJSON)
-	s, err := snapshot.Parse("policy.json", []byte(src), at)
+	s, err := snapshot.Parse("policy.json", []byte(src), at, testKinds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +106,7 @@ func newFixture(t testing.TB, st governance.Store) *fixture {
 	}
 	f := &fixture{store: st, clock: governance.NewFakeClock(T0.Add(-60 * 24 * time.Hour)), key: testKey("stopline export test key")}
 	f.pub = f.key.Public().(ed25519.PublicKey)
-	r, err := governance.NewRunner(st, governance.WithClock(f.clock), governance.WithIDGenerator((&seqIDs{}).next))
+	r, err := governance.NewRunner(st, governance.WithKinds(testKinds), governance.WithClock(f.clock), governance.WithIDGenerator((&seqIDs{}).next))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +210,7 @@ func (f *fixture) completedRun(t testing.TB) {
 func longRun(t testing.TB, st governance.Store, n int) (runID, incidentID string) {
 	t.Helper()
 	clock := governance.NewFakeClock(T0)
-	r, err := governance.NewRunner(st, governance.WithClock(clock), governance.WithIDGenerator((&seqIDs{}).next))
+	r, err := governance.NewRunner(st, governance.WithKinds(testKinds), governance.WithClock(clock), governance.WithIDGenerator((&seqIDs{}).next))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,16 +14,18 @@ import (
 
 func Example() {
 	ctx := context.Background()
+	store := memstore.New() // or sqlite.Open(ctx, "stopline.db")
+	runner, _ := governance.NewRunner(store)
+	// Loaded with the kinds the runner compiles: a kind it lacks, or bad
+	// parameters, are refused here, naming the file, policy and field.
 	snap, _ := snapshot.Parse("policies.json", []byte(`{
 	  "tenant_id": "acme",
 	  "thresholds": {"max_cost_cents": 150},
 	  "policies": [
 	    {"id": "cost-budget", "kind": "budget", "params": {"metric": "cost_cents", "threshold": "max_cost_cents"}},
 	    {"id": "tools", "kind": "tool_allowlist", "params": {"allow": ["search"]}}
-	  ]}`), time.Time{})
+	  ]}`), time.Time{}, runner.Kinds())
 
-	store := memstore.New() // or sqlite.Open(ctx, "stopline.db")
-	runner, _ := governance.NewRunner(store)
 	rec, err := runner.Run(ctx, governance.StartOptions{Snapshot: snap}, func(ctx context.Context, run *governance.Run) error {
 		if _, err := run.Step(ctx, governance.StepInput{Type: prevention.StepLLMResponse, Tokens: 900, CostCents: 60}); err != nil {
 			return err
@@ -54,7 +56,7 @@ func ExampleExplain() {
 	snap, _ := snapshot.Parse("policies.json", []byte(`{
 	  "tenant_id": "acme",
 	  "thresholds": {"max_steps": 2},
-	  "policies": [{"id": "step-limit", "kind": "budget", "params": {"metric": "steps", "threshold": "max_steps"}}]}`), time.Time{})
+	  "policies": [{"id": "step-limit", "kind": "budget", "params": {"metric": "steps", "threshold": "max_steps"}}]}`), time.Time{}, prevention.Builtin())
 	store := memstore.New()
 	start := time.Date(2026, 1, 20, 9, 0, 0, 0, time.UTC)
 	clock := governance.NewFakeClock(start)

@@ -130,8 +130,8 @@ func TestHostileOversizedFields(t *testing.T) {
 
 // TestHostileInvalidUTF8 sends invalid UTF-8 in every text field a caller
 // or hook controls. Free text is recorded with each bad sequence replaced
-// by U+FFFD (and policies see exactly that); ids, which are compared byte
-// for byte, are refused.
+// by U+FFFD (and policies see exactly that); ids and the names policies
+// compare (model, tool), are refused.
 func TestHostileInvalidUTF8(t *testing.T) {
 	const bad = "bad \xff\xfe byte"
 	const fixed = "bad \uFFFD byte"
@@ -163,7 +163,15 @@ func TestHostileInvalidUTF8(t *testing.T) {
 				t.Fatal(err)
 			}
 			md := map[string]string{bad: bad, "ok": "fine"}
-			res, err := run.Step(ctx, governance.StepInput{Type: prevention.StepLLMResponse, Model: bad, Tool: bad, Input: bad, Output: bad, Metadata: md})
+			for _, in := range []governance.StepInput{
+				{Type: prevention.StepToolCall, Tool: bad},
+				{Type: prevention.StepLLMResponse, Model: bad},
+			} {
+				if _, err := run.Step(ctx, in); !errors.Is(err, governance.ErrInvalidStep) || !errors.Is(err, prevention.ErrInvalidName) {
+					t.Errorf("step %+v: %v, want ErrInvalidStep and ErrInvalidName", in, err)
+				}
+			}
+			res, err := run.Step(ctx, governance.StepInput{Type: prevention.StepLLMResponse, Model: "m", Tool: "t", Input: bad, Output: bad, Metadata: md})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,7 +186,7 @@ func TestHostileInvalidUTF8(t *testing.T) {
 				t.Errorf("stored content %+v", c)
 			}
 			recs, _ := st.Records(ctx, "acme", run.ID())
-			if r := recs[1]; r.Model != fixed || r.Tool != fixed || r.Findings[0].Message != fixed {
+			if r := recs[1]; r.Model != "m" || r.Tool != "t" || r.Findings[0].Message != fixed {
 				t.Errorf("stored record %+v", r)
 			}
 			stored, _ := st.Run(ctx, "acme", run.ID())
@@ -380,7 +388,7 @@ func TestHostileDeepNesting(t *testing.T) {
 			"document":  nest(depth, "{}"),
 			"arrays":    `{"tenant_id":"acme","thresholds":{},"policies":[{"id":"deep","kind":"tool_allowlist","params":{"allow":` + strings.Repeat("[", depth) + strings.Repeat("]", depth) + `}}]}`,
 		} {
-			_, err := snapshot.Parse("deep.json", []byte(doc), t0)
+			_, err := snapshot.Parse("deep.json", []byte(doc), t0, testKinds)
 			if !errors.Is(err, snapshot.ErrInvalid) {
 				t.Errorf("%s nested %d deep: got %v, want ErrInvalid", name, depth, err)
 			}
@@ -390,11 +398,7 @@ func TestHostileDeepNesting(t *testing.T) {
 	for _, depth := range []int{100, 10_000} {
 		expr := strings.Repeat("(", depth) + "step.tokens > 1" + strings.Repeat(")", depth)
 		doc := fmt.Sprintf(`{"tenant_id":"acme","thresholds":{},"policies":[{"id":"deep","kind":"expression","params":{"expr":%q}}]}`, expr)
-		snap, err := snapshot.Parse("cel.json", []byte(doc), t0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := prevention.Validate(snap); err != nil {
+		if _, err := snapshot.Parse("cel.json", []byte(doc), t0, testKinds); err != nil {
 			var ve *snapshot.ValidationError
 			if !errors.As(err, &ve) || ve.PolicyID != "deep" {
 				t.Errorf("CEL nested %d deep: error does not name the policy: %v", depth, err)

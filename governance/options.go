@@ -19,6 +19,7 @@ type Option func(*config) error
 
 type config struct {
 	clock        Clock
+	kinds        *prevention.Kinds
 	hooks        []prevention.NamedHook
 	newID        func(kind string) string
 	failOpen     bool
@@ -42,6 +43,24 @@ func WithClock(c Clock) Option {
 			return errors.New("WithClock: nil clock")
 		}
 		cfg.clock = c
+		return nil
+	}
+}
+
+// WithKinds sets the policy kinds the runner compiles snapshots with
+// (default: prevention.Builtin()). A snapshot naming a kind outside the
+// set cannot start a run or be published; load policy files with the same
+// set (snapshot.Load(path, now, runner.Kinds())) so that such a file is
+// refused when it is read:
+//
+//	kinds, err := prevention.NewKinds(cel.Kind())
+//	runner, err := governance.NewRunner(store, governance.WithKinds(kinds))
+func WithKinds(kinds *prevention.Kinds) Option {
+	return func(cfg *config) error {
+		if kinds == nil {
+			return errors.New("WithKinds: nil kinds")
+		}
+		cfg.kinds = kinds
 		return nil
 	}
 }

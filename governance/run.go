@@ -104,10 +104,11 @@ func (run *Run) Ended() bool {
 // or panic ends the run the same way, recording the failed check as the
 // inflection point. A malformed step (unknown type, negative or
 // non-finite tokens or cost, a model or tool name longer than
-// MaxNameBytes, tokens or cost that would overflow the run's totals)
-// returns an error matching ErrInvalidStep and records nothing. Invalid
-// UTF-8 in the step's text and metadata is replaced with U+FFFD before
-// policies see it.
+// MaxNameBytes or that prevention.CheckName refuses — invalid UTF-8, a
+// control or invisible character —, tokens or cost that would overflow the
+// run's totals) returns an error matching ErrInvalidStep and records
+// nothing. Invalid UTF-8 in the step's input, output and metadata is
+// replaced with U+FFFD before policies see it.
 func (run *Run) Step(ctx context.Context, in StepInput) (StepResult, error) {
 	return run.stepCarrying(ctx, in, nil)
 }
@@ -386,6 +387,14 @@ func (run *Run) end(ctx context.Context, reason prevention.RunTerminationReason,
 	return run.rec, nil
 }
 
+// stopCause is what stopped the run, if a step did: its *Violation, or
+// the error that ended it. It is nil for a run ended by Finish or Abort.
+func (run *Run) stopCause() error {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	return run.cause
+}
+
 func (run *Run) stoppedError() error {
 	return &StoppedError{RunID: run.rec.RunID, Status: run.rec.Status, Reason: run.rec.TerminationReason, Cause: run.cause}
 }
@@ -414,9 +423,18 @@ func validateStep(in *StepInput) error {
 	if len(in.Model) > MaxNameBytes || len(in.Tool) > MaxNameBytes {
 		return bad("model or tool", fmt.Sprintf("name of %d bytes is longer than %d", max(len(in.Model), len(in.Tool)), MaxNameBytes))
 	}
-	// Invalid UTF-8 is replaced by U+FFFD, so that what policies see is
-	// exactly what is recorded and hashed.
-	for _, s := range []*string{&in.Model, &in.Tool, &in.Input, &in.Output} {
+	// A name is compared by policies and read by the agent's dispatcher
+	// and by people: one with characters no one sees, or not valid UTF-8,
+	// is refused rather than guessed at (prevention.CheckName).
+	if err := prevention.CheckName(in.Tool); err != nil {
+		return fmt.Errorf("%w: tool: %w", ErrInvalidStep, err)
+	}
+	if err := prevention.CheckName(in.Model); err != nil {
+		return fmt.Errorf("%w: model: %w", ErrInvalidStep, err)
+	}
+	// Invalid UTF-8 in text is replaced by U+FFFD, so that what policies
+	// see is exactly what is recorded and hashed.
+	for _, s := range []*string{&in.Input, &in.Output} {
 		if !utf8.ValidString(*s) {
 			*s = strings.ToValidUTF8(*s, "\uFFFD")
 		}

@@ -29,7 +29,7 @@ type Runner struct {
 }
 
 // NewRunner returns a Runner recording into store. Defaults: the system
-// clock, no extra hooks, random ids ("RUN-…", "TRC-…", "INC-…"), fail
+// clock, the built-in policy kinds (prevention.Builtin), no extra hooks, random ids ("RUN-…", "TRC-…", "INC-…"), fail
 // closed when the store cannot record, a step timeout of 10 s, writes
 // bounded by the store's own limits, and 1 MiB of stored text per step
 // field.
@@ -39,6 +39,7 @@ func NewRunner(store Store, opts ...Option) (*Runner, error) {
 	}
 	cfg := config{
 		clock:       systemClock{},
+		kinds:       prevention.Builtin(),
 		newID:       randomID,
 		stepTimeout: DefaultStepTimeout,
 		maxContent:  DefaultMaxContentBytes,
@@ -53,6 +54,10 @@ func NewRunner(store Store, opts ...Option) (*Runner, error) {
 
 // Store returns the runner's store.
 func (r *Runner) Store() Store { return r.store }
+
+// Kinds returns the policy kinds the runner compiles snapshots with: the
+// snapshot.Checker to load policy files with.
+func (r *Runner) Kinds() *prevention.Kinds { return r.cfg.kinds }
 
 // StartOptions says how to start a run.
 type StartOptions struct {
@@ -181,7 +186,7 @@ func (r *Runner) engineFor(ctx context.Context, tenant, snapID string, snap *sna
 				return nil, fmt.Errorf("stopline: loading snapshot %s of tenant %q: %w", snapID, tenant, err)
 			}
 		}
-		e, err := prevention.Compile(s, r.cfg.hooks...)
+		e, err := r.cfg.kinds.Compile(s, r.cfg.hooks...)
 		if err != nil {
 			return nil, fmt.Errorf("stopline: compiling snapshot %s: %w", snapID, err)
 		}
@@ -212,7 +217,7 @@ func (r *Runner) Publish(ctx context.Context, snap *snapshot.PolicySnapshot, by,
 	if snap == nil {
 		return PolicyVersion{}, errors.New("stopline: publish: nil snapshot")
 	}
-	eng, err := prevention.Compile(snap, r.cfg.hooks...)
+	eng, err := r.cfg.kinds.Compile(snap, r.cfg.hooks...)
 	if err != nil {
 		return PolicyVersion{}, fmt.Errorf("stopline: publish: %w", err)
 	}
@@ -303,6 +308,12 @@ func (r *Runner) Run(ctx context.Context, opts StartOptions, fn func(ctx context
 	}
 	if endErr != nil && !errors.Is(endErr, ErrRunStopped) {
 		return run.Record(), errors.Join(ferr, endErr)
+	}
+	if ferr == nil && run.Ended() {
+		// The loop returned nil after the run was stopped (it dropped the
+		// step's *Violation): the caller still learns why, as the status
+		// already says.
+		ferr = run.stopCause()
 	}
 	return run.Record(), ferr
 }

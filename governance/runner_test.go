@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/kinds/cel"
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/store/memstore"
@@ -21,11 +22,19 @@ import (
 var (
 	ctx = context.Background()
 	t0  = time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)
+	// testKinds are the built-in policy kinds and CEL expressions.
+	testKinds = func() *prevention.Kinds {
+		k, err := prevention.NewKinds(cel.Kind())
+		if err != nil {
+			panic(err)
+		}
+		return k
+	}()
 )
 
 func parse(t testing.TB, doc string) *snapshot.PolicySnapshot {
 	t.Helper()
-	s, err := snapshot.Parse("test.json", []byte(doc), t0)
+	s, err := snapshot.Parse("test.json", []byte(doc), t0, testKinds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +44,7 @@ func parse(t testing.TB, doc string) *snapshot.PolicySnapshot {
 func newRunner(t testing.TB, st governance.Store, opts ...governance.Option) (*governance.Runner, *governance.FakeClock) {
 	t.Helper()
 	clock := governance.NewFakeClock(t0)
-	r, err := governance.NewRunner(st, append([]governance.Option{governance.WithClock(clock)}, opts...)...)
+	r, err := governance.NewRunner(st, append([]governance.Option{governance.WithClock(clock), governance.WithKinds(testKinds)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,10 +533,21 @@ func TestStartChecksTenant(t *testing.T) {
 func TestBadPolicyWritesNothing(t *testing.T) {
 	st := memstore.New()
 	r, _ := newRunner(t, st)
-	// Structurally valid but a bad regex: Publish refuses before writing.
-	snap := parse(t, `{"tenant_id":"acme","thresholds":{},"policies":[{"id":"re","kind":"content","params":{"patterns":["(unclosed"]}}]}`)
-	_, err := r.Publish(ctx, snap, "alice", "")
+	// A file with a bad regex is refused when it is read, naming the
+	// file, the policy and the field.
+	const bad = `{"tenant_id":"acme","thresholds":{},"policies":[{"id":"re","kind":"content","params":{"patterns":["(unclosed"]}}]}`
+	_, err := snapshot.Parse("test.json", []byte(bad), t0, r.Kinds())
 	var ve *snapshot.ValidationError
+	if !errors.As(err, &ve) || ve.File != "test.json" || ve.PolicyID != "re" || ve.Field != "params.patterns[0]" {
+		t.Fatalf("parse bad regex: %v", err)
+	}
+	// Built in Go, structurally valid: Publish and Start refuse it before
+	// writing.
+	snap, err := snapshot.New("acme", []snapshot.Policy{{ID: "re", Kind: "content", Params: []byte(`{"patterns":["(unclosed"]}`)}}, nil, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Publish(ctx, snap, "alice", "")
 	if !errors.As(err, &ve) || ve.PolicyID != "re" || !strings.HasPrefix(ve.Field, "params.patterns") {
 		t.Fatalf("publish bad regex: %v", err)
 	}
@@ -587,16 +607,18 @@ func TestReserveRefusesOverflowingTotals(t *testing.T) {
 
 func TestStepInputValidate(t *testing.T) {
 	md := map[string]string{"k\xff": "v"}
-	ok := governance.StepInput{Type: prevention.StepToolCall, Tool: "search\xff", Metadata: md}
+	ok := governance.StepInput{Type: prevention.StepToolCall, Tool: "search", Output: "out\xff", Metadata: md}
 	if err := ok.Validate(); err != nil {
-		t.Errorf("valid step (invalid UTF-8 is replaced, not refused): %v", err)
+		t.Errorf("valid step (invalid UTF-8 in text is replaced, not refused): %v", err)
 	}
-	if ok.Tool != "search\xff" || md["k\xff"] != "v" {
+	if ok.Output != "out\xff" || md["k\xff"] != "v" {
 		t.Error("Validate changed its input")
 	}
 	for _, in := range []governance.StepInput{
 		{Type: "plan"}, {Type: prevention.StepMessage, Tokens: -1}, {Type: prevention.StepMessage, CostCents: math.NaN()},
 		{Type: prevention.StepMessage, Model: strings.Repeat("m", governance.MaxNameBytes+1)},
+		{Type: prevention.StepToolCall, Tool: "search\xff"}, {Type: prevention.StepToolCall, Tool: "sh\u200bell"},
+		{Type: prevention.StepToolCall, Tool: "shell\x00"}, {Type: prevention.StepLLMResponse, Model: "gpt\u202e"},
 	} {
 		if err := in.Validate(); !errors.Is(err, governance.ErrInvalidStep) {
 			t.Errorf("%+v: got %v, want ErrInvalidStep", in.Type, err)
@@ -638,5 +660,31 @@ func TestPublishedSnapshotIsNotReadBack(t *testing.T) {
 	}
 	if n := st.n.Load(); n != 1 {
 		t.Errorf("another runner read the snapshot %d times, want 1", n)
+	}
+}
+
+// TestRunReturnsSwallowedViolation: a loop that drops the *Violation of a
+// blocked step and returns nil still gets it from Runner.Run.
+func TestRunReturnsSwallowedViolation(t *testing.T) {
+	r, _ := newRunner(t, memstore.New())
+	snap := parse(t, `{"tenant_id":"acme","thresholds":{},"policies":[{"id":"no-shell","kind":"tool_denylist","params":{"deny":["shell"]}}]}`)
+	rec, err := r.Run(ctx, governance.StartOptions{Snapshot: snap}, func(ctx context.Context, run *governance.Run) error {
+		_, _ = run.Step(ctx, governance.StepInput{Type: prevention.StepToolCall, Tool: "shell"}) // dropped
+		return nil
+	})
+	var v *governance.Violation
+	if !errors.As(err, &v) || v.PolicyID() != "no-shell" || v.StepIndex != 0 {
+		t.Fatalf("Run returned %v, want the violation", err)
+	}
+	if rec.Status != governance.StatusFailedPolicy {
+		t.Errorf("status %s", rec.Status)
+	}
+	// A loop that finishes its run itself and returns nil gets nil.
+	rec, err = r.Run(ctx, governance.StartOptions{Snapshot: snap}, func(ctx context.Context, run *governance.Run) error {
+		_, err := run.Finish(ctx)
+		return err
+	})
+	if err != nil || rec.Status != governance.StatusSucceeded {
+		t.Errorf("Run after Finish in the loop: %v %s", err, rec.Status)
 	}
 }

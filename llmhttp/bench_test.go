@@ -11,6 +11,7 @@ import (
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/llmhttp"
+	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/store/memstore"
 )
@@ -59,7 +60,7 @@ func (m memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // time, one per batch when they arrive together) against the same
 // stream read directly.
 func BenchmarkStream(b *testing.B) {
-	snap, err := snapshot.Parse("p.json", []byte(policy(1e9)), time.Now())
+	snap, err := snapshot.Parse("p.json", []byte(policy(1e9)), time.Now(), prevention.Builtin())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/llmhttp"
 	"github.com/stopline/stopline/llmhttp/llmhttptest"
+	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/store/memstore"
 )
@@ -23,7 +24,7 @@ import (
 func startRun(ctx context.Context) *governance.Run {
 	snap, err := snapshot.Parse("policy.json", []byte(`{"tenant_id": "acme",
 		"thresholds": {"max_cost_cents": 1},
-		"policies": [{"id": "cost", "kind": "budget", "params": {"metric": "cost_cents", "threshold": "max_cost_cents"}}]}`), time.Now())
+		"policies": [{"id": "cost", "kind": "budget", "params": {"metric": "cost_cents", "threshold": "max_cost_cents"}}]}`), time.Now(), prevention.Builtin())
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -16,8 +16,10 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/kinds/cel"
 	"github.com/stopline/stopline/llmhttp"
 	"github.com/stopline/stopline/llmhttp/llmhttptest"
+	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/store/memstore"
 	"github.com/stopline/stopline/trace"
@@ -52,14 +54,23 @@ type env struct {
 	retries int
 }
 
+// testKinds are the built-in policy kinds and CEL expressions.
+var testKinds = func() *prevention.Kinds {
+	k, err := prevention.NewKinds(cel.Kind())
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 func newEnv(t *testing.T, doc string, replies ...llmhttptest.Reply) *env {
 	t.Helper()
-	snap, err := snapshot.Parse("policy.json", []byte(doc), time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC))
+	snap, err := snapshot.Parse("policy.json", []byte(doc), time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC), testKinds)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := memstore.New()
-	r, err := governance.NewRunner(st)
+	r, err := governance.NewRunner(st, governance.WithKinds(testKinds))
 	if err != nil {
 		t.Fatal(err)
 	}

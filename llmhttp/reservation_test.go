@@ -64,7 +64,7 @@ type tenantEnv struct {
 
 func newTenantEnv(t *testing.T, doc string, replies ...llmhttptest.Reply) *tenantEnv {
 	t.Helper()
-	snap, err := snapshot.Parse("policy.json", []byte(doc), t0)
+	snap, err := snapshot.Parse("policy.json", []byte(doc), t0, prevention.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}

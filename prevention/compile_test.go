@@ -2,6 +2,7 @@ package prevention_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stopline/stopline/prevention"
@@ -27,6 +28,10 @@ func TestCompileErrors(t *testing.T) {
 		{"zero window", policy("p", "rate_limit", `{"threshold":"max_steps","window_seconds":0}`), "params.window_seconds"},
 		{"negative window", policy("p", "rate_limit", `{"threshold":"max_steps","window_seconds":-1}`), "params.window_seconds"},
 		{"window too long", policy("p", "rate_limit", `{"threshold":"max_steps","window_seconds":1e12}`), "params.window_seconds"},
+		{"window too short to count anything", policy("p", "rate_limit", `{"threshold":"max_steps","window_seconds":1e-10}`), "params.window_seconds"},
+		{"tenant window too short", policy("p", "tenant_rate_limit", `{"threshold":"max_steps","window_seconds":0.0000001}`), "params.window_seconds"},
+		{"invisible character in a denied name", policy("p", "tool_denylist", `{"deny":["sh\u200bell"]}`), "params.deny[0]"},
+		{"control character in an allowed name", policy("p", "tool_allowlist", `{"allow":["search\u0000"]}`), "params.allow[0]"},
 		{"content without patterns", policy("p", "content", `{"fields":["output"]}`), "params.patterns"},
 		{"content with no fields", policy("p", "content", `{"fields":[],"patterns":["x"]}`), "params.fields"},
 		{"content unknown field", policy("p", "content", `{"fields":["output","metadata"],"patterns":["x"]}`), "params.fields[1]"},
@@ -54,7 +59,7 @@ func TestCompileErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ok := policy("first", "budget", `{"metric":"steps","threshold":"max_steps"}`)
-			_, err := prevention.Compile(newSnapshot(t, nil, ok, tt.policy))
+			_, err := kinds.Compile(newSnapshot(t, nil, ok, tt.policy))
 			if !errors.Is(err, snapshot.ErrInvalid) {
 				t.Fatalf("Compile error %v, want snapshot.ErrInvalid", err)
 			}
@@ -66,8 +71,8 @@ func TestCompileErrors(t *testing.T) {
 				t.Errorf("ValidationError{PolicyID: %q, Index: %d, Field: %q}, want {%q, 1, %q}: %v",
 					ve.PolicyID, ve.Index, ve.Field, tt.policy.ID, tt.field, err)
 			}
-			if err := prevention.Validate(newSnapshot(t, nil, ok, tt.policy)); err == nil {
-				t.Error("Validate succeeded")
+			if err := newSnapshot(t, nil, ok, tt.policy).Check(kinds); err == nil {
+				t.Error("Check succeeded")
 			}
 		})
 	}
@@ -84,7 +89,49 @@ func TestCompileAccepts(t *testing.T) {
 		policy("f", "expression", `{"expr":"run['steps'] > 1 && [1, 2].exists(x, x == step.index)"}`),
 		policy("g", "timeout", `{"threshold":"max_duration_seconds"}`),
 	}
-	if err := prevention.Validate(newSnapshot(t, nil, ps...)); err != nil {
+	if err := newSnapshot(t, nil, ps...).Check(kinds); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestKindNotEnabled: a kind stopline ships outside the core, or any
+// other kind, is refused by a set that lacks it, naming what enables it.
+func TestKindNotEnabled(t *testing.T) {
+	for kind, want := range map[string]string{
+		"expression": `import "github.com/stopline/stopline/kinds/cel"`,
+		"rego":       `import "github.com/stopline/stopline/kinds/rego"`,
+		"cedar":      `import "github.com/stopline/stopline/kinds/cedar"`,
+		"budjet":     "want one of budget, content, rate_limit",
+	} {
+		snap := newSnapshot(t, nil, policy("p", kind, `{}`))
+		_, err := prevention.Builtin().Compile(snap)
+		var ve *snapshot.ValidationError
+		if !errors.As(err, &ve) || ve.Field != "kind" || !errors.Is(err, prevention.ErrUnknownKind) || !strings.Contains(err.Error(), want) {
+			t.Errorf("kind %q: %v, want a ValidationError on kind saying %q", kind, err, want)
+		}
+	}
+	if _, err := kinds.Compile(newSnapshot(t, nil, policy("p", "expression", `{"expr":"true"}`))); err != nil {
+		t.Errorf("with cel.Kind(): %v", err)
+	}
+}
+
+func TestNewKindsRefusesDuplicates(t *testing.T) {
+	dup := prevention.KindFunc("budget", func(snapshot.Policy, snapshot.Thresholds) (prevention.Hook, error) { return prevention.AllowAll, nil })
+	if _, err := prevention.NewKinds(dup); err == nil {
+		t.Error("a second kind named budget was accepted")
+	}
+	if _, err := prevention.NewKinds(nil); err == nil {
+		t.Error("a nil kind was accepted")
+	}
+	custom := prevention.KindFunc("always", func(snapshot.Policy, snapshot.Thresholds) (prevention.Hook, error) { return prevention.AllowAll, nil })
+	k, err := prevention.NewKinds(custom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Compile(newSnapshot(t, nil, policy("p", "always", `{}`))); err != nil {
+		t.Errorf("custom kind: %v", err)
+	}
+	if _, err := prevention.Builtin().Compile(newSnapshot(t, nil, policy("p", "always", `{}`))); err == nil {
+		t.Error("Builtin() compiled a kind it does not hold")
 	}
 }

@@ -8,9 +8,10 @@
 // ErrHookFailed) so that the caller fails closed. The zero Decision, and any
 // unknown action, is a Block.
 //
-// Compile turns a snapshot.PolicySnapshot into an Engine: each policy
-// becomes a hook of its kind, with its regular expressions and CEL
-// expressions compiled once, and any NamedHook runs after the policies.
+// Kinds.Compile turns a snapshot.PolicySnapshot into an Engine: each
+// policy becomes a hook of its kind, with its regular expressions (and a
+// plug-in kind's expressions or queries) compiled once, and any NamedHook
+// runs after the policies.
 // A policy of unknown kind or with bad parameters is a
 // *snapshot.ValidationError naming the policy and the field ("kind",
 // "params.metric", "params.patterns[1]", ...), before any run starts.
@@ -46,9 +47,6 @@
 //	    Blocks (policy_block) a tool_call step whose tool is not listed.
 //	tool_denylist   {"deny": [TOOL, ...]}
 //	    Blocks (policy_block) a tool_call step whose tool is listed.
-//	expression      {"expr": CEL, "message": TEXT, "reason": R}
-//	    Blocks (R, default policy_block) a step for which expr is true;
-//	    message, if given, is the decision's message.
 //
 // So with max_steps 3, a steps budget allows steps 0, 1 and 2 and blocks
 // step 3; a cost budget of 150 allows a run that has spent exactly 150.
@@ -105,31 +103,36 @@
 // cost per check grows with the number of amounts in the window: use
 // calendar periods for long budgets and rolling windows for rates.
 //
-// # Expressions
+// # Plug-in kinds
 //
-// An expression policy is a CEL expression (https://cel.dev) of type bool
-// that is true on a violation, such as
+// A Kind compiles a policy's parameters into a Hook. Kinds is the set a
+// program runs: Builtin holds the kinds above; NewKinds adds others, such
+// as CEL expressions (github.com/stopline/stopline/kinds/cel, kind
+// "expression"), Rego (kinds/rego) and Cedar (kinds/cedar), each in a
+// package only the programs that use it import. A policy whose kind is not
+// in the set is refused — when its file is loaded (snapshot.Parse with
+// the set as its Checker) and when a run starts — with an error that says
+// which import enables it. To write a kind, implement Kind (or use
+// KindFunc): decode the parameters with Policy.DecodeParams, report a bad
+// one as a *snapshot.FieldError naming it, compile what can be compiled
+// once, and return a Hook that is safe for concurrent use and honours its
+// context. The kind's hooks then run like any policy: in file order, with
+// the policy's enforcement mode, their decisions recorded under the
+// policy's id.
 //
-//	step.type == 'tool_call' && step.tool == 'shell'
+// # Names
 //
-// It sees three variables:
-//
-//	step        index (int), type, tool, model, input, output (string),
-//	            tokens (int), cost_cents (double), metadata (map of string)
-//	run         run_id, tenant_id, snapshot_id (string), total_tokens (int),
-//	            total_cost_cents (double), steps (int), elapsed_seconds (double)
-//	thresholds  the snapshot's thresholds (map of double)
-//
-// Numbers of different types compare as numbers (run.total_tokens >
-// thresholds.max_tokens). A key that step or run do not have is a compile
-// error; a metadata key is not known in advance, so test for it first:
-// 'env' in step.metadata && step.metadata.env == 'prod'. An evaluation
-// error (a missing key, a cost above the limit, the step's context ending)
-// is a *HookError: the step fails closed.
+// Tool and model names are compared as written, except by deny lists:
+// CheckName refuses names with invisible or control characters (the
+// runner refuses such a step), and a tool_denylist compares
+// NormalizeName forms (NFKC, case folded, trimmed), so that a look-alike
+// of a denied name is denied. A tool_allowlist admits exactly the names it
+// lists.
 //
 // # Use
 //
-//	engine, err := prevention.Compile(snap)
+//	kinds, err := prevention.NewKinds(cel.Kind()) // or prevention.Builtin()
+//	engine, err := kinds.Compile(snap)
 //	if err != nil {
 //		return err // names the policy and the field
 //	}

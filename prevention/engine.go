@@ -13,6 +13,10 @@ import (
 // hook returned an error or panicked. The runner fails closed on it.
 var ErrHookFailed = errors.New("prevention: hook failed")
 
+// ErrUnknownReason is matched (with ErrHookFailed) when a hook blocks
+// with a reason that is not a RunTerminationReason a run can stop with.
+var ErrUnknownReason = errors.New("prevention: unknown termination reason")
+
 // HookError says which policy or hook failed and how. It matches
 // ErrHookFailed and unwraps to the hook's own error.
 type HookError struct {
@@ -58,12 +62,12 @@ type Engine struct {
 	mayBlock bool
 }
 
-// Compile verifies the snapshot, compiles each of its policies into a hook
-// (regular expressions and CEL expressions are compiled here, once), and
-// appends the given hooks after the policies. A policy of unknown kind or
-// with bad parameters gives a *snapshot.ValidationError naming the policy
-// and the field.
-func Compile(snap *snapshot.PolicySnapshot, hooks ...NamedHook) (*Engine, error) {
+// Compile verifies the snapshot, compiles each of its policies with its
+// kind (regular expressions, expressions and queries are compiled here,
+// once), and appends the given hooks after the policies. A policy whose
+// kind is not in k, or with bad parameters, gives a
+// *snapshot.ValidationError naming the policy and the field.
+func (k *Kinds) Compile(snap *snapshot.PolicySnapshot, hooks ...NamedHook) (*Engine, error) {
 	if snap == nil {
 		return nil, errors.New("prevention: nil snapshot")
 	}
@@ -73,21 +77,18 @@ func Compile(snap *snapshot.PolicySnapshot, hooks ...NamedHook) (*Engine, error)
 	e := &Engine{snap: snap}
 	th := snap.Thresholds()
 	for i, p := range snap.Policies() {
-		// [tenant limits] tenant_budget and tenant_rate_limit (tenant.go).
-		h, err := compileTenantPolicy(p, th)
-		if h == nil && err == nil {
-			h, err = compilePolicy(p, th)
-		}
+		h, err := k.compile(p, th)
 		if err != nil {
-			var fe *fieldError
+			ve := &snapshot.ValidationError{PolicyID: p.ID, Index: i, Err: err}
+			var fe *snapshot.FieldError
 			if errors.As(err, &fe) {
-				return nil, &snapshot.ValidationError{PolicyID: p.ID, Index: i, Field: fe.field, Err: fe.err}
+				ve.Field, ve.Err = fe.Field, fe.Err
 			}
-			return nil, &snapshot.ValidationError{PolicyID: p.ID, Index: i, Err: err}
+			return nil, ve
 		}
 		e.rules = append(e.rules, rule{id: p.ID, source: SourcePolicy, enforcement: p.Enforcement.Effective(), hook: h})
-		if p.Kind == kindExpression || isTenantKind(p.Kind) { // [tenant limits] they wait on the ledger
-			e.mayBlock = true
+		if _, computes := h.(computeOnly); !computes {
+			e.mayBlock = true // a tenant limit waits on the ledger; a plug-in may wait on anything
 		}
 	}
 	seen := map[string]bool{}
@@ -111,16 +112,15 @@ func Compile(snap *snapshot.PolicySnapshot, hooks ...NamedHook) (*Engine, error)
 	return e, nil
 }
 
-// Validate compiles the snapshot's policies and reports the first problem,
-// for checking a policy file before it is used.
-func Validate(snap *snapshot.PolicySnapshot) error {
-	_, err := Compile(snap)
-	return err
-}
+// computeOnly is implemented by the hooks of built-in kinds that only
+// compute over the step: they never wait, so the runner need not give
+// their evaluation a deadline.
+type computeOnly interface{ computeOnly() }
 
 // MayBlock reports whether evaluation can wait on anything: true when the
-// engine runs Go hooks or CEL expressions, which get the step's context;
-// false when every policy is a built-in kind that only computes. The
+// engine runs Go hooks, limits across runs (which wait on the store) or
+// policies of kinds outside the core, which get the step's context; false
+// when every policy is a built-in kind that only computes. The
 // runner sets a deadline on the step's context only when it is true.
 func (e *Engine) MayBlock() bool { return e.mayBlock }
 
@@ -161,10 +161,15 @@ func (e *Engine) EvaluateCharged(ctx context.Context, step *Step, ch *Charges) (
 		if d.Action != Warn && d.Action != Block {
 			d.Action = Block // unknown actions fail closed
 		}
-		if d.Action == Block && (!d.Reason.Valid() || d.Reason == ReasonCompleted) {
-			// A Block must end the run with a real reason; a hook that
-			// gives none (or an unknown one) stops it as policy_block.
+		if d.Action == Block && d.Reason == "" {
+			// A Block that gives no reason stops the run as policy_block.
 			d.Reason = ReasonPolicyBlock
+		}
+		if d.Action == Block && (!d.Reason.Valid() || d.Reason == ReasonCompleted) {
+			// A reason the runner does not know would be recorded as
+			// something it is not: the check failed, closed.
+			return Evaluation{}, &HookError{PolicyID: r.id, Source: r.source,
+				Err: fmt.Errorf("%w: a Block with reason %q, which is not a reason a run can stop with", ErrUnknownReason, d.Reason)}
 		}
 		if !finite(d.Limit) || !finite(d.Observed) {
 			// The trace cannot hold the number, so the check counts as
@@ -214,11 +219,3 @@ func callHook(ctx context.Context, r *rule, step *Step, ch *Charges) (d Decision
 	}
 	return d, nil
 }
-
-// fieldError is a compile error in one field of a policy's parameters.
-type fieldError struct {
-	field string
-	err   error
-}
-
-func (e *fieldError) Error() string { return e.field + ": " + e.err.Error() }

@@ -80,7 +80,7 @@ func TestEnforcementModes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &counter{}
-			e, err := prevention.Compile(newSnapshot(t, nil, tt.policies...), prevention.NamedHook{ID: "count", Hook: c})
+			e, err := kinds.Compile(newSnapshot(t, nil, tt.policies...), prevention.NamedHook{ID: "count", Hook: c})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,7 +160,7 @@ func TestHooks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := prevention.Compile(newSnapshot(t, nil, policy("roomy", "budget", `{"metric":"steps","threshold":"max_steps"}`)), tt.hook)
+			e, err := kinds.Compile(newSnapshot(t, nil, policy("roomy", "budget", `{"metric":"steps","threshold":"max_steps"}`)), tt.hook)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,7 +186,7 @@ func TestHooks(t *testing.T) {
 	}
 	for _, tt := range failures {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := prevention.Compile(newSnapshot(t, nil, policy("roomy", "budget", `{"metric":"steps","threshold":"max_steps"}`)),
+			e, err := kinds.Compile(newSnapshot(t, nil, policy("roomy", "budget", `{"metric":"steps","threshold":"max_steps"}`)),
 				prevention.NamedHook{ID: "guard", Hook: tt.hook})
 			if err != nil {
 				t.Fatal(err)
@@ -227,12 +227,12 @@ func TestCompileHookErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := prevention.Compile(snap, tt.hooks...); err == nil {
+			if _, err := kinds.Compile(snap, tt.hooks...); err == nil {
 				t.Error("Compile succeeded")
 			}
 		})
 	}
-	if _, err := prevention.Compile(nil); err == nil {
+	if _, err := kinds.Compile(nil); err == nil {
 		t.Error("Compile(nil) succeeded")
 	}
 }

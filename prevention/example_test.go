@@ -26,7 +26,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	engine, err := prevention.Compile(snap)
+	engine, err := kinds.Compile(snap)
 	if err != nil {
 		fmt.Println(err)
 		return

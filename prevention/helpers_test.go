@@ -6,9 +6,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stopline/stopline/kinds/cel"
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
 )
+
+// kinds are the built-in kinds and CEL expressions.
+var kinds = func() *prevention.Kinds {
+	k, err := prevention.NewKinds(cel.Kind())
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
 
 // t0 is the start of every scripted run.
 var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -40,7 +50,7 @@ func newSnapshot(t testing.TB, th snapshot.Thresholds, ps ...snapshot.Policy) *s
 
 func compile(t testing.TB, th snapshot.Thresholds, ps ...snapshot.Policy) *prevention.Engine {
 	t.Helper()
-	e, err := prevention.Compile(newSnapshot(t, th, ps...))
+	e, err := kinds.Compile(newSnapshot(t, th, ps...))
 	if err != nil {
 		t.Fatalf("Compile: %v", err)
 	}

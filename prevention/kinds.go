@@ -2,23 +2,19 @@ package prevention
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/stopline/stopline/snapshot"
 )
 
-// Policy kinds compiled by Compile. doc.go describes their parameters and
-// semantics.
+// The built-in policy kinds (kind.go registers them). doc.go describes
+// their parameters and semantics.
 const (
 	kindBudget        = "budget"
 	kindRateLimit     = "rate_limit"
@@ -26,28 +22,7 @@ const (
 	kindContent       = "content"
 	kindToolAllowlist = "tool_allowlist"
 	kindToolDenylist  = "tool_denylist"
-	kindExpression    = "expression"
 )
-
-// compilePolicy turns one policy into a hook. Every problem is a
-// *fieldError naming the field ("kind" or "params.<name>").
-func compilePolicy(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) {
-	switch p.Kind {
-	case kindBudget:
-		return compileBudget(p, th)
-	case kindRateLimit:
-		return compileRateLimit(p, th)
-	case kindTimeout:
-		return compileTimeout(p, th)
-	case kindContent:
-		return compileContent(p)
-	case kindToolAllowlist, kindToolDenylist:
-		return compileToolList(p)
-	case kindExpression:
-		return compileExpression(p, th)
-	}
-	return nil, &fieldError{field: "kind", err: fmt.Errorf("unknown kind %q (want budget, rate_limit, timeout, content, tool_allowlist, tool_denylist, expression, tenant_budget or tenant_rate_limit)", p.Kind)}
-}
 
 // budgetMetric is a cumulative value a budget limits.
 type budgetMetric uint8
@@ -77,11 +52,11 @@ func compileBudget(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) {
 		return nil, err
 	}
 	if params.Metric == nil {
-		return nil, &fieldError{field: "params.metric", err: errors.New("missing (want tokens, cost_cents or steps)")}
+		return nil, &snapshot.FieldError{Field: "params.metric", Err: errors.New("missing (want tokens, cost_cents or steps)")}
 	}
 	m := slices.Index(metricNames[:], *params.Metric)
 	if m < 0 {
-		return nil, &fieldError{field: "params.metric", err: fmt.Errorf("unknown metric %q (want tokens, cost_cents or steps)", *params.Metric)}
+		return nil, &snapshot.FieldError{Field: "params.metric", Err: fmt.Errorf("unknown metric %q (want tokens, cost_cents or steps)", *params.Metric)}
 	}
 	name, limit, err := threshold(params.Threshold, th)
 	if err != nil {
@@ -94,14 +69,20 @@ func (h *budgetHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
 	var v float64
 	switch h.metric {
 	case metricTokens:
+		if !exceeds(s.TotalTokens, h.limit) {
+			return Allowed(), nil
+		}
 		v = float64(s.TotalTokens)
-	case metricCostCents:
-		v = s.TotalCostCents
 	case metricSteps:
+		if !exceeds(int64(s.StepCount()), h.limit) {
+			return Allowed(), nil
+		}
 		v = float64(s.StepCount())
-	}
-	if v <= h.limit { // NaN fails closed
-		return Allowed(), nil
+	default:
+		v = s.TotalCostCents
+		if v <= h.limit { // NaN fails closed
+			return Allowed(), nil
+		}
 	}
 	return Decision{
 		Action: Block, Reason: ReasonBudgetExceeded,
@@ -109,6 +90,22 @@ func (h *budgetHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
 		Message: "cumulative " + metricNames[h.metric] + " " + num(v) + " exceeds " + h.threshold + " " + num(h.limit),
 	}, nil
 }
+
+// exceeds reports whether the count n is strictly greater than limit,
+// exactly: a count above 2^53 is not rounded to a float64 first (2^53+1
+// tokens exceed a limit of 2^53).
+func exceeds(n int64, limit float64) bool {
+	if !(limit < 1<<63) { // beyond every int64, or NaN: NaN fails closed
+		return limit != limit
+	}
+	return n > int64(math.Floor(limit))
+}
+
+func (*budgetHook) computeOnly()    {}
+func (*rateLimitHook) computeOnly() {}
+func (*timeoutHook) computeOnly()   {}
+func (*contentHook) computeOnly()   {}
+func (*toolListHook) computeOnly()  {}
 
 // rateLimitHook blocks a step when more steps than the limit, this one
 // included, lie in the trailing window.
@@ -119,11 +116,22 @@ type rateLimitHook struct {
 }
 
 // defaultWindowSeconds is the window of a rate_limit without
-// window_seconds; maxWindowSeconds keeps a window within time.Duration.
+// window_seconds; minWindowSeconds is the shortest window a rate can be
+// counted over (a shorter one would count no earlier step, and never
+// block); maxWindowSeconds keeps a window within time.Duration.
 const (
 	defaultWindowSeconds = 60
+	minWindowSeconds     = 0.001
 	maxWindowSeconds     = float64(math.MaxInt64 / int64(time.Second))
 )
+
+// windowOf checks a window_seconds parameter and returns the window.
+func windowOf(ws float64) (time.Duration, error) {
+	if !(ws >= minWindowSeconds) || ws > maxWindowSeconds {
+		return 0, &snapshot.FieldError{Field: "params.window_seconds", Err: fmt.Errorf("%s: want seconds from %s to %s", num(ws), num(minWindowSeconds), num(maxWindowSeconds))}
+	}
+	return time.Duration(ws * float64(time.Second)), nil
+}
 
 func compileRateLimit(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) {
 	var params struct {
@@ -141,17 +149,19 @@ func compileRateLimit(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) {
 	if params.WindowSeconds != nil {
 		ws = *params.WindowSeconds
 	}
-	if !(ws > 0) || ws > maxWindowSeconds {
-		return nil, &fieldError{field: "params.window_seconds", err: fmt.Errorf("%s: want seconds > 0 and <= %s", num(ws), num(maxWindowSeconds))}
+	window, err := windowOf(ws)
+	if err != nil {
+		return nil, err
 	}
-	return &rateLimitHook{threshold: name, limit: limit, window: time.Duration(ws * float64(time.Second))}, nil
+	return &rateLimitHook{threshold: name, limit: limit, window: window}, nil
 }
 
 func (h *rateLimitHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
-	n := float64(s.StepsInWindow(h.window))
-	if n <= h.limit {
+	c := s.StepsInWindow(h.window)
+	if !exceeds(int64(c), h.limit) {
 		return Allowed(), nil
 	}
+	n := float64(c)
 	return Decision{
 		Action: Block, Reason: ReasonRateLimited,
 		Threshold: h.threshold, Limit: h.limit, Observed: n,
@@ -239,29 +249,29 @@ func compileContent(p snapshot.Policy) (Hook, error) {
 	if params.Fields == nil {
 		h.fields = []stepField{fieldOutput}
 	} else if len(params.Fields) == 0 {
-		return nil, &fieldError{field: "params.fields", err: errors.New("empty (want a subset of output, input, tool, model, or no fields for [\"output\"])")}
+		return nil, &snapshot.FieldError{Field: "params.fields", Err: errors.New("empty (want a subset of output, input, tool, model, or no fields for [\"output\"])")}
 	}
 	for i, name := range params.Fields {
 		f := slices.Index(stepFieldNames[:], name)
 		if f < 0 {
-			return nil, &fieldError{field: fmt.Sprintf("params.fields[%d]", i), err: fmt.Errorf("unknown field %q (want output, input, tool or model)", name)}
+			return nil, &snapshot.FieldError{Field: fmt.Sprintf("params.fields[%d]", i), Err: fmt.Errorf("unknown field %q (want output, input, tool or model)", name)}
 		}
 		if slices.Contains(h.fields, stepField(f)) {
-			return nil, &fieldError{field: fmt.Sprintf("params.fields[%d]", i), err: fmt.Errorf("duplicate field %q", name)}
+			return nil, &snapshot.FieldError{Field: fmt.Sprintf("params.fields[%d]", i), Err: fmt.Errorf("duplicate field %q", name)}
 		}
 		h.fields = append(h.fields, stepField(f))
 	}
 	if len(params.Patterns) == 0 {
-		return nil, &fieldError{field: "params.patterns", err: errors.New("missing (want at least one regular expression)")}
+		return nil, &snapshot.FieldError{Field: "params.patterns", Err: errors.New("missing (want at least one regular expression)")}
 	}
 	for i, src := range params.Patterns {
 		field := fmt.Sprintf("params.patterns[%d]", i)
 		if src == "" {
-			return nil, &fieldError{field: field, err: errors.New("empty pattern (it would match every step)")}
+			return nil, &snapshot.FieldError{Field: field, Err: errors.New("empty pattern (it would match every step)")}
 		}
 		re, err := regexp.Compile(src)
 		if err != nil {
-			return nil, &fieldError{field: field, err: err}
+			return nil, &snapshot.FieldError{Field: field, Err: err}
 		}
 		h.patterns = append(h.patterns, re)
 	}
@@ -299,6 +309,11 @@ func (h *contentHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
 
 // toolListHook checks the tool of tool_call steps against a list: an
 // allowlist blocks tools not in it, a denylist blocks tools in it.
+//
+// The two compare differently, each in the direction that refuses more:
+// an allowlist admits exactly the names it lists ("Search" is not
+// "search"); a denylist refuses every name whose NormalizeName is that of
+// a listed name (" Shell", "ｓｈｅｌｌ" are "shell").
 type toolListHook struct {
 	allow bool // true: allowlist, false: denylist
 	tools map[string]struct{}
@@ -328,12 +343,19 @@ func compileToolList(p snapshot.Policy) (Hook, error) {
 		name, list = "deny", params.Deny
 	}
 	if list == nil {
-		return nil, &fieldError{field: "params." + name, err: errors.New("missing (want a list of tool names)")}
+		return nil, &snapshot.FieldError{Field: "params." + name, Err: errors.New("missing (want a list of tool names)")}
 	}
 	h := &toolListHook{allow: allow, tools: make(map[string]struct{}, len(list))}
 	for i, tool := range list {
+		field := fmt.Sprintf("params.%s[%d]", name, i)
 		if tool == "" {
-			return nil, &fieldError{field: fmt.Sprintf("params.%s[%d]", name, i), err: errors.New("empty tool name")}
+			return nil, &snapshot.FieldError{Field: field, Err: errors.New("empty tool name")}
+		}
+		if err := CheckName(tool); err != nil {
+			return nil, &snapshot.FieldError{Field: field, Err: err}
+		}
+		if !allow {
+			tool = NormalizeName(tool)
 		}
 		h.tools[tool] = struct{}{}
 	}
@@ -344,7 +366,11 @@ func (h *toolListHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
 	if s.Type != StepToolCall {
 		return Allowed(), nil
 	}
-	if _, listed := h.tools[s.Tool]; listed == h.allow {
+	tool := s.Tool
+	if !h.allow {
+		tool = NormalizeName(tool)
+	}
+	if _, listed := h.tools[tool]; listed == h.allow {
 		return Allowed(), nil
 	}
 	msg := fmt.Sprintf("tool %q is not in the allowlist", s.Tool)
@@ -357,14 +383,14 @@ func (h *toolListHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
 // threshold resolves a params.threshold reference.
 func threshold(name *string, th snapshot.Thresholds) (string, float64, error) {
 	if name == nil || *name == "" {
-		return "", 0, &fieldError{field: "params.threshold", err: errors.New("missing (want the name of a threshold)")}
+		return "", 0, &snapshot.FieldError{Field: "params.threshold", Err: errors.New("missing (want the name of a threshold)")}
 	}
 	limit, ok := th[*name]
 	if !ok {
-		return "", 0, &fieldError{field: "params.threshold", err: fmt.Errorf("names threshold %q, which is not defined in thresholds", *name)}
+		return "", 0, &snapshot.FieldError{Field: "params.threshold", Err: fmt.Errorf("names threshold %q, which is not defined in thresholds", *name)}
 	}
 	if !(limit >= 0) || math.IsInf(limit, 0) {
-		return "", 0, &fieldError{field: "params.threshold", err: fmt.Errorf("threshold %q has limit %v; want a finite, non-negative number", *name, limit)}
+		return "", 0, &snapshot.FieldError{Field: "params.threshold", Err: fmt.Errorf("threshold %q has limit %v; want a finite, non-negative number", *name, limit)}
 	}
 	return *name, limit, nil
 }
@@ -377,46 +403,15 @@ func blockReason(s *string) (RunTerminationReason, error) {
 	}
 	r := RunTerminationReason(*s)
 	if !r.Valid() || r == ReasonCompleted {
-		return "", &fieldError{field: "params.reason", err: fmt.Errorf("%q is not a reason a policy can stop a run with", *s)}
+		return "", &snapshot.FieldError{Field: "params.reason", Err: fmt.Errorf("%q is not a reason a policy can stop a run with", *s)}
 	}
 	return r, nil
 }
 
-// decodeParams decodes a policy's params into the struct v points to.
-// Names are matched exactly (encoding/json alone would accept "Metric" for
-// "metric"); an unknown name is an error naming it.
-func decodeParams(p snapshot.Policy, v any) error {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(p.ParamsJSON(), &raw); err != nil {
-		return &fieldError{field: "params", err: err}
-	}
-	known := jsonNames(reflect.TypeOf(v).Elem())
-	for _, k := range slices.Sorted(maps.Keys(raw)) {
-		if !slices.Contains(known, k) {
-			return &fieldError{field: "params." + k, err: fmt.Errorf("unknown parameter (want one of %s)", strings.Join(known, ", "))}
-		}
-	}
-	if err := p.DecodeParams(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return &fieldError{field: "params." + te.Field, err: fmt.Errorf("got JSON %s, want %s", te.Value, te.Type)}
-		}
-		return &fieldError{field: "params", err: err}
-	}
-	return nil
-}
+// decodeParams decodes a policy's params strictly into the struct v
+// points to (snapshot.Policy.DecodeParams).
+func decodeParams(p snapshot.Policy, v any) error { return p.DecodeParams(v) }
 
-// jsonNames returns the JSON names of a struct type's fields.
-func jsonNames(t reflect.Type) []string {
-	names := make([]string, 0, t.NumField())
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		names = append(names, name)
-	}
-	return names
-}
-
-// num formats a number in plain decimal, as thresholds are written.
 // num formats a value for a message, rounded to nine decimals so that
 // float sums read as people wrote them (5.4, not 5.3999999999999995).
 // Decisions keep the exact values.

@@ -18,21 +18,6 @@ const (
 	kindTenantRateLimit = "tenant_rate_limit"
 )
 
-// isTenantKind reports whether kind limits a tenant across its runs.
-func isTenantKind(kind string) bool { return kind == kindTenantBudget || kind == kindTenantRateLimit }
-
-// compileTenantPolicy compiles a tenant_budget or tenant_rate_limit
-// policy. For any other kind it returns nil and no error.
-func compileTenantPolicy(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) {
-	switch p.Kind {
-	case kindTenantBudget:
-		return compileTenantBudget(p, th)
-	case kindTenantRateLimit:
-		return compileTenantRateLimit(p, th)
-	}
-	return nil, nil
-}
-
 var tenantBudgetMetrics = []Metric{MetricCostCents, MetricTokens, MetricRuns}
 
 func compileTenantBudget(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) {
@@ -46,11 +31,11 @@ func compileTenantBudget(p snapshot.Policy, th snapshot.Thresholds) (Hook, error
 		return nil, err
 	}
 	if params.Metric == nil {
-		return nil, &fieldError{field: "params.metric", err: errors.New("missing (want cost_cents, tokens or runs)")}
+		return nil, &snapshot.FieldError{Field: "params.metric", Err: errors.New("missing (want cost_cents, tokens or runs)")}
 	}
 	m := Metric(*params.Metric)
 	if !slices.Contains(tenantBudgetMetrics, m) {
-		return nil, &fieldError{field: "params.metric", err: fmt.Errorf("unknown metric %q (want cost_cents, tokens or runs)", *params.Metric)}
+		return nil, &snapshot.FieldError{Field: "params.metric", Err: fmt.Errorf("unknown metric %q (want cost_cents, tokens or runs)", *params.Metric)}
 	}
 	name, limit, err := threshold(params.Threshold, th)
 	if err != nil {
@@ -59,18 +44,18 @@ func compileTenantBudget(p snapshot.Policy, th snapshot.Thresholds) (Hook, error
 	var w Window
 	switch {
 	case params.Period != nil && params.WindowSeconds != nil:
-		return nil, &fieldError{field: "params.window_seconds", err: errors.New("give either period or window_seconds, not both")}
+		return nil, &snapshot.FieldError{Field: "params.window_seconds", Err: errors.New("give either period or window_seconds, not both")}
 	case params.Period != nil:
 		w.Period = Period(*params.Period)
 		if w.Period != PeriodDay && w.Period != PeriodMonth {
-			return nil, &fieldError{field: "params.period", err: fmt.Errorf("unknown period %q (want day or month, in UTC)", *params.Period)}
+			return nil, &snapshot.FieldError{Field: "params.period", Err: fmt.Errorf("unknown period %q (want day or month, in UTC)", *params.Period)}
 		}
 	case params.WindowSeconds != nil:
 		if w.Rolling, err = rollingWindow(*params.WindowSeconds); err != nil {
 			return nil, err
 		}
 	default:
-		return nil, &fieldError{field: "params.period", err: errors.New("missing (want period day or month, or window_seconds for a rolling window)")}
+		return nil, &snapshot.FieldError{Field: "params.period", Err: errors.New("missing (want period day or month, or window_seconds for a rolling window)")}
 	}
 	return newTenantLimit(m, w, name, limit, ReasonBudgetExceeded), nil
 }
@@ -99,13 +84,7 @@ func compileTenantRateLimit(p snapshot.Policy, th snapshot.Thresholds) (Hook, er
 }
 
 // rollingWindow checks params.window_seconds.
-func rollingWindow(ws float64) (time.Duration, error) {
-	d := time.Duration(ws * float64(time.Second))
-	if !(ws > 0) || ws > maxWindowSeconds || d <= 0 {
-		return 0, &fieldError{field: "params.window_seconds", err: fmt.Errorf("%s: want seconds > 0 and <= %s", num(ws), num(maxWindowSeconds))}
-	}
-	return d, nil
-}
+func rollingWindow(ws float64) (time.Duration, error) { return windowOf(ws) }
 
 // tenantLimitHook blocks a step that would take one of its tenant's
 // counters past the limit. It is a ChargedHook: it counts through the

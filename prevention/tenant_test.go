@@ -81,7 +81,7 @@ func TestTenantKindCompileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := prevention.Compile(newSnapshot(t, nil, tt.policy))
+			_, err := kinds.Compile(newSnapshot(t, nil, tt.policy))
 			var ve *snapshot.ValidationError
 			if !errors.As(err, &ve) || ve.PolicyID != "p" || ve.Field != tt.field {
 				t.Fatalf("Compile: %v, want a ValidationError on %s", err, tt.field)
@@ -92,7 +92,7 @@ func TestTenantKindCompileErrors(t *testing.T) {
 		policy("a", "tenant_budget", `{"metric":"cost_cents","threshold":"max_cost_cents","period":"month"}`),
 		policy("b", "tenant_budget", `{"metric":"runs","threshold":"max_steps","window_seconds":3600}`),
 		policy("c", "tenant_rate_limit", `{"threshold":"max_steps_per_window"}`))
-	e, err := prevention.Compile(ok)
+	e, err := kinds.Compile(ok)
 	if err != nil {
 		t.Fatal(err)
 	}

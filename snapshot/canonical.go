@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/stopline/stopline/internal/strictjson"
 )
 
 // ErrNotCanonicalizable is returned by Canonical for input that has no
@@ -25,6 +27,11 @@ var ErrNotCanonicalizable = errors.New("snapshot: value has no canonical JSON fo
 //
 // Canonical is the basis of every hash stopline computes over JSON.
 func Canonical(data []byte) ([]byte, error) {
+	// A key written twice (or in two cases) has no one canonical form:
+	// one reader takes the first, another the last.
+	if err := strictjson.Check(data); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotCanonicalizable, err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any

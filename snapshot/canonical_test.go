@@ -62,7 +62,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"tenant_id":"t","thresholds":{"a":1},"policies":[{"id":"x","kind":"k","params":{"threshold":"a"}}]}`))
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := snapshot.Parse("fuzz.json", data, t0)
+		s, err := snapshot.Parse("fuzz.json", data, t0, anyKind)
 		if err != nil {
 			if !errors.Is(err, snapshot.ErrInvalid) {
 				t.Fatalf("error does not match ErrInvalid: %v", err)

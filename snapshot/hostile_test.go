@@ -26,7 +26,7 @@ func TestDeepNestingRefused(t *testing.T) {
 				t.Errorf("Canonical of %d levels: %v", depth, err)
 			}
 			file := `{"tenant_id":"acme","thresholds":{},"policies":[{"id":"deep","kind":"k","params":{"x":` + doc + `}}]}`
-			_, err := snapshot.Parse("deep.json", []byte(file), t0)
+			_, err := snapshot.Parse("deep.json", []byte(file), t0, anyKind)
 			var ve *snapshot.ValidationError
 			if !errors.As(err, &ve) {
 				t.Errorf("Parse of params %d levels deep: %v", depth, err)
@@ -56,7 +56,7 @@ func TestNonFiniteThresholdsRefused(t *testing.T) {
 	// refused as not a number.
 	for _, lit := range []string{"NaN", "Infinity", "-Infinity", "1e400", `"1"`} {
 		doc := `{"tenant_id":"acme","thresholds":{"max":` + lit + `},"policies":[{"id":"p","kind":"budget","params":{"threshold":"max"}}]}`
-		if _, err := snapshot.Parse("t.json", []byte(doc), t0); !errors.Is(err, snapshot.ErrInvalid) {
+		if _, err := snapshot.Parse("t.json", []byte(doc), t0, anyKind); !errors.Is(err, snapshot.ErrInvalid) {
 			t.Errorf("threshold %s: %v", lit, err)
 		}
 	}

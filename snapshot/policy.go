@@ -3,7 +3,10 @@ package snapshot
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+
+	"github.com/stopline/stopline/internal/strictjson"
 )
 
 // Enforcement says what a policy's Block does to the run.
@@ -59,16 +62,29 @@ func (p Policy) ParamsJSON() []byte {
 	return bytes.Clone(p.Params)
 }
 
-// DecodeParams decodes the policy's parameters into v, rejecting unknown
-// fields so that a misspelt parameter is an error rather than a silent
-// default.
+// DecodeParams decodes the policy's parameters into the struct v points
+// to, strictly: an unknown parameter, or one whose name differs from a
+// field's only in case ("Metric" for "metric"), is an error naming it, so
+// that a misspelt parameter is never a silent default. A policy kind
+// decodes its parameters with it.
 func (p Policy) DecodeParams(v any) error {
-	dec := json.NewDecoder(bytes.NewReader(p.ParamsJSON()))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
+	err := strictjson.Unmarshal(p.ParamsJSON(), v, strictjson.Options{DisallowUnknownFields: true})
+	var se *strictjson.Error
+	if errors.As(err, &se) && !errors.Is(err, strictjson.ErrSyntax) {
+		field := "params"
+		if se.Path != "" {
+			field += "." + se.Path
+		}
+		if se.Key != "" {
+			field += "." + se.Key
+		}
+		return &FieldError{Field: field, Err: keyError(se)}
 	}
-	return nil
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return &FieldError{Field: "params." + te.Field, Err: fmt.Errorf("got JSON %s, want %s", te.Value, te.Type)}
+	}
+	return err
 }
 
 func (p Policy) clone() Policy {

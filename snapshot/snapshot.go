@@ -11,6 +11,8 @@ import (
 	"slices"
 	"time"
 	"unicode/utf8"
+
+	"github.com/stopline/stopline/internal/strictjson"
 )
 
 // IDPrefix begins every snapshot id.
@@ -258,9 +260,7 @@ func (s *PolicySnapshot) MarshalJSON() ([]byte, error) {
 // them; it rejects a policy count that does not match the policies.
 func (s *PolicySnapshot) UnmarshalJSON(data []byte) error {
 	var w wire
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
+	if err := strictjson.Unmarshal(data, &w, strictjson.Options{DisallowUnknownFields: true}); err != nil {
 		return fmt.Errorf("snapshot: decoding: %w", err)
 	}
 	r, err := Restore(w.SnapshotID, w.TenantID, w.ContentHash, w.PolicyCount, w.Policies, w.Thresholds, w.CreatedAt)
@@ -278,12 +278,14 @@ func (s *PolicySnapshot) UnmarshalJSON(data []byte) error {
 // still matches them; it rejects a policy count that does not match the
 // policies.
 func Restore(snapshotID, tenantID, contentHash string, policyCount int, policies, thresholds []byte, createdAt time.Time) (*PolicySnapshot, error) {
+	// Strictly: a stored snapshot whose JSON a reader could read two ways
+	// (a key twice, in two cases) is refused, not read the last way.
 	var ps []Policy
-	if err := json.Unmarshal(policies, &ps); err != nil {
+	if err := strictjson.Unmarshal(policies, &ps, strictjson.Options{DisallowUnknownFields: true}); err != nil {
 		return nil, fmt.Errorf("snapshot %s: decoding policies: %w", snapshotID, err)
 	}
 	var th Thresholds
-	if err := json.Unmarshal(thresholds, &th); err != nil {
+	if err := strictjson.Unmarshal(thresholds, &th, strictjson.Options{}); err != nil {
 		return nil, fmt.Errorf("snapshot %s: decoding thresholds: %w", snapshotID, err)
 	}
 	if len(ps) != policyCount {

@@ -36,11 +36,11 @@ const docReordered = `{"policies":[
  "thresholds":{"max_cost_cents":1.5e2,"max_tokens":20000.0},"tenant_id":"acme"}`
 
 func TestSameSetSameID(t *testing.T) {
-	a, err := snapshot.Parse("a.json", []byte(doc), t0)
+	a, err := snapshot.Parse("a.json", []byte(doc), t0, anyKind)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := snapshot.Parse("b.json", []byte(docReordered), t0.Add(time.Hour))
+	b, err := snapshot.Parse("b.json", []byte(docReordered), t0.Add(time.Hour), anyKind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestGoldenHash(t *testing.T) {
 }
 
 func TestImmutable(t *testing.T) {
-	s, err := snapshot.Parse("a.json", []byte(doc), t0)
+	s, err := snapshot.Parse("a.json", []byte(doc), t0, anyKind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestImmutable(t *testing.T) {
 }
 
 func TestJSONRoundTripAndVerify(t *testing.T) {
-	s, err := snapshot.Parse("a.json", []byte(doc), t0)
+	s, err := snapshot.Parse("a.json", []byte(doc), t0, anyKind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestBadFiles(t *testing.T) {
 		{"empty.json", "", "", "", "empty document"},
 		{"no-tenant.json", "", "", "tenant_id", "missing"},
 		{"no-policies.json", "", "", "policies", "missing"},
-		{"unknown-field.json", "", "", "", `unknown field "thresholdz"`},
+		{"unknown-field.json", "", "", "thresholdz", `unknown key`},
 		{"missing-threshold.json", "cost", "", "params.threshold", `"max_cost", which is not defined`},
 		{"negative-limit.json", "", "max_steps", "", "negative"},
 		{"string-limit.json", "", "max_steps", "", "not a number"},
@@ -168,14 +168,22 @@ func TestBadFiles(t *testing.T) {
 		{"duplicate-id.json", "steps", "", "id", "duplicate policy id"},
 		{"bad-enforcement.json", "steps", "", "enforcement", `unknown mode "audit"`},
 		{"missing-kind.json", "steps", "", "kind", "missing"},
-		{"policy-unknown-field.json", "steps", "", "", `unknown field "param"`},
+		{"policy-unknown-field.json", "steps", "", "param", `unknown key`},
 		{"params-not-object.json", "steps", "", "params", "must be a JSON object"},
 		{"missing-id.json", "", "", "id", "missing"},
+		// A reviewer reads one value, encoding/json would run another.
+		{"duplicate-thresholds.json", "", "", "thresholds", `duplicated key "thresholds"`},
+		{"case-variant-enforcement.json", "steps", "", "Enforcement", `duplicated key: "enforcement" and "Enforcement"`},
+		{"case-variant-kind.json", "steps", "", "Kind", `differs from a known field only in case: "kind" and "Kind"`},
+		{"case-variant-tenant.json", "", "", "TENANT_ID", `duplicated key: "tenant_id" and "TENANT_ID"`},
+		{"duplicate-threshold-name.json", "", "max_steps", "", `duplicated key`},
+		{"duplicate-param.json", "steps", "", "params.metric", `duplicated key "metric"`},
+		{"inexact-integer.json", "", "max_tokens", "", "cannot be held exactly"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join("testdata", "bad", tc.file)
-			_, err := snapshot.Load(path, t0)
+			_, err := snapshot.Load(path, t0, anyKind)
 			var ve *snapshot.ValidationError
 			if !errors.As(err, &ve) || !errors.Is(err, snapshot.ErrInvalid) {
 				t.Fatalf("got %v, want a ValidationError", err)
@@ -206,8 +214,38 @@ func TestNewRejectsNonFiniteThresholds(t *testing.T) {
 }
 
 func TestLoadMissingFile(t *testing.T) {
-	_, err := snapshot.Load(filepath.Join(t.TempDir(), "nope.json"), t0)
+	_, err := snapshot.Load(filepath.Join(t.TempDir(), "nope.json"), t0, anyKind)
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("got %v, want os.ErrNotExist", err)
+	}
+}
+
+// anyKind is a Checker that accepts every kind and parameter: these tests
+// are about what the snapshot package itself checks.
+var anyKind = snapshot.Checker(checkerFunc(func(snapshot.Policy, snapshot.Thresholds) error { return nil }))
+
+type checkerFunc func(p snapshot.Policy, th snapshot.Thresholds) error
+
+func (f checkerFunc) CheckPolicy(p snapshot.Policy, th snapshot.Thresholds) error { return f(p, th) }
+
+// TestCheckerNamesFileAndPolicy: what the kinds refuse is refused by
+// Parse, with the file, the policy and the field the kind names.
+func TestCheckerNamesFileAndPolicy(t *testing.T) {
+	regexCheck := checkerFunc(func(p snapshot.Policy, _ snapshot.Thresholds) error {
+		if p.Kind == "content" {
+			return &snapshot.FieldError{Field: "params.patterns[0]", Err: errors.New("missing closing )")}
+		}
+		return nil
+	})
+	_, err := snapshot.Parse("policies.json", []byte(doc), t0, regexCheck)
+	var ve *snapshot.ValidationError
+	if !errors.As(err, &ve) || ve.File != "policies.json" || ve.PolicyID != "no-ssn" || ve.Index != 1 || ve.Field != "params.patterns[0]" {
+		t.Fatalf("got %v", err)
+	}
+	if got, want := err.Error(), `policies.json: policy "no-ssn" (#1): params.patterns[0]: missing closing )`; got != want {
+		t.Errorf("message %q, want %q", got, want)
+	}
+	if _, err := snapshot.Parse("policies.json", []byte(doc), t0, nil); err == nil {
+		t.Error("Parse without kinds succeeded")
 	}
 }

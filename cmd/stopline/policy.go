@@ -9,13 +9,12 @@ import (
 	"time"
 
 	"github.com/stopline/stopline/governance"
-	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
 )
 
 // loadPolicies reads and validates a policy file ("-" is stdin): the
-// file's structure (snapshot.Parse) and every policy's kind and
-// parameters (prevention.Validate). Errors name the file, the policy and
+// file's structure and every policy's kind and parameters, with the kinds
+// the command runs (commandKinds). Errors name the file, the policy and
 // the field.
 func loadPolicies(e *env, path string) (*snapshot.PolicySnapshot, error) {
 	var (
@@ -32,14 +31,7 @@ func loadPolicies(e *env, path string) (*snapshot.PolicySnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap, err := snapshot.Parse(name, data, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	if err := prevention.Validate(snap); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return snap, nil
+	return snapshot.Parse(name, data, time.Now(), commandKinds)
 }
 
 type policyCheckResult struct {
@@ -128,7 +120,7 @@ the history is change-management evidence.
 				by = "unknown"
 			}
 			return withStore(ctx, e, false, func(st governance.Store) error {
-				runner, err := governance.NewRunner(st)
+				runner, err := governance.NewRunner(st, governance.WithKinds(commandKinds))
 				if err != nil {
 					return err
 				}

@@ -149,7 +149,7 @@ func readSteps(e *env, path string) ([]scriptedStep, error) {
 func runScript(ctx context.Context, e *env, st governance.Store, ropts []governance.Option, opts governance.StartOptions, script []scriptedStep) error {
 	start := time.Now().UTC().Truncate(time.Millisecond)
 	clock := governance.NewFakeClock(start)
-	runner, err := governance.NewRunner(st, append(ropts, governance.WithClock(clock))...)
+	runner, err := governance.NewRunner(st, append(ropts, governance.WithClock(clock), governance.WithKinds(commandKinds))...)
 	if err != nil {
 		return err
 	}

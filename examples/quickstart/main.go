@@ -81,7 +81,7 @@ func main() {
 
 	// Publish the policy file as the tenant's active version: runs started
 	// from now on are bound to this snapshot.
-	snap, err := snapshot.Parse("policies.json", policyFile, time.Now())
+	snap, err := snapshot.Parse("policies.json", policyFile, time.Now(), prevention.Builtin())
 	if err != nil {
 		log.Fatal(err)
 	}

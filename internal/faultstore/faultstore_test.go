@@ -10,6 +10,7 @@ import (
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/internal/faultstore"
+	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/store/memstore"
 )
@@ -31,7 +32,7 @@ func TestMethodListsCoverTheStore(t *testing.T) {
 }
 
 func snap(t *testing.T) *snapshot.PolicySnapshot {
-	s, err := snapshot.Parse("p.json", []byte(`{"tenant_id":"acme","thresholds":{"m":1},"policies":[{"id":"p","kind":"budget","params":{"metric":"steps","threshold":"m"}}]}`), time.Unix(0, 0))
+	s, err := snapshot.Parse("p.json", []byte(`{"tenant_id":"acme","thresholds":{"m":1},"policies":[{"id":"p","kind":"budget","params":{"metric":"steps","threshold":"m"}}]}`), time.Unix(0, 0), prevention.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,9 @@ type Error struct {
 func (e *Error) Error() string {
 	where := e.Path
 	if where == "" {
+		if e.Key == "" {
+			return e.Err.Error()
+		}
 		where = "the top-level object"
 	}
 	switch {
@@ -117,7 +120,7 @@ func walk(data []byte, t reflect.Type, opts Options) error {
 		return err
 	}
 	if _, err := w.dec.Token(); err != io.EOF {
-		return &Error{Err: ErrSyntax, Path: "(after the value)"}
+		return &Error{Err: fmt.Errorf("%w: trailing data after the JSON value", ErrSyntax)}
 	}
 	return nil
 }
@@ -131,7 +134,7 @@ type walker struct {
 func (w *walker) where() string { return strings.Join(w.path, "") }
 
 func (w *walker) syntax(err error) error {
-	return &Error{Path: w.where(), Err: fmt.Errorf("%w: %v", ErrSyntax, err)}
+	return &Error{Path: w.where(), Err: fmt.Errorf("%w: %w", ErrSyntax, err)}
 }
 
 // value reads one value, whose Go type is t (nil: untyped).

@@ -172,7 +172,7 @@ func twentyPolicies(b *testing.B) *snapshot.PolicySnapshot {
 	ps[4] = `{"id":"no-shell","kind":"tool_denylist","params":{"deny":["shell"]}}`
 	doc := `{"tenant_id":"acme","thresholds":{"max_tokens":1e15,"max_cost_cents":1e15,"max_steps":1e15,` +
 		`"max_steps_per_minute":1e15,"max_duration_seconds":1e15},"policies":[` + strings.Join(ps, ",") + `]}`
-	snap, err := snapshot.Parse("bench.json", []byte(doc), time.Time{})
+	snap, err := snapshot.Parse("bench.json", []byte(doc), time.Time{}, prevention.Builtin())
 	if err != nil {
 		b.Fatal(err)
 	}

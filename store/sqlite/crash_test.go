@@ -358,7 +358,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		fail(err)
 	}
-	snap, err := snapshot.Parse("crash.json", []byte(crashPolicy), time.Now())
+	snap, err := snapshot.Parse("crash.json", []byte(crashPolicy), time.Now(), prevention.Builtin())
 	if err != nil {
 		fail(err)
 	}

@@ -45,7 +45,7 @@ func TestLoad(t *testing.T) {
 	}
 	snap, err := snapshot.Parse("load.json", []byte(fmt.Sprintf(`{"tenant_id":"acme","thresholds":{"max_steps":%d},"policies":[
 		{"id":"steps","kind":"budget","params":{"metric":"steps","threshold":"max_steps"}},
-		{"id":"tools","kind":"tool_allowlist","params":{"allow":["search"]}}]}`, steps)), time.Now())
+		{"id":"tools","kind":"tool_allowlist","params":{"allow":["search"]}}]}`, steps)), time.Now(), prevention.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func newTamperFixture(t *testing.T) *tamperFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := snapshot.Parse("p.json", []byte(crashPolicy), t0)
+	snap, err := snapshot.Parse("p.json", []byte(crashPolicy), t0, prevention.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +514,7 @@ func TestTamperLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		snap, _ := snapshot.Parse("p.json", []byte(crashPolicy), t0)
+		snap, _ := snapshot.Parse("p.json", []byte(crashPolicy), t0, prevention.Builtin())
 		run, err := r.Start(ctx, governance.StartOptions{Snapshot: snap})
 		if err != nil {
 			t.Fatal(err)

@@ -23,7 +23,7 @@ func stoppedRun(t *testing.T) (*sqlite.Store, string, string) {
 	s := openStore(t, path)
 	snap, err := snapshot.Parse("p.json", []byte(`{"tenant_id":"acme","thresholds":{"max_steps":10},"policies":[
 		{"id":"steps","kind":"budget","params":{"metric":"steps","threshold":"max_steps"}},
-		{"id":"tools","kind":"tool_allowlist","params":{"allow":["search"]}}]}`), time.Now())
+		{"id":"tools","kind":"tool_allowlist","params":{"allow":["search"]}}]}`), time.Now(), prevention.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}

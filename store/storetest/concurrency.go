@@ -127,7 +127,7 @@ func testPublishRace(t *testing.T, open Opener) {
 		go func() {
 			defer wg.Done()
 			doc := strings.Replace(policyJSON, `"max_steps": 3`, fmt.Sprintf(`"max_steps": %d`, 10+i), 1)
-			snap, err := snapshot.Parse("race.json", []byte(doc), T0)
+			snap, err := snapshot.Parse("race.json", []byte(doc), T0, prevention.Builtin())
 			if err != nil {
 				errs[i] = err
 				return

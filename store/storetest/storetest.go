@@ -70,7 +70,7 @@ const policyJSON = `{
 // Snapshot returns the suite's snapshot for a tenant.
 func Snapshot(t testing.TB, tenant string) *snapshot.PolicySnapshot {
 	t.Helper()
-	s, err := snapshot.Parse("storetest.json", []byte(strings.Replace(policyJSON, `"acme"`, fmt.Sprintf("%q", tenant), 1)), T0)
+	s, err := snapshot.Parse("storetest.json", []byte(strings.Replace(policyJSON, `"acme"`, fmt.Sprintf("%q", tenant), 1)), T0, prevention.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func testPolicyVersions(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	// Publish v2 (max_steps 1) while run1 is running.
-	snap2, err := snapshot.Parse("v2.json", []byte(strings.Replace(policyJSON, `"max_steps": 3`, `"max_steps": 1`, 1)), clock.Now())
+	snap2, err := snapshot.Parse("v2.json", []byte(strings.Replace(policyJSON, `"max_steps": 3`, `"max_steps": 1`, 1)), clock.Now(), prevention.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}

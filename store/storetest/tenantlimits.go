@@ -22,7 +22,7 @@ import (
 func TenantSnapshot(t testing.TB, tenant, thresholds, policies string) *snapshot.PolicySnapshot {
 	t.Helper()
 	doc := fmt.Sprintf(`{"tenant_id": %q, "thresholds": %s, "policies": [%s]}`, tenant, thresholds, policies)
-	s, err := snapshot.Parse("tenant.json", []byte(doc), T0)
+	s, err := snapshot.Parse("tenant.json", []byte(doc), T0, prevention.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package prevention
+package cel
 
 import (
 	"context"
@@ -13,8 +13,17 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 
+	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
 )
+
+// KindName is the kind policies name to be CEL expressions.
+const KindName = "expression"
+
+// Kind returns the "expression" policy kind. Add it to the kinds a runner
+// uses (governance.WithKinds(prevention.NewKinds(cel.Kind()))) and to the
+// kinds a policy file is loaded with.
+func Kind() prevention.Kind { return prevention.KindFunc(KindName, compileExpression) }
 
 // Bounds on one evaluation of an expression policy. celCostLimit is in
 // cel-go's abstract cost units (roughly one per operation, more for string
@@ -48,20 +57,20 @@ type expressionHook struct {
 	prg        cel.Program
 	thresholds ref.Val
 	message    string
-	reason     RunTerminationReason
+	reason     prevention.RunTerminationReason
 }
 
-func compileExpression(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) {
+func compileExpression(p snapshot.Policy, th snapshot.Thresholds) (prevention.Hook, error) {
 	var params struct {
 		Expr    *string `json:"expr"`
 		Message *string `json:"message"`
 		Reason  *string `json:"reason"`
 	}
-	if err := decodeParams(p, &params); err != nil {
+	if err := p.DecodeParams(&params); err != nil {
 		return nil, err
 	}
 	if params.Expr == nil || strings.TrimSpace(*params.Expr) == "" {
-		return nil, &fieldError{field: "params.expr", err: errors.New("missing (want a CEL expression that is true on a violation)")}
+		return nil, &snapshot.FieldError{Field: "params.expr", Err: errors.New("missing (want a CEL expression that is true on a violation)")}
 	}
 	env, err := newCELEnv()
 	if err != nil {
@@ -69,13 +78,13 @@ func compileExpression(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) 
 	}
 	checked, iss := env.Compile(*params.Expr)
 	if err := iss.Err(); err != nil {
-		return nil, &fieldError{field: "params.expr", err: err}
+		return nil, &snapshot.FieldError{Field: "params.expr", Err: err}
 	}
 	if t := checked.OutputType(); !t.IsExactType(cel.BoolType) {
-		return nil, &fieldError{field: "params.expr", err: fmt.Errorf("has type %s, want bool (true means a violation)", t)}
+		return nil, &snapshot.FieldError{Field: "params.expr", Err: fmt.Errorf("has type %s, want bool (true means a violation)", t)}
 	}
 	if err := checkCELKeys(checked); err != nil {
-		return nil, &fieldError{field: "params.expr", err: err}
+		return nil, &snapshot.FieldError{Field: "params.expr", Err: err}
 	}
 	prg, err := env.Program(checked,
 		cel.CostLimit(celCostLimit),
@@ -83,7 +92,7 @@ func compileExpression(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) 
 		cel.EvalOptions(cel.OptOptimize),
 	)
 	if err != nil {
-		return nil, &fieldError{field: "params.expr", err: err}
+		return nil, &snapshot.FieldError{Field: "params.expr", Err: err}
 	}
 	h := &expressionHook{
 		prg:        prg,
@@ -93,7 +102,7 @@ func compileExpression(p snapshot.Policy, th snapshot.Thresholds) (Hook, error) 
 	if params.Message != nil && *params.Message != "" {
 		h.message = *params.Message
 	}
-	if h.reason, err = blockReason(params.Reason); err != nil {
+	if h.reason, err = stopReason(params.Reason); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -146,25 +155,25 @@ func checkCELKeys(a *cel.Ast) error {
 	return err
 }
 
-func (h *expressionHook) Evaluate(ctx context.Context, s *Step) (Decision, error) {
+func (h *expressionHook) Evaluate(ctx context.Context, s *prevention.Step) (prevention.Decision, error) {
 	out, _, err := h.prg.ContextEval(ctx, &celActivation{step: s, thresholds: h.thresholds})
 	if err != nil {
-		return Decision{}, fmt.Errorf("evaluating expression: %w", err)
+		return prevention.Decision{}, fmt.Errorf("evaluating expression: %w", err)
 	}
 	violated, ok := out.(types.Bool)
 	if !ok {
-		return Decision{}, fmt.Errorf("expression gave %s, want bool", out.Type())
+		return prevention.Decision{}, fmt.Errorf("expression gave %s, want bool", out.Type())
 	}
 	if !violated {
-		return Allowed(), nil
+		return prevention.Allowed(), nil
 	}
-	return Decision{Action: Block, Reason: h.reason, Message: h.message}, nil
+	return prevention.Decision{Action: prevention.Block, Reason: h.reason, Message: h.message}, nil
 }
 
 // celActivation resolves the variables of an expression from the step,
 // building the step and run maps only if the expression refers to them.
 type celActivation struct {
-	step       *Step
+	step       *prevention.Step
 	thresholds ref.Val
 	stepVars   map[string]any
 	runVars    map[string]any
@@ -204,3 +213,16 @@ func (a *celActivation) ResolveName(name string) (any, bool) {
 
 // Parent implements cel.Activation; there is none.
 func (a *celActivation) Parent() cel.Activation { return nil }
+
+// stopReason resolves an optional params.reason; absent or empty means
+// policy_block.
+func stopReason(s *string) (prevention.RunTerminationReason, error) {
+	if s == nil || *s == "" {
+		return prevention.ReasonPolicyBlock, nil
+	}
+	r, err := prevention.ParseReason(*s)
+	if err != nil || r == prevention.ReasonCompleted {
+		return "", &snapshot.FieldError{Field: "params.reason", Err: fmt.Errorf("%q is not a reason a policy can stop a run with", *s)}
+	}
+	return r, nil
+}
