@@ -23,9 +23,16 @@ type TenantFunc func(r *http.Request) (string, error)
 // header name, such as "X-Stopline-Tenant". Use it only behind a proxy
 // that authenticates the caller and sets (or strips) that header itself:
 // the header is trusted as is.
+//
+// A request that carries the header more than once, or a value with a
+// comma (HTTP's way of joining several), is refused: a proxy that appends
+// its value to the client's would otherwise let the client's win.
 func HeaderTenant(name string) TenantFunc {
 	return func(r *http.Request) (string, error) {
-		t := strings.TrimSpace(r.Header.Get(name))
+		t, err := singleHeader(r, name)
+		if err != nil {
+			return "", err
+		}
 		if t == "" {
 			return "", fmt.Errorf("missing %s header", name)
 		}
@@ -33,20 +40,38 @@ func HeaderTenant(name string) TenantFunc {
 	}
 }
 
+// singleHeader returns the one value of header name ("" if absent), and
+// refuses several.
+func singleHeader(r *http.Request, name string) (string, error) {
+	vs := r.Header.Values(name)
+	switch {
+	case len(vs) == 0:
+		return "", nil
+	case len(vs) > 1:
+		return "", fmt.Errorf("%s header given %d times", name, len(vs))
+	case strings.Contains(vs[0], ","):
+		return "", fmt.Errorf("%s header holds several values", name)
+	}
+	return strings.TrimSpace(vs[0]), nil
+}
+
 // ActorFunc tells the handler who is asking for an export; it becomes the
-// bundle's exported_by and the export log's entry.
-type ActorFunc func(r *http.Request) string
+// bundle's exported_by and the export log's entry. An error refuses the
+// request (400).
+type ActorFunc func(r *http.Request) (string, error)
 
 // HeaderActor returns an ActorFunc that takes who is exporting from the
 // request header name, such as "X-Stopline-Actor", or "api" when it is
-// absent. Like HeaderTenant, use it only behind a proxy that
-// authenticates the caller and sets that header itself.
+// absent; a header given more than once is refused. Like HeaderTenant,
+// use it only behind a proxy that authenticates the caller and sets that
+// header itself.
 func HeaderActor(name string) ActorFunc {
-	return func(r *http.Request) string {
-		if a := strings.TrimSpace(r.Header.Get(name)); a != "" {
-			return a
+	return func(r *http.Request) (string, error) {
+		a, err := singleHeader(r, name)
+		if err != nil || a != "" {
+			return a, err
 		}
-		return "api"
+		return "api", nil
 	}
 }
 
@@ -108,7 +133,7 @@ func Handler(exp *Exporter, tenant TenantFunc, opts ...HandlerOption) http.Handl
 	if exp == nil || tenant == nil {
 		panic("export: Handler needs an Exporter and a TenantFunc")
 	}
-	h := &handler{exp: exp, tenant: tenant, actor: func(*http.Request) string { return "api" }, logErr: func(*http.Request, error) {}}
+	h := &handler{exp: exp, tenant: tenant, actor: func(*http.Request) (string, error) { return "api", nil }, logErr: func(*http.Request, error) {}}
 	for _, o := range opts {
 		if o != nil {
 			o(h)
@@ -159,7 +184,12 @@ func (h *handler) export(t BundleType, def Format, byIncident bool) http.Handler
 			h.fail(w, r, err)
 			return
 		}
-		req.TenantID, req.ExportedBy = tenant, h.actor(r)
+		actor, err := h.actor(r)
+		if err != nil {
+			h.fail(w, r, bad("%v", err))
+			return
+		}
+		req.TenantID, req.ExportedBy = tenant, actor
 		if byIncident {
 			req.IncidentID = r.PathValue("id")
 		} else {

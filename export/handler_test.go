@@ -271,6 +271,34 @@ func TestHeaderTenant(t *testing.T) {
 	if diff := cmp.Diff("acme", got); diff != "" || err != nil {
 		t.Errorf("tenant (-want +got):\n%s %v", diff, err)
 	}
+	// A proxy that appends its header to the client's: which tenant the
+	// request acts for is ambiguous, and it is refused.
+	req.Header.Add("X-Tenant", "globex")
+	if got, err := tf(req); err == nil {
+		t.Errorf("two tenant headers accepted: %q", got)
+	}
+	req.Header.Set("X-Tenant", "globex, acme")
+	if got, err := tf(req); err == nil {
+		t.Errorf("a joined tenant header accepted: %q", got)
+	}
+}
+
+func TestHeaderActor(t *testing.T) {
+	f := newFixture(t, nil)
+	srv := httptest.NewServer(export.Handler(f.exp, export.HeaderTenant("X-Stopline-Tenant"), export.WithActor(export.HeaderActor("X-Stopline-Actor"))))
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/incidents/INC-0001/export/evidence", nil)
+	req.Header.Set("X-Stopline-Tenant", "acme")
+	req.Header.Add("X-Stopline-Actor", "alice")
+	req.Header.Add("X-Stopline-Actor", "mallory")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("two actor headers: %d, want 400", resp.StatusCode)
+	}
 }
 
 func TestDefaultActor(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/stopline/stopline/export"
@@ -76,7 +78,8 @@ hash on every page. Every export is recorded in the store's export log.
 
 The file is written to -o FILE (- for stdout), by default to the bundle's own
 name in the current directory (%s-INCIDENT-BND-….FORMAT); its name is printed.
-The default format is %s.
+Without --format, a FILE ending in .json or .pdf says the format; otherwise
+it is %s. A --format that contradicts the file's extension is refused.
 
 --json prints {"file","tenant_id","bundle_id","bundle_type","format",
 "bundle_hash","run_id","incident_id","key_id","exported_by","export_reason",
@@ -84,7 +87,7 @@ The default format is %s.
 		examples: examples,
 		minArgs:  1, maxArgs: 1, store: true, json: true,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&format, "format", string(defFormat), "json (the signed envelope) or pdf")
+			fs.StringVar(&format, "format", "", fmt.Sprintf("json (the signed envelope) or pdf (default: from -o's extension, else %s)", defFormat))
 			fs.StringVar(&out, "o", "", "write to `FILE` (- for stdout); default: the bundle's file name in the current directory")
 			fs.StringVar(&signKey, "sign-key", "", "sign the bundle with this ed25519 private key `FILE` (from stopline keygen)")
 			fs.StringVar(&by, "by", "", "who the bundle is exported by or for, part of the bundle (default $USER)")
@@ -100,9 +103,9 @@ The default format is %s.
 			}
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
-			f, err := export.ParseFormat(format)
+			f, err := exportFormat(format, out, defFormat)
 			if err != nil {
-				return usagef("--format %q: want json or pdf", format)
+				return err
 			}
 			if out == "-" && e.jsonOut {
 				return usagef("-o - writes the bundle to stdout; it cannot be combined with --json")
@@ -177,6 +180,36 @@ The default format is %s.
 			})
 		},
 	}
+}
+
+// exportFormat resolves the format of an export: --format if given, else
+// the extension of -o, else def. A --format that contradicts the
+// extension is a usage error: evidence.pdf holding JSON would mislead
+// whoever opens it.
+func exportFormat(flag, out string, def export.Format) (export.Format, error) {
+	var byExt export.Format
+	if out != "" && out != "-" {
+		switch strings.ToLower(filepath.Ext(out)) {
+		case ".json":
+			byExt = export.FormatJSON
+		case ".pdf":
+			byExt = export.FormatPDF
+		}
+	}
+	if flag == "" {
+		if byExt != "" {
+			return byExt, nil
+		}
+		return def, nil
+	}
+	f, err := export.ParseFormat(flag)
+	if err != nil {
+		return "", usagef("--format %q: want json or pdf", flag)
+	}
+	if byExt != "" && byExt != f {
+		return "", usagef("--format %s but -o %s names a .%s file: drop --format, or name the file .%s", f, out, byExt, f)
+	}
+	return f, nil
 }
 
 func otherFormat(f export.Format) export.Format {

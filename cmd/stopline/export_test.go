@@ -136,3 +136,32 @@ func TestExportAndVerifyBundle(t *testing.T) {
 	c.fails(2, []string{"--json"}, "export", "evidence", inc, "-o", "-", "--json")
 	c.fails(2, []string{"unknown flag --from"}, "export", "debrief", inc, "--from", "2025-01-01")
 }
+
+// TestExportFormatFromExtension: without --format the file's extension
+// says the format; a --format that contradicts it is refused, so that
+// evidence.pdf never holds JSON.
+func TestExportFormatFromExtension(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	inc := *c.runSteps("tool_allowlist", "tool_allowlist").IncidentID
+	pdf := filepath.Join(c.dir, "evidence.pdf")
+	c.ok("export", "evidence", inc, "-o", pdf)
+	if data, err := os.ReadFile(pdf); err != nil || !bytes.HasPrefix(data, []byte("%PDF-")) {
+		t.Errorf("evidence.pdf does not hold a PDF (%v): %.20q", err, data)
+	}
+	js := filepath.Join(c.dir, "debrief.JSON")
+	c.ok("export", "debrief", inc, "-o", js)
+	if data, err := os.ReadFile(js); err != nil || !json.Valid(data) {
+		t.Errorf("debrief.JSON does not hold JSON (%v)", err)
+	}
+	c.fails(2, []string{"--format json", "evidence2.pdf"}, "export", "evidence", inc, "--format", "json", "-o", filepath.Join(c.dir, "evidence2.pdf"))
+	if _, err := os.Stat(filepath.Join(c.dir, "evidence2.pdf")); err == nil {
+		t.Error("a refused export wrote its file")
+	}
+	// Another extension: the command's default, or --format.
+	bin := filepath.Join(c.dir, "evidence.bin")
+	c.ok("export", "evidence", inc, "-o", bin)
+	if data, _ := os.ReadFile(bin); !json.Valid(data) {
+		t.Error("evidence.bin: want the default format, JSON")
+	}
+}

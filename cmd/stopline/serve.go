@@ -13,19 +13,39 @@ import (
 	"github.com/stopline/stopline/governance"
 )
 
-// DefaultTenantHeader is the request header serve takes the tenant from.
-const defaultTenantHeader = "X-Stopline-Tenant"
+// The request headers serve takes the tenant and the exporter from.
+const (
+	defaultTenantHeader = "X-Stopline-Tenant"
+	defaultActorHeader  = "X-Stopline-Actor"
+)
+
+// Bounds on each request and connection, so that a slow or idle client
+// cannot hold a connection (and its goroutine) open: the request's
+// headers must arrive within 10 s and the whole request within
+// --read-timeout; the answer must be written within --write-timeout (an
+// export of a long run takes seconds); an idle keep-alive connection is
+// closed after 2 minutes. No route reads a body: one over 64 KiB is
+// refused, and so are headers over 64 KiB.
+const (
+	readHeaderTimeout   = 10 * time.Second
+	defaultReadTimeout  = 30 * time.Second
+	defaultWriteTimeout = 5 * time.Minute
+	idleTimeout         = 2 * time.Minute
+	maxBodyBytes        = 64 << 10
+	maxHeaderBytes      = 64 << 10
+)
 
 // shutdownGrace bounds how long serve waits for requests in flight after
 // SIGINT or SIGTERM.
 const shutdownGrace = 15 * time.Second
 
 func serveCmd() *command {
-	var addr, tenantHeader, signKey string
+	var addr, tenantHeader, actorHeader, signKey string
+	var limits serveLimits
 	return &command{
 		name:     "serve",
 		section:  "Server",
-		synopsis: "[--addr HOST:PORT] [--tenant-header NAME] [--sign-key FILE]",
+		synopsis: "[--addr HOST:PORT] [--tenant-header NAME] [--actor-header NAME] [--sign-key FILE]",
 		summary:  "serve the HTTP API: exports, runs, explanations, incidents",
 		desc: `Serves the HTTP API of the export package over the database:
 
@@ -37,14 +57,22 @@ func serveCmd() *command {
   GET  /runs/{id}/explain                        ?at=RFC3339 (default: now)
   GET  /incidents/{id}
 
-Exports also take reason=, content=true and (SOC2) notes=; the exporter is
-the X-Stopline-Actor header (default "api"). Errors are JSON {"error": "..."}.
+Exports also take reason=, content=true and (SOC2) notes=; who exported is
+taken from the X-Stopline-Actor header (--actor-header; "api" when absent) and
+recorded in the bundle and the export log. Errors are JSON {"error": "..."}.
 
 The tenant of every request is taken from a request header, by default
 X-Stopline-Tenant (--tenant-header): a request without it is refused (401), and
-another tenant's runs and incidents are not found (404). The header is trusted
-as is: run serve behind a proxy that authenticates callers and sets (or
-strips) that header itself, and keep --addr on a private interface.
+another tenant's runs and incidents are not found (404). A request that
+carries the tenant or actor header twice, or joined values ("a, b"), is
+refused. Both headers are trusted as they are: run serve behind a proxy that
+authenticates callers and sets (or strips) them itself, and keep --addr on a
+private interface.
+
+Each request's headers must arrive within 10 s and the whole request within
+--read-timeout (30 s); the answer must be written within --write-timeout
+(5 min); idle connections close after 2 minutes; request bodies over 64 KiB
+and headers over 64 KiB are refused.
 
 SIGINT or SIGTERM stops accepting connections and waits up to 15 s for
 requests in flight. Server errors are logged on stderr.`,
@@ -56,11 +84,17 @@ requests in flight. Server errors are logged on stderr.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&addr, "addr", "127.0.0.1:8080", "listen on `HOST:PORT`")
 			fs.StringVar(&tenantHeader, "tenant-header", defaultTenantHeader, "take each request's tenant from the header `NAME`")
+			fs.StringVar(&actorHeader, "actor-header", defaultActorHeader, "take who exports from the header `NAME`")
+			fs.DurationVar(&limits.read, "read-timeout", defaultReadTimeout, "bound on reading a whole request (`DURATION`)")
+			fs.DurationVar(&limits.write, "write-timeout", defaultWriteTimeout, "bound on writing an answer (`DURATION`)")
 			fs.StringVar(&signKey, "sign-key", "", "sign exported bundles with this ed25519 private key `FILE` (from stopline keygen)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
-			if tenantHeader == "" {
-				return usagef("--tenant-header must name a header")
+			if tenantHeader == "" || actorHeader == "" {
+				return usagef("--tenant-header and --actor-header must name a header")
+			}
+			if limits.read <= 0 || limits.write <= 0 {
+				return usagef("--read-timeout and --write-timeout must be positive")
 			}
 			var opts []export.Option
 			if signKey != "" {
@@ -76,24 +110,31 @@ requests in flight. Server errors are logged on stderr.`,
 					return err
 				}
 				h := export.Handler(exp, export.HeaderTenant(tenantHeader),
+					export.WithActor(export.HeaderActor(actorHeader)),
 					export.WithErrorLog(func(r *http.Request, err error) {
 						fmt.Fprintf(e.stderr, "stopline serve: %s %s: %s\n", r.Method, r.URL.Path, oneLine(err.Error()))
 					}))
-				return serveHTTP(ctx, e, addr, tenantHeader, h)
+				return serveHTTP(ctx, e, addr, tenantHeader, limits, h)
 			})
 		},
 	}
 }
 
-func serveHTTP(ctx context.Context, e *env, addr, tenantHeader string, h http.Handler) error {
+// serveLimits are the timeouts a flag can change.
+type serveLimits struct{ read, write time.Duration }
+
+func serveHTTP(ctx context.Context, e *env, addr, tenantHeader string, limits serveLimits, h http.Handler) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		Handler:           limitBodies(h),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       limits.read,
+		WriteTimeout:      limits.write,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 	}
 	fmt.Fprintf(e.stderr, "stopline serve: listening on http://%s (tenant from the %s header)\n", ln.Addr(), tenantHeader)
 	errc := make(chan error, 1)
@@ -111,4 +152,20 @@ func serveHTTP(ctx context.Context, e *env, addr, tenantHeader string, h http.Ha
 		err = serr
 	}
 	return err
+}
+
+// limitBodies refuses a request whose body is declared over maxBodyBytes
+// (413) and cuts one that turns out longer.
+func limitBodies(h http.Handler) http.Handler {
+	limited := http.MaxBytesHandler(h, maxBodyBytes)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxBodyBytes {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			fmt.Fprintf(w, "{\"error\":\"request body over %d bytes\"}\n", maxBodyBytes)
+			return
+		}
+		limited.ServeHTTP(w, r)
+	})
 }

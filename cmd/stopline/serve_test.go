@@ -3,6 +3,7 @@ package main_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,12 +14,12 @@ import (
 	"time"
 )
 
-func TestServe(t *testing.T) {
-	t.Parallel()
-	c := newCLI(t)
-	res := c.runSteps("content", "content")
-
-	cmd := exec.Command(bin, "serve", "--db", c.db, "--addr", "127.0.0.1:0")
+// startServe starts `stopline serve` on c's database and returns its
+// address (http://HOST:PORT), the command, a channel that gets its exit,
+// and what it wrote to stderr after its first line.
+func startServe(t *testing.T, c *cli, args ...string) (string, *exec.Cmd, chan error, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--db", c.db, "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Dir = c.dir
 	cmd.Env = cleanEnv()
 	stderr, err := cmd.StderrPipe()
@@ -48,6 +49,14 @@ func TestServe(t *testing.T) {
 	if !ok || !strings.Contains(first, "X-Stopline-Tenant") {
 		t.Fatalf("serve's first line: %q", first)
 	}
+	return addr, cmd, done, &rest
+}
+
+func TestServe(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	res := c.runSteps("content", "content")
+	addr, cmd, done, rest := startServe(t, c)
 
 	get := func(path, tenant string) (int, []byte) {
 		t.Helper()
@@ -111,4 +120,83 @@ func TestServeAddressInUse(t *testing.T) {
 	defer ln.Close()
 	c := newCLI(t)
 	c.fails(1, []string{"stopline serve:", ln.Addr().String()}, "serve", "--addr", ln.Addr().String())
+}
+
+// TestServeBoundsRequests: a client that trickles its request is cut off
+// at --read-timeout; a tenant header given twice is refused; a body over
+// the limit is refused; the actor header is who the bundle says exported.
+func TestServeBoundsRequests(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	res := c.runSteps("content", "content")
+	addr, _, _, _ := startServe(t, c, "--read-timeout", "1s")
+	host := strings.TrimPrefix(addr, "http://")
+
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprintf(conn, "POST /incidents/%s/export/evidence HTTP/1.1\r\nHost: x\r\nX-Stopline-Tenant: acme\r\nContent-Length: 1000\r\n\r\n", *res.IncidentID)
+	closed := make(chan time.Duration, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				closed <- time.Since(start)
+				return
+			}
+		}
+	}()
+	trickle := time.NewTicker(200 * time.Millisecond)
+	defer trickle.Stop()
+wait:
+	for {
+		select {
+		case d := <-closed:
+			if d > 10*time.Second {
+				t.Errorf("connection closed after %v", d)
+			}
+			break wait
+		case <-trickle.C:
+			conn.Write([]byte("x")) // a byte at a time, never the whole body
+		case <-time.After(15 * time.Second):
+			t.Fatal("a trickled request held its connection open for 15 s (read timeout 1 s)")
+		}
+	}
+
+	post := func(h http.Header, body io.Reader) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, addr+"/incidents/"+*res.IncidentID+"/export/evidence", body)
+		for k, vs := range h {
+			for _, v := range vs {
+				req.Header.Add(k, v)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	if resp := post(http.Header{"X-Stopline-Tenant": {"acme", "other"}}, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("two tenant headers: %d, want 401", resp.StatusCode)
+	}
+	if resp := post(http.Header{"X-Stopline-Tenant": {"acme"}}, strings.NewReader(strings.Repeat("x", 65<<10))); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 65 KiB body: %d, want 413", resp.StatusCode)
+	}
+	resp := post(http.Header{"X-Stopline-Tenant": {"acme"}, "X-Stopline-Actor": {"alice@example.com"}}, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("export: %d", resp.StatusCode)
+	}
+	var env struct {
+		Bundle struct {
+			ExportedBy string `json:"exported_by"`
+		} `json:"bundle"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || env.Bundle.ExportedBy != "alice@example.com" {
+		t.Errorf("exported_by %q (%v), want the actor header", env.Bundle.ExportedBy, err)
+	}
 }
