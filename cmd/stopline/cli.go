@@ -73,11 +73,15 @@ func dispatch(ctx context.Context, e *env, args []string) (string, error) {
 	g.BoolVar(&e.jsonOut, "json", false, "")
 	help := g.Bool("help", false, "")
 	g.BoolVar(help, "h", false, "")
+	showVersion := g.Bool("version", false, "")
 	if err := g.Parse(args); err != nil {
 		return "", usagef("%s", flagErr(err))
 	}
 	args = g.Args()
 	cmds := commands()
+	if *showVersion || (len(args) == 1 && args[0] == "version") {
+		return "", printVersion(e)
+	}
 	if *help {
 		printOverview(e.stdout, cmds)
 		return "", nil
@@ -274,6 +278,7 @@ Global flags (also accepted after the command):
   --db PATH   database: a SQLite file, or a postgres:// URL for the Postgres store
               (default $STOPLINE_DB, else %s)
   --json      print one JSON document on stdout instead of text
+  --version   print the version (from the build information) and exit
 
 Errors go to stderr, one line each. Exit status: 0 success (a run stopped by a
 policy included), 1 failure (bad input, verification failed, store error),

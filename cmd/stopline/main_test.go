@@ -237,3 +237,20 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("%s: output differs from %s (-want +got):\n%s", name, path, diff)
 	}
 }
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	out := c.ok("--version")
+	if !strings.HasPrefix(out, "stopline ") || !strings.Contains(out, "go1.") {
+		t.Errorf("--version: %q", out)
+	}
+	var v struct {
+		Version   string `json:"version"`
+		GoVersion string `json:"go_version"`
+	}
+	c.okJSON(&v, "--version")
+	if v.Version == "" || !strings.HasPrefix(v.GoVersion, "go1.") {
+		t.Errorf("--version --json: %+v", v)
+	}
+}
