@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/stopline/stopline/snapshot"
 )
@@ -145,7 +144,7 @@ func canonicalSplit(dst, raw []byte, levels int) ([]byte, error) {
 	for k := range fields {
 		keys = append(keys, k)
 	}
-	slices.Sort(keys)
+	snapshot.SortKeys(keys)
 	dst = append(dst, '{')
 	for i, k := range keys {
 		if i > 0 {

@@ -2,13 +2,15 @@ package snapshot
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/stopline/stopline/internal/strictjson"
@@ -18,14 +20,21 @@ import (
 // canonical form: invalid JSON, trailing data, or a number outside float64.
 var ErrNotCanonicalizable = errors.New("snapshot: value has no canonical JSON form")
 
-// Canonical returns the canonical JSON encoding of the JSON document data:
-// object keys sorted by the byte order of their UTF-8 encoding, no insignificant white space, strings escaped the way
-// encoding/json escapes them without HTML escaping, and every number written in
-// one spelling (the shortest decimal that round-trips through float64, without
-// exponent for magnitudes in [1e-6, 1e21)). Two documents that differ only in
-// key order, white space or number spelling have the same canonical form.
+// Canonical returns the canonical JSON encoding of the JSON document data,
+// as RFC 8785 (the JSON Canonicalization Scheme, JCS) defines it: object
+// keys sorted by their UTF-16 code units, no insignificant white space,
+// strings escaped as ECMAScript's JSON.stringify escapes them (only '"',
+// '\' and control characters, \b \t \n \f \r in short form), and every
+// number written as ECMAScript writes a double (the shortest decimal that
+// round-trips, without exponent for magnitudes in [1e-6, 1e21), else as
+// 1e+21 or 1.5e-7). Two documents that differ only in key order, white
+// space, escapes or number spelling have the same canonical form, and any
+// JCS implementation computes it: every stopline hash over JSON (snapshots,
+// records, contents, bundles) can be checked by tools no one here wrote.
 //
-// Canonical is the basis of every hash stopline computes over JSON.
+// A document with a key written twice, or two keys equal ignoring case,
+// has no canonical form (readers disagree on it), nor has invalid UTF-8,
+// a number outside float64, or nesting deeper than 128 levels.
 func Canonical(data []byte) ([]byte, error) {
 	// A key written twice (or in two cases) has no one canonical form:
 	// one reader takes the first, another the last.
@@ -97,7 +106,7 @@ func appendCanonical(buf *bytes.Buffer, v any, depth int) error {
 		for k := range x {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		SortKeys(keys)
 		buf.WriteByte('{')
 		for i, k := range keys {
 			if i > 0 {
@@ -138,12 +147,46 @@ func AppendNumber(dst []byte, f float64) []byte {
 	return append(dst, b...)
 }
 
+// SortKeys sorts object keys in canonical order: by their UTF-16 code
+// units (RFC 8785, section 3.2.3), which is byte order except where a
+// character above U+FFFF meets one in U+E000–U+FFFF.
+func SortKeys(keys []string) { slices.SortFunc(keys, CompareKeys) }
+
+// CompareKeys orders two keys as SortKeys does.
+func CompareKeys(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); {
+		if a[i] == b[i] {
+			i++
+			continue
+		}
+		// The first differing byte is where the code points differ: from
+		// its code point's start, compare UTF-16 code units.
+		for i > 0 && !utf8.RuneStart(a[i]) {
+			i--
+		}
+		ra, _ := utf8.DecodeRuneInString(a[i:])
+		rb, _ := utf8.DecodeRuneInString(b[i:])
+		return cmp.Compare(utf16Key(ra), utf16Key(rb))
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// utf16Key orders a code point by its first UTF-16 code unit (then by the
+// code point, which orders the second unit the same way).
+func utf16Key(r rune) uint64 {
+	if r >= 0x10000 {
+		hi, _ := utf16.EncodeRune(r)
+		return uint64(hi)<<21 | uint64(r)
+	}
+	return uint64(r) << 21
+}
+
 const hexDigits = "0123456789abcdef"
 
-// AppendString appends s as a canonical JSON string. Each invalid UTF-8
-// byte is replaced by U+FFFD, written as the character itself (as the
-// canonical form of "\ufffd" is), so that decoding and encoding again
-// gives the same bytes.
+// AppendString appends s as a canonical (RFC 8785) JSON string. Each
+// invalid UTF-8 byte is replaced by U+FFFD, written as the character
+// itself (as the canonical form of "\ufffd" is), so that decoding and
+// encoding again gives the same bytes.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
@@ -158,6 +201,10 @@ func AppendString(dst []byte, s string) []byte {
 			switch b {
 			case '"', '\\':
 				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
 			case '\n':
 				dst = append(dst, '\\', 'n')
 			case '\r':
@@ -175,13 +222,6 @@ func AppendString(dst []byte, s string) []byte {
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, "\uFFFD"...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
 			i += size
 			start = i
 			continue

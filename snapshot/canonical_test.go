@@ -14,7 +14,7 @@ func TestCanonical(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{`{"b":1,"a":2}`, `{"a":2,"b":1}`},
 		{` { "a" : [ 1 , 2.50 , 1e3, -0, 0.000001, 1e21, 1E-7 ] } `, `{"a":[1,2.5,1000,0,0.000001,1e+21,1e-7]}`},
-		{`{"s":"<&>\u00e9\u2028\n"}`, `{"s":"<&>é\u2028\n"}`},
+		{`{"s":"<&>\u00e9\u2028\n\b\f\u0001\u001f\u007f"}`, "{\"s\":\"<&>é\u2028\\n\\b\\f\\u0001\\u001f\u007f\"}"},
 		{`{"z":{"y":null,"x":true},"a":false}`, `{"a":false,"z":{"x":true,"y":null}}`},
 		{`"\ud800"`, "\"\uFFFD\""}, // a lone surrogate decodes to U+FFFD
 		{`[]`, `[]`},

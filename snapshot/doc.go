@@ -19,5 +19,6 @@
 // to thresholds); package prevention checks that each kind and its
 // parameters make sense, when it compiles the snapshot.
 //
-// Canonical is the canonical JSON encoding every stopline hash is built on.
+// Canonical is the canonical JSON encoding every stopline hash is built on:
+// RFC 8785 (JCS), so that any JCS implementation can recompute them.
 package snapshot

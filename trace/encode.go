@@ -3,7 +3,6 @@ package trace
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"slices"
 	"strconv"
 	"time"
 
@@ -17,8 +16,9 @@ const Domain = "stopline/trace/v1\x00"
 // GenesisHash is the prev_hash of the first record of every chain.
 const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
-// Encode returns the record's body: its canonical JSON (sorted keys, no
-// white space, one spelling per number) without prev_hash and hash. It is
+// Encode returns the record's body: its canonical JSON (RFC 8785: sorted
+// keys, no white space, one spelling per number) without prev_hash and
+// hash. It is
 // the byte string the record's hash covers, and equals
 // snapshot.CanonicalOf of the record with those two fields removed.
 //
@@ -192,7 +192,7 @@ func EncodeContent(dst []byte, c *Content) []byte {
 		for k := range c.Metadata {
 			keys = append(keys, k)
 		}
-		slices.Sort(keys)
+		snapshot.SortKeys(keys)
 		w.b = append(w.b, '{')
 		for i, k := range keys {
 			if i > 0 {

@@ -6,8 +6,9 @@
 // SDKs, built on gjson, a verifier written in another language, a person)
 // take the first and match exactly; encoding/json replaces invalid UTF-8,
 // other readers keep the bytes. A document that every reader reads the
-// same way is valid UTF-8, has no object with two keys equal ignoring case,
-// and no key that matches a field of the target only ignoring case.
+// same way is valid UTF-8, has no key written twice, and, where it is read
+// into a struct, no two keys equal ignoring case and no key that matches a
+// field only ignoring case.
 // Unmarshal refuses the others, naming where, and then decodes with
 // encoding/json: for what is left, its reading is every reader's reading.
 //
@@ -31,7 +32,8 @@ import (
 
 // Sentinels matched by the *Error that Unmarshal and Check return.
 var (
-	// ErrDuplicateKey: an object has two keys equal ignoring case.
+	// ErrDuplicateKey: an object has a key twice (or, read into a struct,
+	// two keys equal ignoring case).
 	ErrDuplicateKey = errors.New("duplicated key")
 	// ErrCaseVariant: a key matches a field only ignoring case.
 	ErrCaseVariant = errors.New("key differs from a known field only in case")
@@ -101,8 +103,9 @@ func Unmarshal(data []byte, v any, opts Options) error {
 	return json.Unmarshal(data, v)
 }
 
-// Check refuses a document that is not exactly one JSON value or that has
-// an object with two keys equal ignoring case. It decodes nothing.
+// Check refuses a document that is not exactly one JSON value, is not
+// valid UTF-8, or has an object with a key written twice. It decodes
+// nothing.
 func Check(data []byte) error {
 	return walk(data, nil, Options{})
 }
@@ -190,7 +193,13 @@ func (w *walker) object(t reflect.Type, depth int) error {
 		if !ok {
 			return w.syntax(fmt.Errorf("object key %v", tok))
 		}
-		folded := Fold(key)
+		// Into a struct, encoding/json matches keys ignoring case: two keys
+		// equal ignoring case are one field read twice. Into a map (or
+		// untyped), keys are kept as written: only an exact repeat is.
+		folded := key
+		if fields != nil {
+			folded = Fold(key)
+		}
 		if prev, dup := seen[folded]; dup {
 			return &Error{Path: w.where(), Key: key, Other: prev, Err: ErrDuplicateKey}
 		}
