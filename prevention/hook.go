@@ -71,6 +71,31 @@ type Step struct {
 	// times holds the unix-nanosecond times of every earlier step of the
 	// run, in order; StepsInWindow counts over it and At.
 	times []int64
+	// memo holds what hooks share within this step (Memo).
+	memo []memoEntry
+}
+
+type memoEntry struct{ key, val any }
+
+// Memo returns the value kept under key for this step, calling build to
+// make it on the step's first call with that key. The hooks of a plug-in
+// kind use it to share work across their policies within one step — the
+// expression kind builds one CEL activation for all its policies — instead
+// of each redoing it. The value lives as long as the step's evaluation.
+// key should be a value of an unexported type of the calling package, as
+// context keys are. Like the rest of the step, Memo is not safe for
+// concurrent use (the runner evaluates a step's hooks one at a time).
+func (s *Step) Memo(key any, build func() any) any {
+	for _, e := range s.memo {
+		if e.key == key {
+			return e.val
+		}
+	}
+	v := build()
+	// A full slice expression: a copy of the step (a hook given its own)
+	// appends to its own array, never to the one it shares.
+	s.memo = append(s.memo[:len(s.memo):len(s.memo)], memoEntry{key, v})
+	return v
 }
 
 // StepCount is the number of steps in the run, this one included.

@@ -156,7 +156,11 @@ func checkCELKeys(a *cel.Ast) error {
 }
 
 func (h *expressionHook) Evaluate(ctx context.Context, s *prevention.Step) (prevention.Decision, error) {
-	out, _, err := h.prg.ContextEval(ctx, &celActivation{step: s, thresholds: h.thresholds})
+	// One activation per step for every expression policy: the step and
+	// run maps are built once, whatever the number of policies. The
+	// thresholds are the snapshot's, the same for all of them.
+	act := s.Memo(activationKey{}, func() any { return &celActivation{step: s, thresholds: h.thresholds} }).(*celActivation)
+	out, _, err := h.prg.ContextEval(ctx, act)
 	if err != nil {
 		return prevention.Decision{}, fmt.Errorf("evaluating expression: %w", err)
 	}
@@ -169,6 +173,9 @@ func (h *expressionHook) Evaluate(ctx context.Context, s *prevention.Step) (prev
 	}
 	return prevention.Decision{Action: prevention.Block, Reason: h.reason, Message: h.message}, nil
 }
+
+// activationKey keys a step's shared activation (prevention.Step.Memo).
+type activationKey struct{}
 
 // celActivation resolves the variables of an expression from the step,
 // building the step and run maps only if the expression refers to them.
