@@ -7,7 +7,8 @@
 // The module is organised by concept:
 //
 //	snapshot    immutable, content-hashed policy sets (SNAP-<12 hex>) and policy files
-//	prevention  the Hook interface, Decision, termination reasons, built-in policy kinds (CEL expressions included)
+//	prevention  the Hook interface, Decision, termination reasons, policy kinds (Kind, Kinds) and the built-in ones
+//	kinds/...   policy kinds outside the core: cel (expressions), rego and cedar (nested modules)
 //	trace       the hash-chained record of every step, the inflection point, chain verification
 //	incident    the incident a Block creates, its severity and lifecycle
 //	governance  Runner and Run (the governed agent loop), the Store interface, Explain, VerifyRun
@@ -20,7 +21,7 @@
 //
 //	store, _ := sqlite.Open(ctx, "stopline.db")
 //	runner, _ := governance.NewRunner(store)
-//	snap, _ := snapshot.Load("policies.json", time.Now())
+//	snap, _ := snapshot.Load("policies.json", time.Now(), runner.Kinds())
 //	_, err := runner.Run(ctx, governance.StartOptions{Snapshot: snap}, func(ctx context.Context, run *governance.Run) error {
 //		_, err := run.Step(ctx, governance.StepInput{Type: prevention.StepToolCall, Tool: "shell"})
 //		return err

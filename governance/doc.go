@@ -8,7 +8,7 @@
 //
 //	store, _ := sqlite.Open(ctx, "stopline.db")
 //	runner, _ := governance.NewRunner(store)
-//	snap, _ := snapshot.Load("policies.json", time.Now())
+//	snap, _ := snapshot.Load("policies.json", time.Now(), runner.Kinds())
 //	rec, err := runner.Run(ctx, governance.StartOptions{Snapshot: snap},
 //		func(ctx context.Context, run *governance.Run) error {
 //			// after each LLM response, before each tool call, after each tool result:
