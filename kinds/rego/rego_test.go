@@ -202,6 +202,23 @@ violations contains "over budget" if input.run.total_tokens > input.thresholds.m
 	}
 }
 
+// TestDefaultQueryFollowsThePackage checks that the default query is the
+// deny rule of the module's own package, and that a deny that is an
+// array of strings is read as a set of messages.
+func TestDefaultQueryFollowsThePackage(t *testing.T) {
+	module := `package acme.agents.guard
+
+deny := ["b", "a"] if input.step.type == "message"
+`
+	e := compile(t, "arr", params(t, module, nil))
+	if d := evaluate(t, e, &prevention.Step{Type: prevention.StepMessage}); d.Action != prevention.Block || d.Message != "a; b" {
+		t.Fatalf("decision %v, want a block with message \"a; b\"", d)
+	}
+	if d := evaluate(t, e, &prevention.Step{Type: prevention.StepToolCall, Tool: "x"}); d.Action != prevention.Allow {
+		t.Fatalf("decision %v on an undefined deny, want allow", d)
+	}
+}
+
 // TestEvaluationErrorFailsClosed checks that a step on which the query
 // cannot be evaluated is a failed check, never an allow.
 func TestEvaluationErrorFailsClosed(t *testing.T) {
