@@ -29,8 +29,11 @@
 // loaded with the runner's kinds, and when a run starts); every step then
 // evaluates the prepared query. A module that does not parse or compile —
 // including one that refers to a key the input never has, such as
-// input.step.tokenz or a threshold the snapshot does not define — is a
-// *snapshot.FieldError naming params.module, with the line and column; a
+// input.step.tokenz or a threshold the snapshot does not define, or to a
+// document under data that no rule of the module defines (the data
+// document holds only the module's rules, so such a reference would be
+// undefined on every step) — is a *snapshot.FieldError naming
+// params.module, with the line and column; a
 // query that names no rule of the module is one naming params.query (or
 // params.module, when the default query finds no deny rule).
 //
@@ -73,8 +76,8 @@
 //	input.thresholds  the snapshot's thresholds (object of numbers)
 //
 // These are the values the "expression" kind (kinds/cel) sees as step,
-// run and thresholds. The run's totals include this step. There is no
-// data document besides the module's own rules.
+// run and thresholds. The run's totals include this step. The data
+// document holds the module's own rules and nothing else.
 //
 // # Built-in functions
 //

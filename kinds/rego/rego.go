@@ -90,6 +90,9 @@ func compileRego(p snapshot.Policy, th snapshot.Thresholds) (prevention.Hook, er
 	if compiler.Failed() {
 		return nil, &snapshot.FieldError{Field: "params.module", Err: regoErrors(compiler.Errors)}
 	}
+	if err := checkDataRefs(compiler); err != nil {
+		return nil, &snapshot.FieldError{Field: "params.module", Err: err}
+	}
 
 	query, field := mod.Package.Path.String()+"."+DefaultRule, "params.module"
 	if params.Query != nil {
@@ -152,6 +155,33 @@ func checkQuery(c *ast.Compiler, query string) error {
 }
 
 var errNoRule = errors.New("names no rule of the module")
+
+// checkDataRefs refuses a reference into the data document that no rule
+// of the module defines (data.other.allowed, an import of another
+// package, a misspelt rule name): the data document holds nothing but
+// the module's rules, so such a reference is always undefined, and a
+// deny rule that depends on it would quietly never fire.
+func checkDataRefs(c *ast.Compiler) error {
+	var err error
+	for _, m := range c.Modules {
+		ast.WalkRefs(m, func(ref ast.Ref) bool {
+			if err != nil || !ref.HasPrefix(ast.DefaultRootRef) {
+				return err != nil
+			}
+			prefix := ref.GroundPrefix()
+			if len(c.GetRulesForVirtualDocument(prefix)) > 0 || len(c.GetRulesWithPrefix(prefix)) > 0 {
+				return false
+			}
+			where := ""
+			if loc := ref[0].Location; loc != nil {
+				where = fmt.Sprintf("line %d, column %d: ", loc.Row, loc.Col)
+			}
+			err = fmt.Errorf("%s%s: no rule of the module defines it, and the data document holds only the module's rules", where, prefix)
+			return true
+		})
+	}
+	return err
+}
 
 // regoErrors renders OPA's errors one a line, with their line and column
 // in the module, without the "N errors occurred" preamble.

@@ -219,6 +219,39 @@ deny := ["b", "a"] if input.step.type == "message"
 	}
 }
 
+// TestHelperRulesAndFunctions checks that a module's own helper rules and
+// functions, referred to by name or through data, are evaluated.
+func TestHelperRulesAndFunctions(t *testing.T) {
+	module := `package stopline
+
+allowed := {"search", "calculator"}
+
+risky(tool) if startswith(tool, "sudo_")
+
+deny contains sprintf("tool %s is not allowed", [input.step.tool]) if {
+	input.step.type == "tool_call"
+	not allowed[input.step.tool]
+	not risky(input.step.tool)
+}
+
+deny contains "risky tool" if {
+	input.step.type == "tool_call"
+	data.stopline.risky(input.step.tool)
+}
+`
+	e := compile(t, "helpers", params(t, module, nil))
+	for _, tc := range []struct{ tool, msg string }{
+		{"search", ""},
+		{"shell", "tool shell is not allowed"},
+		{"sudo_rm", "risky tool"},
+	} {
+		d := evaluate(t, e, &prevention.Step{Type: prevention.StepToolCall, Tool: tc.tool})
+		if (d.Action == prevention.Block) != (tc.msg != "") || d.Message != tc.msg {
+			t.Errorf("tool %s: decision %v, want message %q", tc.tool, d, tc.msg)
+		}
+	}
+}
+
 // TestEvaluationErrorFailsClosed checks that a step on which the query
 // cannot be evaluated is a failed check, never an allow.
 func TestEvaluationErrorFailsClosed(t *testing.T) {
@@ -303,6 +336,8 @@ func TestCompileErrorsNameTheField(t *testing.T) {
 		{"unsafe variable", params(t, "package stopline\n\ndeny contains msg if input.step.tool == \"shell\"\n", nil), "params.module", "unsafe"},
 		{"unknown step key", params(t, "package stopline\n\ndeny contains \"x\" if input.step.tokenz > 5\n", nil), "params.module", "tokenz"},
 		{"unknown threshold", params(t, "package stopline\n\ndeny contains \"x\" if input.run.total_tokens > input.thresholds.max_tokenz\n", nil), "params.module", "max_tokenz"},
+		{"data outside the module", params(t, "package stopline\n\nimport data.other\n\ndeny contains \"x\" if other.blocked[input.step.tool]\n", nil), "params.module", "data.other.blocked"},
+		{"misspelt rule", params(t, "package stopline\n\nallowed := {\"search\"}\n\ndeny contains \"x\" if data.stopline.alowed[input.step.tool]\n", nil), "params.module", "data.stopline.alowed"},
 		{"network builtin", params(t, "package stopline\n\ndeny contains \"x\" if http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1\"}).status_code == 200\n", nil), "params.module", "http.send"},
 		{"no deny rule", params(t, "package stopline\n\nviolations contains \"x\" if input.step.tokens > 5\n", nil), "params.module", "has no rule deny"},
 		{"query names no rule", params(t, noShell, map[string]string{"query": "data.stopline.violations"}), "params.query", "names no rule"},
