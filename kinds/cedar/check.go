@@ -25,8 +25,9 @@ var stepTypes = []prevention.StepType{prevention.StepLLMResponse, prevention.Ste
 // check refuses, when the policy is compiled, what would make a policy
 // quietly never apply or fail on every step: a scope or an entity of a
 // type no request has (User::"alice", Action::"tool_cal"), an attribute
-// the principal or the context never has (context.tokenz), an attribute
-// of an entity that has none (resource.name), a threshold the snapshot
+// the principal or the context never has (context.tokenz, or context has
+// tokenz, which is always false), an attribute of an entity that has none
+// (resource.name), a threshold the snapshot
 // lacks or that no Long holds, and an extension literal that does not
 // parse (decimal("1.23456")). Metadata keys are not known in advance:
 // guard them with has.
@@ -122,7 +123,9 @@ func actionNames() string {
 func checkNode(n xast.IsNode, th snapshot.Thresholds) error {
 	switch n := n.(type) {
 	case xast.NodeTypeAccess:
-		return checkAccess(n, th)
+		return checkAttr(n.Arg, string(n.Value), false, th)
+	case xast.NodeTypeHas:
+		return checkAttr(n.Arg, string(n.Value), true, th)
 	case xast.NodeTypeGetTag:
 		if v, ok := n.Left.(xast.NodeTypeVariable); ok {
 			return fmt.Errorf("%s.getTag: no entity here has tags", v.Name)
@@ -166,21 +169,27 @@ func checkValue(v types.Value) error {
 	return nil
 }
 
-func checkAccess(n xast.NodeTypeAccess, th snapshot.Thresholds) error {
-	attr := string(n.Value)
-	switch arg := n.Arg.(type) {
+// checkAttr checks arg.attr (has false) or arg has attr (has true): an
+// attribute that the principal or the context never has, or a has on an
+// entity with no attributes, is always an error or always false.
+func checkAttr(arg xast.IsNode, attr string, has bool, th snapshot.Thresholds) error {
+	use := "." + attr
+	if has {
+		use = " has " + attr
+	}
+	switch arg := arg.(type) {
 	case xast.NodeTypeVariable:
 		switch arg.Name {
 		case "context":
 			if !slices.Contains(contextAttrs, attr) {
-				return fmt.Errorf("context has no attribute %q (attributes: %s)", attr, strings.Join(contextAttrs, ", "))
+				return fmt.Errorf("context%s: context has no attribute %q (attributes: %s)", use, attr, strings.Join(contextAttrs, ", "))
 			}
 		case "principal":
 			if !slices.Contains(runAttrs, attr) {
-				return fmt.Errorf("principal (the Run) has no attribute %q (attributes: %s)", attr, strings.Join(runAttrs, ", "))
+				return fmt.Errorf("principal%s: the principal (the Run) has no attribute %q (attributes: %s)", use, attr, strings.Join(runAttrs, ", "))
 			}
 		default:
-			return fmt.Errorf("%s has no attributes: %s.%s fails on every step (the step's fields are in context)", arg.Name, arg.Name, attr)
+			return fmt.Errorf("%s%s: %s has no attributes (the step's fields are in context)", arg.Name, use, arg.Name)
 		}
 	case xast.NodeTypeAccess:
 		v, ok := arg.Arg.(xast.NodeTypeVariable)
@@ -189,10 +198,10 @@ func checkAccess(n xast.NodeTypeAccess, th snapshot.Thresholds) error {
 		}
 		limit, ok := th[attr]
 		if !ok {
-			return fmt.Errorf("context.thresholds has no %q: the snapshot has no such threshold (thresholds: %s)", attr, strings.Join(sortedNames(th), ", "))
+			return fmt.Errorf("context.thresholds%s: the snapshot has no threshold %q (thresholds: %s)", use, attr, strings.Join(sortedNames(th), ", "))
 		}
 		if _, ok := wholeLong(limit); !ok {
-			return fmt.Errorf("context.thresholds.%s is %v, which is not a whole number: Cedar compares Longs, so write the limit in the policy in the unit it compares (cost in millionths of a cent)", attr, limit)
+			return fmt.Errorf("context.thresholds%s: the threshold is %v, which is not a whole number, and Cedar compares Longs: write the limit in the policy, in the unit it compares (costs in millionths of a cent)", use, limit)
 		}
 	}
 	return nil

@@ -29,8 +29,8 @@
 // on every step: a scope or entity of a type no request has
 // (User::"alice"), an action that is not a step type (Action::"tool_cal"),
 // an attribute the principal or the context does not have
-// (context.tokenz), an attribute of the action or the resource (they have
-// none), a threshold the snapshot lacks or that is not a whole number, an
+// (context.tokenz, or context has tokenz, which is always false), an
+// attribute of the action or the resource (they have none), a threshold the snapshot lacks or that is not a whole number, an
 // extension literal that does not parse (decimal("1.23456")), two
 // policies with the same @id, and a set with no forbid policy.
 //
