@@ -1,6 +1,6 @@
 module github.com/stopline/stopline/kinds/cedar
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/cedar-policy/cedar-go v1.9.2
