@@ -55,7 +55,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	snap, err := snapshot.Parse("policy.json", []byte(policy), time.Now(), prevention.Builtin())
+	snap, err := snapshot.Parse("policy.json", []byte(policy), time.Now(), runner.Kinds())
 	if err != nil {
 		log.Fatal(err)
 	}

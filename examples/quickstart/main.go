@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/kinds/cel"
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/store/sqlite"
@@ -74,14 +75,19 @@ func main() {
 		log.Fatal(err)
 	}
 	defer store.Close()
-	runner, err := governance.NewRunner(store)
+	// The built-in policy kinds and CEL expressions (policies.json has one).
+	kinds, err := prevention.NewKinds(cel.Kind())
+	if err != nil {
+		log.Fatal(err)
+	}
+	runner, err := governance.NewRunner(store, governance.WithKinds(kinds))
 	if err != nil {
 		log.Fatal(err)
 	}
 
 	// Publish the policy file as the tenant's active version: runs started
 	// from now on are bound to this snapshot.
-	snap, err := snapshot.Parse("policies.json", policyFile, time.Now(), prevention.Builtin())
+	snap, err := snapshot.Parse("policies.json", policyFile, time.Now(), runner.Kinds())
 	if err != nil {
 		log.Fatal(err)
 	}
