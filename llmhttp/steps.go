@@ -106,7 +106,7 @@ func (r *recorder) tool(model string, tc toolCall) governance.StepInput {
 	}
 	return governance.StepInput{
 		Type: prevention.StepToolCall, Model: model, Tool: tc.name, Input: tc.args,
-		Metadata: r.meta(MetaToolCallID, tc.id),
+		Metadata: r.meta(append([]string{MetaToolCallID, tc.id}, tc.meta...)...),
 	}
 }
 
