@@ -56,6 +56,14 @@ type env struct {
 	rt http.RoundTripper
 }
 
+// url is the provider's URL.
+func (e *env) url() string {
+	if e.srv == nil {
+		return "http://model.test"
+	}
+	return e.srv.URL
+}
+
 // fixedTransport answers every request with the same response.
 type fixedTransport struct {
 	status int
@@ -148,7 +156,7 @@ type driver struct {
 
 func (e *env) openai(extra ...option.RequestOption) *openai.Client {
 	opts := append([]option.RequestOption{
-		option.WithBaseURL(e.srv.URL + "/v1"), option.WithAPIKey("test"), option.WithMaxRetries(e.retries),
+		option.WithBaseURL(e.url() + "/v1"), option.WithAPIKey("test"), option.WithMaxRetries(e.retries),
 		option.WithMiddleware(llmhttp.Middleware(e.run, e.opts...)),
 	}, extra...)
 	if e.rt != nil {
@@ -165,7 +173,7 @@ func optionsWithout(e *env) []option.RequestOption {
 
 func (e *env) anthropic(extra ...aoption.RequestOption) *anthropic.Client {
 	opts := append([]aoption.RequestOption{
-		aoption.WithBaseURL(e.srv.URL), aoption.WithAPIKey("test"), aoption.WithMaxRetries(e.retries),
+		aoption.WithBaseURL(e.url()), aoption.WithAPIKey("test"), aoption.WithMaxRetries(e.retries),
 		aoption.WithMiddleware(llmhttp.Middleware(e.run, e.opts...)),
 	}, extra...)
 	if e.rt != nil {

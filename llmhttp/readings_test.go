@@ -230,6 +230,11 @@ func TestStreamsTheSDKReadsOtherwise(t *testing.T) {
 			chatChunk(`{"role":"assistant","content":"Hi"}`),
 			strings.Replace(chatChunk(`{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"shell","arguments":"{}"}}]}`), `"c1"`, `"c2"`, 1),
 			chatEnd}},
+		{"chat custom tool call, which the SDK's chunk does not carry", drivers[1], []string{
+			chatChunk(`{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"custom","custom":{"name":"shell","input":"rm -rf /"}}]}`),
+			chatEnd}},
+		{"text for a text block before the last", drivers[5], concat([]string{messagesStart}, messagesText(0, "123-")[:2], messagesText(1, "xx")[:2],
+			[]string{messagesEvent("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"45-6789"}}`)}, messagesEnd)},
 		{"chat tool index that is not the next", drivers[1], []string{
 			chatChunk(`{"role":"assistant","tool_calls":[{"index":2,"id":"call_1","type":"function","function":{"name":"shell","arguments":"{}"}}]}`),
 			chatEnd}},

@@ -26,8 +26,9 @@ import (
 //   - the legacy function_call is accumulated the same way (the SDK's
 //     accumulator ignores it; an agent reading chunks would not), as a
 //     tool call of its own, after the choice's tool_calls;
-//   - a custom tool call (which the SDK's chunk type does not model) is a
-//     tool call like a function; one with both is refused.
+//   - a custom tool call, which the SDK's chunk type does not carry (its
+//     accumulator would hand the agent a tool call without a name), is
+//     refused.
 type chatAcc struct {
 	accState
 	streamID string
@@ -177,16 +178,15 @@ func (c *chatChoice) tool(d *chatDeltaTool) error {
 	}
 	kind := ""
 	switch {
-	case d.Function != nil && d.Custom != nil:
-		return fmt.Errorf("tool call %d has both a function and a custom tool", idx)
+	case d.Custom != nil:
+		// The SDK's chunk has no custom field: its accumulator hands the
+		// agent a tool call without a name, where a reader of the raw
+		// chunk sees a named one.
+		return fmt.Errorf("tool call %d is a custom tool call, which the SDK's chunk does not carry", idx)
 	case d.Function != nil:
 		kind = "function"
 		t.name.WriteString(d.Function.Name)
 		t.args.WriteString(d.Function.Arguments)
-	case d.Custom != nil:
-		kind = "custom"
-		t.name.WriteString(d.Custom.Name)
-		t.args.WriteString(d.Custom.Input)
 	}
 	if kind == "" && (t.typ == "function" || t.typ == "custom") {
 		kind = t.typ

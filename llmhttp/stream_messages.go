@@ -24,6 +24,9 @@ import (
 //   - a tool block's input is its start's input, replaced by the first
 //     input_json_delta if the start's is exactly {}, else appended to,
 //     and must be JSON at the end;
+//   - text goes to the text block started last (deltas for other blocks
+//     may interleave), so that the text checked as it arrives is the
+//     text an agent reads block by block;
 //   - a block or delta type that is not known (see messagesClasses) is
 //     refused; message_stop ends the message.
 type messagesAcc struct {
@@ -31,6 +34,9 @@ type messagesAcc struct {
 	started bool
 	blocks  []*msgBlock
 	usageIn messagesUsage
+	// lastText is the text block started last: the only one text may
+	// still be added to.
+	lastText *msgBlock
 }
 
 type msgBlock struct {
@@ -186,6 +192,7 @@ func (a *messagesAcc) start(e *messagesEvent) (effect, error) {
 	a.blocks = append(a.blocks, b)
 	switch {
 	case c == classText:
+		a.lastText = b
 		return a.appendText(0, b.b.Text), nil
 	case holds(c):
 		return effTool, nil
@@ -206,6 +213,12 @@ func (a *messagesAcc) delta(b *msgBlock, e *messagesEvent, eff effect) (effect, 
 	case "text_delta":
 		if d.Text == nil {
 			return 0, errors.New("a text_delta without text")
+		}
+		if b != a.lastText {
+			// The text checked is the text in the order it arrives; an agent
+			// reads it block by block: the two agree only while text goes to
+			// the last text block.
+			return 0, errors.New("a text_delta for a text block before the last")
 		}
 		return eff | a.appendText(0, *d.Text), nil
 	case "input_json_delta":

@@ -24,7 +24,8 @@ import (
 //     the item done and of the final response;
 //   - a message's text as streamed (content_part.added, output_text and
 //     refusal deltas) is the text of its done events, of the item done
-//     and of the final response;
+//     and of the final response; it goes to the part added last, so that
+//     the text checked as it arrives is the text an agent reads;
 //   - the final response's output, unless empty, is the items streamed;
 //     the created response's output is empty;
 //   - an item type that is not known (see responsesClasses), and an event
@@ -33,6 +34,9 @@ type responsesAcc struct {
 	accState
 	items []*respItem
 	final *responsesBody
+	// lastPart is the message part added last: the only one text may
+	// still be added to.
+	lastPart *respPart
 }
 
 // respItem is an output item as streamed.
@@ -314,6 +318,7 @@ func (a *responsesAcc) text(it *respItem, e *responsesEvent) (effect, error) {
 		p := &respPart{typ: e.Part.Type}
 		p.text.WriteString(t)
 		it.parts = append(it.parts, p)
+		a.lastPart = p
 		return a.appendText(0, t), nil
 	}
 	if ci < 0 || ci >= int64(len(it.parts)) {
@@ -329,6 +334,12 @@ func (a *responsesAcc) text(it *respItem, e *responsesEvent) (effect, error) {
 	case "response.output_text.delta", "response.refusal.delta":
 		if p.typ != want || p.done || e.Delta == nil {
 			return 0, fmt.Errorf("%s for a part of type %q", e.Type, p.typ)
+		}
+		if p != a.lastPart {
+			// The text checked is the text in the order it arrives; an agent
+			// reads it item by item, part by part: the two agree only while
+			// text goes to the part added last.
+			return 0, fmt.Errorf("%s for a part before the last", e.Type)
 		}
 		p.text.WriteString(*e.Delta)
 		return a.appendText(0, *e.Delta), nil
