@@ -35,8 +35,6 @@ func (g *fuzzGen) n(n int) int {
 	return int(g.byte()) % n
 }
 
-func (g *fuzzGen) bit() bool { return g.byte()&1 == 1 }
-
 // rare is true about once in k.
 func (g *fuzzGen) rare(k int) bool { return g.n(k) == k-1 }
 

@@ -235,6 +235,20 @@ func TestStreamsTheSDKReadsOtherwise(t *testing.T) {
 			chatEnd}},
 		{"text for a text block before the last", drivers[5], concat([]string{messagesStart}, messagesText(0, "123-")[:2], messagesText(1, "xx")[:2],
 			[]string{messagesEvent("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"45-6789"}}`)}, messagesEnd)},
+		{"text for a message part before the last", drivers[3], func() []string {
+			ev := llmhttptest.Events(llmhttptest.Responses, llmhttptest.Reply{Model: "gpt-4o", Text: "Hi there"})
+			for i, e := range ev {
+				if strings.Contains(e, "response.output_text.delta") {
+					part := strings.Replace(strings.Replace(e, "response.output_text.delta", "response.content_part.added", 2), `"delta":"Hi "`, `"part":{"type":"output_text","text":""}`, 1)
+					part = strings.Replace(part, `"content_index":0`, `"content_index":1`, 1)
+					return append(ev[:i+1:i+1], append([]string{part}, ev[i+1:]...)...)
+				}
+			}
+			return ev
+		}()},
+		{"an SSE field the SDK ignores and a browser reads", drivers[1], []string{
+			"\ufeff" + chatChunk(`{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"shell","arguments":"{}"}}]}`),
+			chatEnd}},
 		{"chat tool index that is not the next", drivers[1], []string{
 			chatChunk(`{"role":"assistant","tool_calls":[{"index":2,"id":"call_1","type":"function","function":{"name":"shell","arguments":"{}"}}]}`),
 			chatEnd}},
