@@ -15,7 +15,7 @@ import (
 type accumulator interface {
 	// handle applies one event that an SDK dispatches (it has a name or
 	// data).
-	handle(ev *sseEvent) (effect, error)
+	handle(ev sseEvent) (effect, error)
 	// state is what has been accumulated so far.
 	state() *accState
 	// finished reports a response complete without its final event (a

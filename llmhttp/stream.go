@@ -131,7 +131,7 @@ func (s *stream) fill() {
 		}
 		var eff effect
 		if !ev.empty() {
-			eff, err = s.acc.handle(&ev)
+			eff, err = s.acc.handle(ev)
 			if err != nil {
 				readErr = fmt.Errorf("%w: %s event: %w", ErrMalformed, s.rec.c.api, err)
 				break

@@ -82,7 +82,7 @@ type chatDeltaTool struct {
 // accumulator does (indexes 0 to 127).
 const maxChoices = 128
 
-func (a *chatAcc) handle(ev *sseEvent) (effect, error) {
+func (a *chatAcc) handle(ev sseEvent) (effect, error) {
 	if strings.HasPrefix(ev.name, "thread.") {
 		return 0, fmt.Errorf("an event named %q", ev.name)
 	}

@@ -83,7 +83,7 @@ var messagesDeltas = map[string]map[string]bool{
 
 var errBeforeStart = errors.New("an event before message_start")
 
-func (a *messagesAcc) handle(ev *sseEvent) (effect, error) {
+func (a *messagesAcc) handle(ev sseEvent) (effect, error) {
 	data := bytes.TrimSpace(ev.data)
 	switch ev.name {
 	case "error":

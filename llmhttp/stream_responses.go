@@ -127,7 +127,7 @@ var responsesProgressEvents = map[string]bool{
 	"response.output_text.annotation.added":        true,
 }
 
-func (a *responsesAcc) handle(ev *sseEvent) (effect, error) {
+func (a *responsesAcc) handle(ev sseEvent) (effect, error) {
 	if strings.HasPrefix(ev.name, "thread.") {
 		return 0, fmt.Errorf("an event named %q", ev.name)
 	}
