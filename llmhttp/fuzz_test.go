@@ -16,7 +16,6 @@ import (
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/llmhttp"
-	"github.com/stopline/stopline/llmhttp/llmhttptest"
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/store/memstore"
@@ -466,9 +465,23 @@ var fuzzSeeds = func() map[string][][]byte {
 	add("responses", false, 8, responsesBody(`{"type":"function_call","id":"fc_1","call_id":"call_1","name":"shell","arguments":"{}"}`)) // 303
 	add("responses", false, 0, responsesBody(`{"type":"function_call","id":"fc_1","call_id":"call_1","NAME":"search","name":"shell","arguments":"{}"}`))
 	add("responses", false, 0, responsesBody(`{"type":"mcp_call","id":"mcp_1","name":"shell","server_label":"ops","arguments":"{}"}`))
-	shellEvents := llmhttptest.Events(llmhttptest.Responses, llmhttptest.Reply{Model: "gpt-4o", ToolCalls: []llmhttptest.ToolCall{{Name: "shell", Arguments: `{}`}}})
-	add("responses", true, 0, strings.Join(append(llmhttptest.Events(llmhttptest.Responses, llmhttptest.Reply{Model: "gpt-4o", Text: "Hi"}), shellEvents[2:]...), ""))
-	add("responses", true, 0, strings.Join(shellEvents, ""))
+	// Compact streams (a long seed makes the fuzzer's minimizing slow).
+	rev := func(typ, fields string) string {
+		return "event: " + typ + "\ndata: {\"type\":\"" + typ + "\"," + fields + "}\n\n"
+	}
+	created := rev("response.created", `"response":{"id":"r1","model":"gpt-4o","status":"in_progress","output":[]}`)
+	textItem := rev("response.output_item.added", `"output_index":0,"item":{"type":"message","id":"m1","role":"assistant","content":[]}`) +
+		rev("response.content_part.added", `"output_index":0,"item_id":"m1","content_index":0,"part":{"type":"output_text","text":""}`) +
+		rev("response.output_text.delta", `"output_index":0,"item_id":"m1","content_index":0,"delta":"Hi"`)
+	toolItem := func(i int) string {
+		return rev("response.output_item.added", fmt.Sprintf(`"output_index":%d,"item":{"type":"function_call","id":"f1","call_id":"c1","name":"shell","arguments":""}`, i)) +
+			rev("response.function_call_arguments.delta", fmt.Sprintf(`"output_index":%d,"item_id":"f1","delta":"{}"`, i)) +
+			rev("response.output_item.done", fmt.Sprintf(`"output_index":%d,"item":{"type":"function_call","id":"f1","call_id":"c1","name":"shell","arguments":"{}"}`, i))
+	}
+	completed := rev("response.completed", `"response":{"id":"r1","model":"gpt-4o","status":"completed","output":[]}`)
+	add("responses", true, 0, created+textItem+completed+toolItem(1))
+	add("responses", true, 0, created+toolItem(0)+completed)
+	add("responses", true, 0, created+rev("error", `"code":"server_error","message":"boom","param":null`)+toolItem(0)+completed)
 
 	add("messages", false, 0, messagesBody(`{"type":"server_tool_use","id":"srvtoolu_1","name":"shell","input":{}}`))
 	add("messages", false, 10, messagesBody(`{"type":"tool_use","id":"toolu_1","name":"shell","input":{}}`)) // 307
