@@ -36,43 +36,158 @@
 //
 // After a whole response: one llm_response step (model, tokens, cost,
 // output text, the newest message as input, provider, API and request id
-// as metadata), then one tool_call step per tool call the model requests
-// (tool name, arguments as input), before the response reaches the agent.
-// If any is blocked, the agent does not get the response: the SDK call
-// returns an error that errors.As turns into the *governance.Violation,
-// so a blocked tool never executes. An error status (4xx, 5xx) is recorded
-// as a message step with "stopline.http_status" and passed on; it stops
-// the run only if a policy blocks that step.
+// as metadata), then one tool_call step per tool call the response holds
+// (tool name, arguments as input; see What is governed), before the
+// response reaches the agent. If any is blocked, the agent does not get
+// the response: the SDK call returns an error that errors.As turns into
+// the *governance.Violation, so a blocked tool never executes. An error
+// status (400 and above) is recorded as a message step with
+// "stopline.http_status" and passed on; it stops the run only if a
+// policy blocks that step.
 //
-// A streamed response passes through event by event as it arrives. The
-// text delivered so far plus the next events is checked (Run.Check, or
-// while the call holds a reservation its Reservation.Check: see Limits
-// across runs) before those events are delivered: events the provider has already sent
-// are checked together, up to 64 KiB, and one by one when that batch is
-// blocked, so a check runs at most once per event and the stream always
-// ends just before the event that broke the policy. A check costs time
-// proportional to the text so far (content policies scan it all), so a
-// long answer streamed token by token costs checks quadratic in its
-// length; WithStreamCheckBytes trades latency for that cost. On a Block the run
+// A streamed response passes its text through event by event as it
+// arrives. The text delivered so far plus the next events is checked
+// (Run.Check, or while the call holds a reservation its
+// Reservation.Check: see Limits across runs) before those events are
+// delivered: events the provider has already sent are checked together,
+// up to 64 KiB, and one by one when that batch is blocked, so a check
+// runs at most once per event and the stream always ends just before the
+// event that broke the policy. A check costs time proportional to the
+// text so far (content policies scan it all), so a long answer streamed
+// token by token costs checks quadratic in its length;
+// WithStreamCheckBytes trades latency for that cost. On a Block the run
 // stops with a withheld llm_response step holding exactly the text
 // delivered ("stopline.stream": "blocked"), and the body's next Read
-// returns the *governance.Violation, which the SDK reports as the stream's
-// error. Once a tool call in the stream is complete, the events that
-// follow are held back until the response (with the usage of its final
-// event) and its tool calls are recorded, and released only if they pass:
-// an agent never sees a complete tool call no policy has checked. Text a
-// model streams after a tool call is held with it.
+// returns the *governance.Violation, which the SDK reports as the
+// stream's error.
+//
+// From the first event that is part of a tool call (its first fragment,
+// not its completion) or of any other item that is not plain text, every
+// event is held back: text that follows too. At the response's final
+// event the stream is read to its end, the response (with the usage of
+// its final event) and its tool calls are recorded, and only then, if
+// they pass, is what was held delivered: an agent never sees any part of
+// a tool call no policy has checked, whatever it reads (raw events, the
+// SDK's accumulator, the final response).
 //
 // A stream that ends before its final event, fails, carries an event that
-// cannot be parsed or is closed early by the agent is recorded with the
-// text delivered and the usage known ("stopline.stream": "truncated",
-// "read_error", "malformed" or "closed"), and the read returns an error
-// matching ErrTruncated or ErrMalformed. A provider's error event is
-// recorded ("provider_error") and passed on. OpenAI sends usage in a chat
+// cannot be read as the SDK reads it (see What is refused) or is closed
+// early by the agent is recorded with the text delivered and the usage
+// known ("stopline.stream": "truncated", "read_error", "malformed" or
+// "closed"), and the read returns an error matching ErrTruncated or
+// ErrMalformed; what was held back is never delivered. A provider's error
+// event is recorded ("provider_error") and passed on, once the stream
+// has ended; what was held back is dropped. OpenAI sends usage in a chat
 // completion stream only if the request asks for it
 // (stream_options.include_usage, which this package does not add);
 // without it the step records no tokens and "stopline.usage": "missing",
 // which a policy can refuse.
+//
+// # What is governed
+//
+// Whatever the official SDK would hand the agent has been evaluated
+// first, read exactly as that SDK reads it. Every shape in which a
+// provider asks for a tool, or reports one it ran, is a tool_call step,
+// whose metadata "stopline.tool_type" is the shape's type (and
+// "stopline.tool_namespace", "stopline.tool_server" the namespace or
+// toolset and the MCP server, when the call names them):
+//
+//   - Chat Completions: every entry of tool_calls, of type "function"
+//     (its function's name and arguments) or "custom" (its name and
+//     input); the legacy function_call (type "function_call"), whole and
+//     streamed ("delta.function_call", whose name and arguments are
+//     concatenated across chunks like a tool call's);
+//   - Responses: the output items function_call and custom_tool_call (by
+//     their name), mcp_call and mcp_approval_request (by the MCP tool's
+//     name), and the built-in tools by a name of their own: computer_call
+//     "computer", local_shell_call "local_shell", shell_call "shell",
+//     apply_patch_call "apply_patch", mcp_list_tools "mcp_list_tools",
+//     web_search_call "web_search", file_search_call "file_search",
+//     code_interpreter_call "code_interpreter", image_generation_call
+//     "image_generation", tool_search_call "tool_search", program
+//     "program"; their arguments are the call's arguments, input, code,
+//     action, operation or queries;
+//   - Messages: the content blocks tool_use, server_tool_use and
+//     mcp_tool_use, by name, with their input.
+//
+// Besides tool calls a response may hold only what is known to be
+// harmless: text (Chat Completions' content and refusal; a Responses
+// message's output_text and refusal parts; an Anthropic text block),
+// reasoning (Responses reasoning and compaction items; Anthropic
+// thinking, redacted_thinking and compaction blocks), and what the tools
+// the provider runs return (Responses tool_search_output, program_output
+// and shell_call_output items; Anthropic web_search_tool_result,
+// web_fetch_tool_result, code_execution_tool_result,
+// bash_code_execution_tool_result,
+// text_editor_code_execution_tool_result, tool_search_tool_result,
+// advisor_tool_result, mcp_tool_result and container_upload blocks).
+//
+// Statuses: both SDKs take every status below 400 as a result (a 3xx
+// the HTTP client did not follow, a 2xx other than 200, even a 204 with
+// a body): all are governed as results. Statuses of 400 and above are
+// errors, recorded and passed on as above.
+//
+// # What is refused
+//
+// A response, or a streamed event, that cannot be read the way the SDK
+// reads it is refused: the call returns an error matching ErrMalformed,
+// the response is recorded as an llm_response step ("stopline.body" or
+// "stopline.stream": "malformed", the reason in "stopline.error") and its
+// tool calls are not. The run goes on. Refused are:
+//
+//   - JSON that two parsers can read differently: the SDKs decode with
+//     gjson, which takes the first of a duplicated key and matches keys in
+//     their exact case, where encoding/json takes the last and ignores
+//     case. Every JSON document a provider sends (the whole body, each
+//     event's data, a tool call's arguments when they are JSON) is read
+//     with internal/strictjson: invalid UTF-8, an object with two keys
+//     equal ignoring case, a key that differs from a field this package
+//     reads only in case, anything but one JSON value, and an unpaired
+//     surrogate escape (which gjson decodes together with the escape
+//     after it) are refused;
+//   - an output item, content block, content part, delta or event type not
+//     listed above (it may be a new way of asking for a tool), and an
+//     item that is not a model's answer (an agent's own
+//     function_call_output and other tool outputs, mcp_approval_response,
+//     additional_tools);
+//   - a chat completion tool call with both a function and a custom tool,
+//     or with neither; a streamed custom tool call (the SDK's chunk type
+//     cannot carry it: its accumulator would hand the agent a nameless
+//     tool call);
+//   - a tool or model name that prevention.CheckName refuses (a control,
+//     format or invisible character, U+FFFD), one longer than
+//     governance.MaxNameBytes, or a tool call without a name: the runner
+//     refuses such a step, and an agent could be shown one tool while
+//     running another. A request for such a model is refused unsent
+//     (ErrNotSent and ErrMalformed);
+//   - a status below 200 (informational, or none), which the SDKs would
+//     take as a result;
+//   - in a stream, anything the SDK's accumulator would apply otherwise
+//     than the governed view, which follows it event for event: a chunk
+//     of another id than the stream's (the SDK's accumulator drops it, an
+//     agent reading chunks does not); a choice index over 127; a tool
+//     call index that is neither one already started nor the next; an
+//     Anthropic event whose name and data type differ, or with data and
+//     no name; a message_start that is not first, comes twice or has
+//     content; a content block started at an index other than the next;
+//     a delta or stop for a block not started or already stopped; a delta
+//     of a type the block does not take; text for a text block other
+//     than the last one started; tool input that is not JSON at the end;
+//     a Responses item added at an output index other than the next, or
+//     named by an id other than its own; an item's name, arguments or
+//     text that differ between its deltas, its done events, the item done
+//     and the final response (or a final response whose output is not the
+//     items streamed); text for a message part other than the last; an
+//     event name that starts with "thread." (the OpenAI SDK rewrites it);
+//   - any event after the final one ("[DONE]" or an error for Chat
+//     Completions, response.completed, response.incomplete,
+//     response.failed or error for Responses, message_stop or error for
+//     Messages): the SDKs read a body to its end and apply what follows;
+//   - an SSE field other than event, data, id and retry (the SDKs ignore
+//     it, other readers may not: a leading byte-order mark, for one).
+//     Events are framed exactly as the SDKs frame them: lines end at "\n",
+//     less one "\r"; an event still open at the end of the body is not
+//     one.
 //
 // # Limits across runs
 //
@@ -160,10 +275,11 @@
 // WithMaxBodyBytes (8 MiB by default), before the agent gets it: a bigger
 // one fails closed with ErrTooLarge unless WithOversizedPassThrough lets it
 // through uninspected; either way it is recorded ("stopline.body":
-// "oversized"). A response that cannot be parsed is recorded
-// ("stopline.body": "malformed") and returned as an error matching
-// ErrMalformed. Streamed bodies are never buffered whole: one event at a
-// time, capped the same way.
+// "oversized"). A response that cannot be parsed, or is refused (see
+// What is refused), is recorded ("stopline.body": "malformed") and
+// returned as an error matching ErrMalformed. Streamed bodies are never
+// buffered whole: one event at a time, capped the same way, and what is
+// held back (see above).
 //
 // # Cost
 //

@@ -154,6 +154,15 @@ func (g *Governor) exchange(req *http.Request, next MiddlewareNext) (res *http.R
 		return res, err, false
 	}
 	rec := newRecorder(g, c, nil)
+	if err := checkName("model", c.model); err != nil {
+		// The runner refuses the step of such a model (and an agent would
+		// be shown one model while calling another): refused unsent, and
+		// recorded without the name.
+		c.model = ""
+		closeBody(out)
+		ferr := rec.failure(ctx, prevention.StepLLMResponse, "", MetaPhase, "before_request", MetaBody, "malformed", MetaError, err.Error())
+		return nil, errors.Join(fmt.Errorf("%w: %w: %s %s: %w", ErrNotSent, ErrMalformed, req.Method, req.URL.Path, err), ferr), true
+	}
 	reserved := rec.before(g.worst, g.cfg.maxOutput)
 	r, err := g.run.Reserve(ctx, reserved)
 	if err != nil {
@@ -180,6 +189,9 @@ func (g *Governor) exchange(req *http.Request, next MiddlewareNext) (res *http.R
 	rctx := context.WithoutCancel(ctx)
 	rec = newRecorder(g, c, res)
 	rec.hold = h
+	// Statuses: 400 and above are errors, to the SDKs as here; anything
+	// else the SDKs read as a result (a 3xx that was not followed, a 204
+	// with a body), so it is governed as one.
 	switch {
 	case res.StatusCode >= 400:
 		// Recorded as a message step, not the llm_response step: the
@@ -187,8 +199,13 @@ func (g *Governor) exchange(req *http.Request, next MiddlewareNext) (res *http.R
 		// on the tenant's counters beside it.
 		h.release(rctx)
 		err = g.errorResponse(rctx, rec, res)
-	case res.StatusCode < 200 || res.StatusCode >= 300:
-		return res, nil, false
+	case res.StatusCode < 200:
+		// Both SDKs read every status below 400 as a result: one this
+		// package cannot read as one (an informational status, or none)
+		// is refused, not passed on uninspected.
+		res.Body.Close()
+		ferr := rec.failure(rctx, prevention.StepLLMResponse, "", MetaBody, "malformed", MetaHTTPStatus, strconv.Itoa(res.StatusCode))
+		err = errors.Join(fmt.Errorf("%w: %s: status %d", ErrMalformed, c.api, res.StatusCode), ferr)
 	case isEventStream(res.Header):
 		streamed = true
 		res.Body = newStream(rctx, g, rec, res.Body)

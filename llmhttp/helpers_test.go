@@ -3,7 +3,9 @@ package llmhttp_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -52,6 +54,31 @@ type env struct {
 	// retries is the SDKs' retry count (0 unless a test wants the SDKs'
 	// own behaviour).
 	retries int
+	// rt, if set, answers the SDKs' requests instead of srv.
+	rt http.RoundTripper
+}
+
+// url is the provider's URL.
+func (e *env) url() string {
+	if e.srv == nil {
+		return "http://model.test"
+	}
+	return e.srv.URL
+}
+
+// fixedTransport answers every request with the same response.
+type fixedTransport struct {
+	status int
+	ctype  string
+	body   string
+}
+
+func (f fixedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	return &http.Response{StatusCode: f.status, Status: http.StatusText(f.status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {f.ctype}}, Body: io.NopCloser(strings.NewReader(f.body)), Request: req}, nil
 }
 
 // testKinds are the built-in policy kinds and CEL expressions.
@@ -140,9 +167,12 @@ type driver struct {
 
 func (e *env) openai(extra ...option.RequestOption) *openai.Client {
 	opts := append([]option.RequestOption{
-		option.WithBaseURL(e.srv.URL + "/v1"), option.WithAPIKey("test"), option.WithMaxRetries(e.retries),
+		option.WithBaseURL(e.url() + "/v1"), option.WithAPIKey("test"), option.WithMaxRetries(e.retries),
 		option.WithMiddleware(llmhttp.Middleware(e.run, e.opts...)),
 	}, extra...)
+	if e.rt != nil {
+		opts = append(opts, option.WithHTTPClient(&http.Client{Transport: e.rt}))
+	}
 	c := openai.NewClient(opts...)
 	return &c
 }
@@ -154,9 +184,12 @@ func optionsWithout(e *env) []option.RequestOption {
 
 func (e *env) anthropic(extra ...aoption.RequestOption) *anthropic.Client {
 	opts := append([]aoption.RequestOption{
-		aoption.WithBaseURL(e.srv.URL), aoption.WithAPIKey("test"), aoption.WithMaxRetries(e.retries),
+		aoption.WithBaseURL(e.url()), aoption.WithAPIKey("test"), aoption.WithMaxRetries(e.retries),
 		aoption.WithMiddleware(llmhttp.Middleware(e.run, e.opts...)),
 	}, extra...)
+	if e.rt != nil {
+		opts = append(opts, aoption.WithHTTPClient(&http.Client{Transport: e.rt}))
+	}
 	c := anthropic.NewClient(opts...)
 	return &c
 }

@@ -18,21 +18,33 @@ type result struct {
 	stop      string // finish reason, stop reason or response status
 }
 
-// toolCall is a tool call the model requests, for the agent to execute.
+// toolCall is a tool call the model requests, for the agent to execute,
+// or reports, for a tool the provider ran. meta is the step's metadata
+// besides its id (key, value pairs; empty values are left out).
 type toolCall struct {
 	id, name, args string
+	meta           []string
 }
 
 func parseResponse(a api, body []byte) (result, error) {
+	var (
+		r   result
+		err error
+	)
 	switch a {
 	case apiChat:
-		return parseChat(body)
+		r, err = parseChat(body)
 	case apiResponses:
-		return parseResponses(body)
+		r, err = parseResponses(body)
 	case apiMessages:
-		return parseMessages(body)
+		r, err = parseMessages(body)
+	default:
+		return result{}, errors.New("unknown API")
 	}
-	return result{}, errors.New("unknown API")
+	if err == nil {
+		err = r.check()
+	}
+	return r, err
 }
 
 // OpenAI Chat Completions.
@@ -54,18 +66,44 @@ func (u *chatUsage) usage() usage {
 	return out
 }
 
+// chatFunction is a function call of a chat completion: a tool call's
+// function, or the legacy function_call.
+type chatFunction struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// chatCustom is a custom tool call of a chat completion.
+type chatCustom struct {
+	Name  string `json:"name"`
+	Input string `json:"input"`
+}
+
 type chatToolCall struct {
-	Index    int    `json:"index"`
-	ID       string `json:"id"`
-	Type     string `json:"type"`
-	Function *struct {
-		Name      string `json:"name"`
-		Arguments string `json:"arguments"`
-	} `json:"function"`
-	Custom *struct {
-		Name  string `json:"name"`
-		Input string `json:"input"`
-	} `json:"custom"`
+	ID       string        `json:"id"`
+	Type     string        `json:"type"`
+	Function *chatFunction `json:"function"`
+	Custom   *chatCustom   `json:"custom"`
+}
+
+// toolCall reads a tool call of a chat completion. The SDK's union has
+// both a function and a custom field, read whatever the type says: a
+// call with both (or neither) has no single reading, and is refused.
+func (tc *chatToolCall) toolCall() (toolCall, error) {
+	switch {
+	case tc.Function != nil && tc.Custom != nil:
+		return toolCall{}, fmt.Errorf("tool call %q has both a function and a custom tool", tc.ID)
+	case tc.Function != nil && tc.Type != "custom":
+		return toolCall{id: tc.ID, name: tc.Function.Name, args: tc.Function.Arguments, meta: []string{MetaToolType, "function"}}, nil
+	case tc.Custom != nil && tc.Type != "function":
+		return toolCall{id: tc.ID, name: tc.Custom.Name, args: tc.Custom.Input, meta: []string{MetaToolType, "custom"}}, nil
+	}
+	return toolCall{}, fmt.Errorf("tool call %q of type %q has no %s", tc.ID, tc.Type, map[bool]string{true: "custom tool", false: "function"}[tc.Type == "custom"])
+}
+
+// legacyCall is a legacy function_call as a tool call.
+func legacyCall(f *chatFunction) toolCall {
+	return toolCall{name: f.Name, args: f.Arguments, meta: []string{MetaToolType, "function_call"}}
 }
 
 func parseChat(body []byte) (result, error) {
@@ -74,15 +112,16 @@ func parseChat(body []byte) (result, error) {
 		Model   string `json:"model"`
 		Choices []struct {
 			Message struct {
-				Content   *string        `json:"content"`
-				Refusal   *string        `json:"refusal"`
-				ToolCalls []chatToolCall `json:"tool_calls"`
+				Content      *string        `json:"content"`
+				Refusal      *string        `json:"refusal"`
+				ToolCalls    []chatToolCall `json:"tool_calls"`
+				FunctionCall *chatFunction  `json:"function_call"`
 			} `json:"message"`
 			FinishReason *string `json:"finish_reason"`
 		} `json:"choices"`
 		Usage *chatUsage `json:"usage"`
 	}
-	if err := json.Unmarshal(body, &r); err != nil {
+	if err := strictUnmarshal(body, &r); err != nil {
 		return result{}, err
 	}
 	if r.Choices == nil {
@@ -99,15 +138,15 @@ func parseChat(body []byte) (result, error) {
 			t += *ch.Message.Refusal
 		}
 		texts = append(texts, t)
-		for _, tc := range ch.Message.ToolCalls {
-			switch {
-			case tc.Function != nil && tc.Type != "custom":
-				out.tools = append(out.tools, toolCall{id: tc.ID, name: tc.Function.Name, args: tc.Function.Arguments})
-			case tc.Custom != nil:
-				out.tools = append(out.tools, toolCall{id: tc.ID, name: tc.Custom.Name, args: tc.Custom.Input})
-			default:
-				return result{}, fmt.Errorf("tool call %q has neither a function nor a custom tool", tc.ID)
+		for i := range ch.Message.ToolCalls {
+			tc, err := ch.Message.ToolCalls[i].toolCall()
+			if err != nil {
+				return result{}, err
 			}
+			out.tools = append(out.tools, tc)
+		}
+		if f := ch.Message.FunctionCall; f != nil {
+			out.tools = append(out.tools, legacyCall(f))
 		}
 		if ch.FinishReason != nil && out.stop == "" {
 			out.stop = *ch.FinishReason
@@ -139,55 +178,6 @@ func (u *responsesUsage) usage() usage {
 	return out
 }
 
-// responsesItem is an output item of a response.
-type responsesItem struct {
-	Type      string          `json:"type"`
-	ID        string          `json:"id"`
-	CallID    string          `json:"call_id"`
-	Name      string          `json:"name"`
-	Arguments string          `json:"arguments"`
-	Input     string          `json:"input"`
-	Action    json.RawMessage `json:"action"`
-	Operation json.RawMessage `json:"operation"`
-	Content   []struct {
-		Type    string `json:"type"`
-		Text    string `json:"text"`
-		Refusal string `json:"refusal"`
-	} `json:"content"`
-}
-
-// clientTools are the output items the agent, not the provider, executes,
-// and the tool name each is governed under.
-var clientTools = map[string]string{
-	"function_call":    "",
-	"custom_tool_call": "",
-	"computer_call":    "computer",
-	"local_shell_call": "local_shell",
-	"shell_call":       "shell",
-	"apply_patch_call": "apply_patch",
-}
-
-// toolCall returns the item as a tool call, if the agent executes it.
-func (it *responsesItem) toolCall() (toolCall, bool) {
-	name, ok := clientTools[it.Type]
-	if !ok {
-		return toolCall{}, false
-	}
-	id := it.CallID
-	if id == "" {
-		id = it.ID
-	}
-	switch it.Type {
-	case "function_call":
-		return toolCall{id: id, name: it.Name, args: it.Arguments}, true
-	case "custom_tool_call":
-		return toolCall{id: id, name: it.Name, args: it.Input}, true
-	case "apply_patch_call":
-		return toolCall{id: id, name: name, args: compactJSON(it.Operation)}, true
-	}
-	return toolCall{id: id, name: name, args: compactJSON(it.Action)}, true
-}
-
 type responsesBody struct {
 	ID     string          `json:"id"`
 	Model  string          `json:"model"`
@@ -198,28 +188,38 @@ type responsesBody struct {
 
 func parseResponses(body []byte) (result, error) {
 	var r responsesBody
-	if err := json.Unmarshal(body, &r); err != nil {
+	if err := strictUnmarshal(body, &r); err != nil {
 		return result{}, err
 	}
 	if r.Output == nil && r.Status == "" {
 		return result{}, errors.New(`no "output"`)
 	}
-	return r.result(), nil
+	return r.result()
 }
 
-func (r *responsesBody) result() result {
+// result reads a whole response: its text, and a tool call per tool
+// item; an item of a refused type is an error.
+func (r *responsesBody) result() (result, error) {
 	out := result{id: r.ID, model: r.Model, stop: r.Status}
 	var text strings.Builder
 	for i := range r.Output {
 		it := &r.Output[i]
-		if it.Type == "message" {
-			for _, c := range it.Content {
-				text.WriteString(c.Text)
-				text.WriteString(c.Refusal)
-			}
-			continue
+		c, err := it.class()
+		if err != nil {
+			return result{}, err
 		}
-		if tc, ok := it.toolCall(); ok {
+		switch c {
+		case classText:
+			t, err := it.text()
+			if err != nil {
+				return result{}, err
+			}
+			text.WriteString(t)
+		case classTool:
+			tc, err := it.toolCall()
+			if err != nil {
+				return result{}, err
+			}
 			out.tools = append(out.tools, tc)
 		}
 	}
@@ -227,7 +227,7 @@ func (r *responsesBody) result() result {
 	if r.Usage != nil {
 		out.usage, out.hasUsage = r.Usage.usage(), true
 	}
-	return out
+	return out, nil
 }
 
 // Anthropic Messages.
@@ -272,14 +272,6 @@ func (u *messagesUsage) usage() usage {
 	return usage{input: v(u.InputTokens) + read + write, cached: read, cacheWrite: write, output: v(u.OutputTokens)}
 }
 
-type messagesBlock struct {
-	Type  string          `json:"type"`
-	ID    string          `json:"id"`
-	Name  string          `json:"name"`
-	Text  string          `json:"text"`
-	Input json.RawMessage `json:"input"`
-}
-
 func parseMessages(body []byte) (result, error) {
 	var r struct {
 		ID         string          `json:"id"`
@@ -288,7 +280,7 @@ func parseMessages(body []byte) (result, error) {
 		StopReason *string         `json:"stop_reason"`
 		Usage      *messagesUsage  `json:"usage"`
 	}
-	if err := json.Unmarshal(body, &r); err != nil {
+	if err := strictUnmarshal(body, &r); err != nil {
 		return result{}, err
 	}
 	if r.Content == nil {
@@ -296,12 +288,21 @@ func parseMessages(body []byte) (result, error) {
 	}
 	out := result{id: r.ID, model: r.Model}
 	var text strings.Builder
-	for _, b := range r.Content {
-		switch b.Type {
-		case "text":
+	for i := range r.Content {
+		b := &r.Content[i]
+		c, err := b.class()
+		if err != nil {
+			return result{}, err
+		}
+		switch c {
+		case classText:
 			text.WriteString(b.Text)
-		case "tool_use":
-			out.tools = append(out.tools, toolCall{id: b.ID, name: b.Name, args: compactJSON(b.Input)})
+		case classTool:
+			tc, err := b.toolCall(b.Input)
+			if err != nil {
+				return result{}, err
+			}
+			out.tools = append(out.tools, tc)
 		}
 	}
 	out.text = text.String()

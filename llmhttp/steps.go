@@ -16,7 +16,7 @@ const (
 	MetaAPI              = "stopline.api"                // "chat_completions", "responses" or "messages"
 	MetaRequestID        = "stopline.request_id"         // the provider's x-request-id or request-id header
 	MetaResponseID       = "stopline.response_id"        // the id in the response body
-	MetaHTTPStatus       = "stopline.http_status"        // status of an error response (4xx, 5xx)
+	MetaHTTPStatus       = "stopline.http_status"        // status of an error response (4xx, 5xx), or of one refused (below 200)
 	MetaInputTokens      = "stopline.input_tokens"       // every input token, cached ones included
 	MetaCachedTokens     = "stopline.cached_tokens"      // input tokens read from the prompt cache
 	MetaCacheWriteTokens = "stopline.cache_write_tokens" // input tokens written to the prompt cache
@@ -106,7 +106,7 @@ func (r *recorder) tool(model string, tc toolCall) governance.StepInput {
 	}
 	return governance.StepInput{
 		Type: prevention.StepToolCall, Model: model, Tool: tc.name, Input: tc.args,
-		Metadata: r.meta(MetaToolCallID, tc.id),
+		Metadata: r.meta(append([]string{MetaToolCallID, tc.id}, tc.meta...)...),
 	}
 }
 

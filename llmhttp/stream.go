@@ -1,14 +1,10 @@
 package llmhttp
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -21,8 +17,9 @@ import (
 const maxBatchBytes = 64 << 10
 
 // stream is the body of a streamed (server-sent events) model response.
-// It passes events through as they arrive, checking the text before it
-// is delivered, and records the response when the stream ends.
+// It passes text through as it arrives, checking it before it is
+// delivered, holds back everything else, and records the response when
+// the stream ends.
 //
 // The text delivered so far plus the events being delivered are checked
 // (Reservation.Check while the call's reservation holds, else Run.Check)
@@ -31,10 +28,16 @@ const maxBatchBytes = 64 << 10
 // costs one check per batch and a slow one (a real model) one check per
 // event, or per WithStreamCheckBytes of text; a batch that is blocked is
 // checked again event by event so that the stream ends exactly before the
-// event that made it break a policy. Once a tool call is complete, the
-// events that follow (the one that completes it included) are held back
-// until the response and its tool calls are recorded, so that an agent
-// never sees a complete tool call that no policy has checked.
+// event that made it break a policy.
+//
+// From the first event that is part of a tool call (or of another item
+// that is not plain text: see the accumulators) on, every event is held
+// back. At the final event the stream is read to its end (an event after
+// the final one is refused), the response and its tool calls are read
+// from what was accumulated and recorded, and only if they pass is what
+// was held delivered: an agent never sees any part of a tool call that no
+// policy has checked, and what it sees is what was checked, event for
+// event (the accumulators read events as the SDKs do, or refuse them).
 //
 // The stream owns its call's reservation (rec.hold): the step it records
 // settles it, and a stream that will record none (stopped by a policy)
@@ -44,8 +47,8 @@ type stream struct {
 	g   *Governor
 	rec *recorder
 	up  io.ReadCloser
-	br  *bufio.Reader
-	acc streamAcc
+	sse *sseReader
+	acc accumulator
 
 	closed atomic.Bool
 
@@ -54,7 +57,6 @@ type stream struct {
 	off       int
 	held      []byte // held back until the response is recorded
 	holding   bool
-	pass      bool  // the response is recorded: the rest goes through as it is
 	err       error // returned once out is drained
 	done      bool  // the response was recorded, or recording was attempted
 	delivered []int // per choice, bytes of text delivered
@@ -71,7 +73,7 @@ type pending struct {
 }
 
 func newStream(ctx context.Context, g *Governor, rec *recorder, body io.ReadCloser) *stream {
-	return &stream{ctx: ctx, g: g, rec: rec, up: body, br: bufio.NewReaderSize(body, 64<<10), acc: newStreamAcc(rec.c.api)}
+	return &stream{ctx: ctx, g: g, rec: rec, up: body, sse: newSSEReader(body, g.cfg.maxBody), acc: newAccumulator(rec.c.api)}
 }
 
 // Read implements io.Reader.
@@ -83,13 +85,6 @@ func (s *stream) Read(p []byte) (int, error) {
 			return 0, s.err
 		}
 		s.out, s.off = s.out[:0], 0
-		if s.pass {
-			n, err := s.br.Read(p)
-			if err != nil {
-				s.err = err
-			}
-			return n, err
-		}
 		s.fill()
 	}
 	n := copy(p, s.out[s.off:])
@@ -109,7 +104,7 @@ func (s *stream) Close() error {
 			err = errors.Join(err, rerr)
 		}
 	}
-	if s.err == nil || s.pass {
+	if s.err == nil || s.err == io.EOF {
 		s.err = ErrClosed
 	}
 	s.off = len(s.out)
@@ -121,41 +116,46 @@ func (s *stream) Close() error {
 func (s *stream) fill() {
 	s.batch = s.batch[:0]
 	size := 0
-	var stop effect // terminal or provider error
+	var stop effect // the final event, or the provider's error
 	var readErr error
-	var tail []byte // blank lines after the last event
+	var tail []byte // what follows the last event: blank lines, comments
+	st := s.acc.state()
 	for {
-		raw, name, data, err := s.readEvent()
+		ev, err := s.sse.next()
 		if err != nil {
 			readErr = err
 			if errors.Is(err, io.EOF) {
-				tail = raw
+				tail = ev.raw
 			}
 			break
 		}
-		eff, perr := s.acc.handle(name, data)
-		if perr != nil {
-			readErr = fmt.Errorf("%w: %s event: %w", ErrMalformed, s.rec.c.api, perr)
-			break
-		}
-		if eff&(effTerminal|effError) != 0 {
-			stop = eff
-			if eff&effError != 0 {
-				// The provider's error event goes to the agent after the
-				// step is recorded, held events never do.
-				s.batch = append(s.batch, pending{raw: raw, eff: eff, held: true, lens: s.acc.lens(), usage: s.acc.usage})
+		var eff effect
+		if !ev.empty() {
+			eff, err = s.acc.handle(ev)
+			if err != nil {
+				readErr = fmt.Errorf("%w: %s event: %w", ErrMalformed, s.rec.c.api, err)
 				break
 			}
 		}
-		if eff&effHold != 0 || eff&effTerminal != 0 {
+		if eff&effTerminal != 0 {
+			// Nothing may follow the final event: it is delivered only once
+			// the stream has ended.
+			rest, err := s.drain()
+			if err != nil {
+				readErr = err
+				break
+			}
+			stop, tail = eff, rest
+		}
+		if eff&(effTool|effTerminal) != 0 {
 			s.holding = true
 		}
-		s.batch = append(s.batch, pending{raw: raw, eff: eff, held: s.holding, lens: s.acc.lens(), usage: s.acc.usage})
-		size += len(raw)
+		s.batch = append(s.batch, pending{raw: ev.raw, eff: eff, held: s.holding, lens: st.lens(), usage: st.usage})
+		size += len(ev.raw)
 		if stop != 0 || size >= maxBatchBytes {
 			break
 		}
-		if !s.eventBuffered() && (s.holding || s.newText() >= s.g.cfg.checkBytes) {
+		if !s.sse.buffered() && (s.holding || s.newText() >= s.g.cfg.checkBytes) {
 			break
 		}
 	}
@@ -165,9 +165,6 @@ func (s *stream) fill() {
 	}
 	for i := range s.batch {
 		e := &s.batch[i]
-		if e.eff&effError != 0 {
-			continue
-		}
 		if e.held {
 			s.held = append(s.held, e.raw...)
 			continue
@@ -182,17 +179,38 @@ func (s *stream) fill() {
 	}
 	switch {
 	case stop&effError != 0:
+		// The provider's error goes to the agent once recorded; what was
+		// held never does.
 		if err := s.end("provider_error", nil); err != nil {
 			s.fail(err)
 			return
 		}
 		s.held = nil
 		s.out = append(s.out, s.batch[len(s.batch)-1].raw...)
-		s.pass = true
+		s.out = append(s.out, tail...)
+		s.err = io.EOF
 	case stop&effTerminal != 0:
 		s.finish()
 	case readErr != nil:
 		s.ended(readErr)
+	}
+}
+
+// drain reads the stream to its end after the final event: anything but
+// blank lines and comments there is refused. It returns what it read.
+func (s *stream) drain() ([]byte, error) {
+	var rest []byte
+	for {
+		ev, err := s.sse.next()
+		rest = append(rest, ev.raw...)
+		switch {
+		case errors.Is(err, io.EOF):
+			return rest, nil
+		case !ev.empty():
+			return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, s.rec.c.api, errAfterEnd)
+		case err != nil:
+			return nil, err
+		}
 	}
 }
 
@@ -288,25 +306,35 @@ func partialUsage(u usage) string {
 
 // attempted is the response step with the text at lens and usage u.
 func (s *stream) attempted(lens []int, u usage) governance.StepInput {
-	r := result{model: s.acc.model, text: s.acc.text(lens), usage: u, hasUsage: true}
+	st := s.acc.state()
+	r := result{model: st.model, text: st.text(lens), usage: u, hasUsage: true}
 	in := s.rec.response(&r)
 	in.Metadata[MetaStream] = "streaming"
 	delete(in.Metadata, MetaStop)
 	return in
 }
 
-// finish records the response and its tool calls at the final event, and
-// releases what was held. The caller holds s.mu.
+// finish records the response and its tool calls at the final event, the
+// stream read to its end, and releases what was held. A response whose
+// tool calls cannot be read as the SDK reads them, or whose names the
+// runner would refuse, is refused as malformed. The caller holds s.mu.
 func (s *stream) finish() {
+	r, err := s.acc.result()
+	if err == nil {
+		err = r.check()
+	}
+	if err != nil {
+		s.ended(fmt.Errorf("%w: %s: %w", ErrMalformed, s.rec.c.api, err))
+		return
+	}
 	s.done = true
-	r := s.acc.result()
 	if err := s.rec.record(s.ctx, &r, MetaStream, "complete"); err != nil {
 		s.fail(err)
 		return
 	}
 	s.out = append(s.out, s.held...)
 	s.held = nil
-	s.pass = true
+	s.err = io.EOF
 }
 
 // ended handles the end of the upstream before the final event.
@@ -315,9 +343,6 @@ func (s *stream) ended(readErr error) {
 		// A chat completion stream without its "[DONE]": every choice had
 		// finished, so the response is complete.
 		s.finish()
-		if s.err == nil {
-			s.pass, s.err = false, io.EOF
-		}
 		return
 	}
 	kind := "truncated"
@@ -349,7 +374,8 @@ func (s *stream) end(kind string, cause error) error {
 		return nil
 	}
 	s.done = true
-	r := result{id: s.acc.id, model: s.acc.model, text: s.acc.text(s.delivered), usage: s.acc.usage, hasUsage: s.acc.usage != usage{}}
+	st := s.acc.state()
+	r := result{id: st.id, model: st.model, text: st.text(s.delivered), usage: st.usage, hasUsage: st.usage != usage{}}
 	extra := []string{MetaStream, kind}
 	if r.hasUsage {
 		extra = append(extra, MetaUsage, "partial")
@@ -369,485 +395,6 @@ func (s *stream) end(kind string, cause error) error {
 func (s *stream) fail(err error) {
 	s.err = err
 	s.held = nil
-	s.pass = false
 	s.up.Close()
 	s.rec.hold.release(s.ctx)
-}
-
-// eventBuffered reports whether a whole event is already buffered, so
-// that reading it does not block.
-func (s *stream) eventBuffered() bool {
-	n := s.br.Buffered()
-	if n == 0 {
-		return false
-	}
-	b, _ := s.br.Peek(n)
-	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\r\n\r\n"))
-}
-
-// readEvent reads one event: its bytes as received, and its event name
-// and data. It returns io.EOF at the end of the stream between events,
-// io.ErrUnexpectedEOF inside one.
-func (s *stream) readEvent() (raw []byte, name string, data []byte, err error) {
-	max := s.g.cfg.maxBody
-	fields := false
-	hasData := false
-	for {
-		line, err := s.readLine(max - int64(len(raw)))
-		raw = append(raw, line...)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				if len(bytes.TrimSpace(raw)) == 0 {
-					return raw, "", nil, io.EOF
-				}
-				if hasData && bytes.Equal(bytes.TrimSpace(data), []byte("[DONE]")) {
-					return raw, name, data, nil
-				}
-				return raw, name, data, io.ErrUnexpectedEOF
-			}
-			return raw, name, data, err
-		}
-		content := bytes.TrimRight(line, "\r\n")
-		if len(content) == 0 {
-			if fields {
-				return raw, name, data, nil
-			}
-			continue
-		}
-		fields = true
-		field, value, _ := bytes.Cut(content, []byte(":"))
-		if len(value) > 0 && value[0] == ' ' {
-			value = value[1:]
-		}
-		switch string(field) {
-		case "event":
-			name = string(value)
-		case "data":
-			if hasData {
-				data = append(data, '\n')
-			}
-			data = append(data, value...)
-			hasData = true
-		}
-	}
-}
-
-// readLine reads one line, its end of line included, of at most max bytes.
-func (s *stream) readLine(max int64) ([]byte, error) {
-	var line []byte
-	for {
-		frag, err := s.br.ReadSlice('\n')
-		line = append(line, frag...)
-		if int64(len(line)) > max {
-			return line, fmt.Errorf("%w: an event of more than %d bytes", ErrMalformed, s.g.cfg.maxBody)
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		return line, err
-	}
-}
-
-// effect says what an event did to the response.
-type effect uint8
-
-const (
-	effText     effect = 1 << iota // added output text
-	effUsage                       // reported token usage
-	effHold                        // completed a tool call
-	effTerminal                    // the response's final event
-	effError                       // the provider reported an error
-)
-
-// streamAcc accumulates a streamed response.
-type streamAcc struct {
-	api      api
-	id       string
-	model    string
-	texts    []*strings.Builder // per choice
-	usage    usage
-	tools    []*streamTool
-	stop     string
-	final    *result // the Responses API's whole final response
-	finishes int     // chat choices that have finished
-	lastTool *streamTool
-
-	msgUsage messagesUsage
-	blocks   map[int]*streamTool // Anthropic: tool_use blocks by index
-	items    map[string]*streamTool
-}
-
-type streamTool struct {
-	key  string
-	id   string
-	name string
-	args strings.Builder
-	done string // the complete arguments, when an event gives them
-}
-
-func newStreamAcc(a api) streamAcc {
-	return streamAcc{api: a, texts: []*strings.Builder{{}}}
-}
-
-func (a *streamAcc) lens() []int {
-	l := make([]int, len(a.texts))
-	for i, b := range a.texts {
-		l[i] = b.Len()
-	}
-	return l
-}
-
-// text is the output at the given per-choice lengths.
-func (a *streamAcc) text(lens []int) string {
-	if len(lens) == 0 {
-		return ""
-	}
-	if len(lens) == 1 {
-		return a.texts[0].String()[:lens[0]]
-	}
-	parts := make([]string, len(lens))
-	for i, n := range lens {
-		parts[i] = a.texts[i].String()[:n]
-	}
-	return strings.Join(parts, "\n")
-}
-
-func (a *streamAcc) appendText(choice int, s string) effect {
-	if s == "" {
-		return 0
-	}
-	a.texts[choice].WriteString(s)
-	return effText
-}
-
-// finished reports whether every chat choice has a finish reason.
-func (a *streamAcc) finished() bool {
-	return a.api == apiChat && a.finishes > 0 && a.finishes >= len(a.texts)
-}
-
-func (a *streamAcc) result() result {
-	r := result{id: a.id, model: a.model, text: a.text(a.lens()), usage: a.usage, hasUsage: a.usage != usage{}, stop: a.stop}
-	if a.final != nil {
-		f := a.final
-		if f.model != "" {
-			r.model = f.model
-		}
-		if f.id != "" {
-			r.id = f.id
-		}
-		r.usage, r.hasUsage, r.stop = f.usage, f.hasUsage, f.stop
-		if len(f.tools) > 0 || len(a.tools) == 0 {
-			r.tools = f.tools
-			return r
-		}
-	}
-	for _, t := range a.tools {
-		args := t.done
-		if args == "" {
-			args = t.args.String()
-		}
-		if a.api == apiMessages {
-			args = compactJSON([]byte(args))
-		}
-		r.tools = append(r.tools, toolCall{id: t.id, name: t.name, args: args})
-	}
-	return r
-}
-
-func (a *streamAcc) handle(name string, data []byte) (effect, error) {
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 {
-		return 0, nil
-	}
-	if bytes.Equal(data, []byte("[DONE]")) {
-		return effTerminal, nil
-	}
-	switch a.api {
-	case apiChat:
-		return a.chat(data)
-	case apiResponses:
-		return a.responses(name, data)
-	case apiMessages:
-		return a.messages(name, data)
-	}
-	return 0, nil
-}
-
-// maxChoices bounds the choices of a chat stream the accumulator tracks.
-const maxChoices = 128
-
-func (a *streamAcc) chat(data []byte) (effect, error) {
-	var ch struct {
-		ID      string `json:"id"`
-		Model   string `json:"model"`
-		Choices []struct {
-			Index int `json:"index"`
-			Delta struct {
-				Content   *string        `json:"content"`
-				Refusal   *string        `json:"refusal"`
-				ToolCalls []chatToolCall `json:"tool_calls"`
-			} `json:"delta"`
-			FinishReason *string `json:"finish_reason"`
-		} `json:"choices"`
-		Usage *chatUsage      `json:"usage"`
-		Error json.RawMessage `json:"error"`
-	}
-	if err := json.Unmarshal(data, &ch); err != nil {
-		return 0, err
-	}
-	if len(ch.Error) > 0 && string(ch.Error) != "null" {
-		return effError, nil
-	}
-	if a.id == "" {
-		a.id = ch.ID
-	}
-	if a.model == "" {
-		a.model = ch.Model
-	}
-	var eff effect
-	toolDelta := false
-	for _, c := range ch.Choices {
-		if c.Index < 0 || c.Index >= maxChoices {
-			return 0, fmt.Errorf("choice index %d", c.Index)
-		}
-		for len(a.texts) <= c.Index {
-			a.texts = append(a.texts, &strings.Builder{})
-		}
-		if c.Delta.Content != nil {
-			eff |= a.appendText(c.Index, *c.Delta.Content)
-		}
-		if c.Delta.Refusal != nil {
-			eff |= a.appendText(c.Index, *c.Delta.Refusal)
-		}
-		for _, tc := range c.Delta.ToolCalls {
-			toolDelta = true
-			key := fmt.Sprint(c.Index, "/", tc.Index)
-			t := a.tool(key)
-			if a.lastTool != nil && a.lastTool != t {
-				eff |= effHold
-			}
-			a.lastTool = t
-			if tc.ID != "" {
-				t.id = tc.ID
-			}
-			if f := tc.Function; f != nil {
-				if f.Name != "" {
-					t.name = f.Name
-				}
-				t.args.WriteString(f.Arguments)
-			}
-			if cu := tc.Custom; cu != nil {
-				if cu.Name != "" {
-					t.name = cu.Name
-				}
-				t.args.WriteString(cu.Input)
-			}
-		}
-		if c.FinishReason != nil && *c.FinishReason != "" {
-			a.finishes++
-			if a.stop == "" {
-				a.stop = *c.FinishReason
-			}
-		}
-	}
-	if !toolDelta && a.lastTool != nil {
-		eff |= effHold
-	}
-	if ch.Usage != nil {
-		a.usage = ch.Usage.usage()
-		eff |= effUsage
-	}
-	return eff, nil
-}
-
-func (a *streamAcc) tool(key string) *streamTool {
-	for _, t := range a.tools {
-		if t.key == key {
-			return t
-		}
-	}
-	t := &streamTool{key: key}
-	a.tools = append(a.tools, t)
-	return t
-}
-
-func (a *streamAcc) responses(name string, data []byte) (effect, error) {
-	var ev struct {
-		Type      string          `json:"type"`
-		Delta     json.RawMessage `json:"delta"`
-		ItemID    string          `json:"item_id"`
-		Item      *responsesItem  `json:"item"`
-		Arguments *string         `json:"arguments"`
-		Input     *string         `json:"input"`
-		Response  *responsesBody  `json:"response"`
-	}
-	if err := json.Unmarshal(data, &ev); err != nil {
-		return 0, err
-	}
-	typ := ev.Type
-	if typ == "" {
-		typ = name
-	}
-	delta := func() (string, error) {
-		var s string
-		if len(ev.Delta) == 0 {
-			return "", nil
-		}
-		err := json.Unmarshal(ev.Delta, &s)
-		return s, err
-	}
-	switch typ {
-	case "error":
-		return effError, nil
-	case "response.created", "response.in_progress", "response.queued":
-		if r := ev.Response; r != nil {
-			a.id, a.model = r.ID, r.Model
-		}
-	case "response.output_text.delta", "response.refusal.delta":
-		d, err := delta()
-		if err != nil {
-			return 0, err
-		}
-		return a.appendText(0, d), nil
-	case "response.output_item.added", "response.output_item.done":
-		if ev.Item == nil {
-			return 0, errors.New(typ + " without an item")
-		}
-		tc, ok := ev.Item.toolCall()
-		if !ok {
-			return 0, nil
-		}
-		t := a.itemTool(ev.Item.ID)
-		t.id, t.name = tc.id, tc.name
-		if typ == "response.output_item.done" {
-			t.done = tc.args
-			return effHold, nil
-		}
-	case "response.function_call_arguments.delta", "response.custom_tool_call_input.delta":
-		d, err := delta()
-		if err != nil {
-			return 0, err
-		}
-		a.itemTool(ev.ItemID).args.WriteString(d)
-	case "response.function_call_arguments.done":
-		if ev.Arguments != nil {
-			a.itemTool(ev.ItemID).done = *ev.Arguments
-		}
-		return effHold, nil
-	case "response.custom_tool_call_input.done":
-		if ev.Input != nil {
-			a.itemTool(ev.ItemID).done = *ev.Input
-		}
-		return effHold, nil
-	case "response.completed", "response.incomplete", "response.failed":
-		if ev.Response == nil {
-			return 0, errors.New(typ + " without a response")
-		}
-		r := ev.Response.result()
-		a.final = &r
-		a.usage = r.usage
-		return effTerminal | effUsage, nil
-	}
-	return 0, nil
-}
-
-func (a *streamAcc) itemTool(id string) *streamTool {
-	if a.items == nil {
-		a.items = map[string]*streamTool{}
-	}
-	t := a.items[id]
-	if t == nil {
-		t = &streamTool{key: id}
-		a.items[id] = t
-		a.tools = append(a.tools, t)
-	}
-	return t
-}
-
-func (a *streamAcc) messages(name string, data []byte) (effect, error) {
-	var ev struct {
-		Type    string `json:"type"`
-		Index   int    `json:"index"`
-		Message *struct {
-			ID    string         `json:"id"`
-			Model string         `json:"model"`
-			Usage *messagesUsage `json:"usage"`
-		} `json:"message"`
-		ContentBlock *messagesBlock `json:"content_block"`
-		Delta        *struct {
-			Type        string  `json:"type"`
-			Text        string  `json:"text"`
-			PartialJSON string  `json:"partial_json"`
-			StopReason  *string `json:"stop_reason"`
-		} `json:"delta"`
-		Usage *messagesUsage `json:"usage"`
-	}
-	if err := json.Unmarshal(data, &ev); err != nil {
-		return 0, err
-	}
-	typ := ev.Type
-	if typ == "" {
-		typ = name
-	}
-	switch typ {
-	case "error":
-		return effError, nil
-	case "message_start":
-		if ev.Message == nil {
-			return 0, errors.New("message_start without a message")
-		}
-		a.id, a.model = ev.Message.ID, ev.Message.Model
-		if ev.Message.Usage != nil {
-			a.msgUsage.merge(ev.Message.Usage)
-			a.usage = a.msgUsage.usage()
-			return effUsage, nil
-		}
-	case "content_block_start":
-		b := ev.ContentBlock
-		if b == nil {
-			return 0, errors.New("content_block_start without a content_block")
-		}
-		switch b.Type {
-		case "text":
-			return a.appendText(0, b.Text), nil
-		case "tool_use":
-			if a.blocks == nil {
-				a.blocks = map[int]*streamTool{}
-			}
-			t := &streamTool{key: fmt.Sprint(ev.Index), id: b.ID, name: b.Name}
-			if in := bytes.TrimSpace(b.Input); len(in) > 0 && !bytes.Equal(in, []byte("{}")) {
-				t.args.Write(in)
-			}
-			a.blocks[ev.Index] = t
-			a.tools = append(a.tools, t)
-		}
-	case "content_block_delta":
-		if ev.Delta == nil {
-			return 0, errors.New("content_block_delta without a delta")
-		}
-		switch ev.Delta.Type {
-		case "text_delta":
-			return a.appendText(0, ev.Delta.Text), nil
-		case "input_json_delta":
-			if t := a.blocks[ev.Index]; t != nil {
-				t.args.WriteString(ev.Delta.PartialJSON)
-			}
-		}
-	case "content_block_stop":
-		if a.blocks[ev.Index] != nil {
-			return effHold, nil
-		}
-	case "message_delta":
-		if ev.Delta != nil && ev.Delta.StopReason != nil {
-			a.stop = *ev.Delta.StopReason
-		}
-		if ev.Usage != nil {
-			a.msgUsage.merge(ev.Usage)
-			a.usage = a.msgUsage.usage()
-			return effUsage, nil
-		}
-	case "message_stop":
-		return effTerminal, nil
-	}
-	return 0, nil
 }

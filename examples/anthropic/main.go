@@ -169,6 +169,11 @@ func report(rec governance.RunRecord, err error, api *llmhttptest.Server) {
 	switch {
 	case errors.As(err, &v):
 		fmt.Printf("  stopped at step %d by policy %q (%s): %s\n", v.StepIndex, v.PolicyID(), v.Reason(), v.Decision.Message)
+	case errors.Is(err, llmhttp.ErrMalformed):
+		// A response the SDK would read otherwise than stopline did (an
+		// unknown kind of tool call, JSON two parsers read differently):
+		// refused, never handed to the agent.
+		fmt.Println("  a response was refused unread:", err)
 	case err != nil:
 		fmt.Println("  error:", err)
 	}

@@ -44,7 +44,9 @@ type Reply struct {
 	Usage Usage
 
 	// Status, if not 0 or 200, makes the reply an error of the provider's
-	// format with this status and Text as its message.
+	// format with this status and Text as its message; with Raw or Events,
+	// the status they are sent with (any status a handler can send: 2xx
+	// to 5xx).
 	Status int
 	// Raw, if set, is sent as the body as it is, with ContentType
 	// (default application/json).
@@ -174,17 +176,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		rep.Model = req.Model
 	}
 	switch {
-	case rep.Status != 0 && rep.Status != http.StatusOK:
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(rep.Status)
-		io.WriteString(w, f.errorBody(rep.Status, rep.Text))
 	case rep.Raw != "":
 		ct := rep.ContentType
 		if ct == "" {
 			ct = "application/json"
 		}
 		w.Header().Set("Content-Type", ct)
+		if rep.Status != 0 {
+			w.WriteHeader(rep.Status)
+		}
 		io.WriteString(w, rep.Raw)
+	case rep.Status != 0 && rep.Status != http.StatusOK && rep.Events == nil:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rep.Status)
+		io.WriteString(w, f.errorBody(rep.Status, rep.Text))
 	case rep.Events != nil:
 		s.stream(w, r, rep, rep.Events)
 	case req.Stream:
@@ -199,7 +204,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, rep Reply, events []string) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
+	status := rep.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
 	fl, _ := w.(http.Flusher)
 	if rep.CutAfter > 0 && rep.CutAfter < len(events) {
 		events = events[:rep.CutAfter]
@@ -296,3 +305,33 @@ func callID(tc ToolCall, i int) string {
 }
 
 type obj = map[string]any
+
+// API names one of the wire formats a Server speaks.
+type API string
+
+// The wire formats.
+const (
+	ChatCompletions API = "chat_completions" // OpenAI POST /v1/chat/completions
+	Responses       API = "responses"        // OpenAI POST /v1/responses
+	Messages        API = "messages"         // Anthropic POST /v1/messages
+)
+
+func formatOf(api API) format {
+	switch api {
+	case ChatCompletions:
+		return chatFormat{}
+	case Responses:
+		return responsesFormat{}
+	case Messages:
+		return messagesFormat{}
+	}
+	panic("llmhttptest: unknown API " + string(api))
+}
+
+// Whole is the body a Server answers a request of api with, for rep as
+// the first reply of its script (rep.Model is the model it names).
+func Whole(api API, rep Reply) string { return formatOf(api).whole(1, rep) }
+
+// Events are the events a Server streams for rep as the first reply of
+// its script, a chat completion's with its usage.
+func Events(api API, rep Reply) []string { return formatOf(api).events(1, rep, true) }
