@@ -37,7 +37,7 @@ import (
 var fuzzSnap = func() *snapshot.PolicySnapshot {
 	snap, err := snapshot.Parse("fuzz.json", []byte(`{"tenant_id":"acme","thresholds":{"max_cost_cents":1e9},"policies":[
 		{"id":"cost","kind":"budget","params":{"metric":"cost_cents","threshold":"max_cost_cents"}},
-		{"id":"no-shell","kind":"tool_denylist","params":{"deny":["shell"]}}]}`), time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC))
+		{"id":"no-shell","kind":"tool_denylist","params":{"deny":["shell"]}}]}`), time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC), prevention.Builtin())
 	if err != nil {
 		panic(err)
 	}
