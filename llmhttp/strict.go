@@ -16,8 +16,7 @@ import (
 // read it or refused. The SDKs decode with gjson (first of a duplicated
 // key, exact-case keys, lenient about invalid JSON), this package with
 // encoding/json (last of a duplicated key, keys matched ignoring case):
-// strictjson refuses every document on which the two could differ, and
-// noSurrogateEscapes the one difference strictjson does not see.
+// strictjson refuses every document on which the two could differ.
 
 // strictUnmarshal decodes a provider's JSON into v, refusing what two
 // readers could read differently.
@@ -39,7 +38,7 @@ func strictUnmarshal(data []byte, v any) error {
 	} else if err := strictjson.Unmarshal(data, v, strictjson.Options{}); err != nil {
 		return err
 	}
-	return noSurrogateEscapes(data)
+	return strictjson.CheckSurrogates(data)
 }
 
 // plainJSON reports that data, if it is JSON, has only plain keys, none
@@ -121,71 +120,7 @@ func plainJSON(data []byte) bool {
 
 // strictCheck refuses an untyped JSON document that two readers could
 // read differently (a tool call's arguments).
-func strictCheck(data []byte) error {
-	if err := strictjson.Check(data); err != nil {
-		return err
-	}
-	return noSurrogateEscapes(data)
-}
-
-// noSurrogateEscapes refuses a \u escape of a UTF-16 surrogate that is not
-// half of a pair. encoding/json turns each into U+FFFD; gjson, which the
-// SDKs decode with, decodes a high surrogate together with whatever \u
-// escape follows it, so that "\ud800\u0022" is one U+FFFD to the SDK and
-// U+FFFD followed by a quote to encoding/json: the two readings of a tool
-// call's arguments would differ. data must be valid JSON, so that every
-// backslash is in a string.
-func noSurrogateEscapes(data []byte) error {
-	for i := 0; ; {
-		j := bytes.IndexByte(data[i:], '\\')
-		if j < 0 {
-			return nil
-		}
-		i += j
-		if i+1 >= len(data) {
-			return nil
-		}
-		if data[i+1] != 'u' {
-			i += 2
-			continue
-		}
-		r := hex4(data[i+2:])
-		i += 6
-		switch {
-		case r >= 0xD800 && r < 0xDC00:
-			if i+6 <= len(data) && data[i] == '\\' && data[i+1] == 'u' {
-				if lo := hex4(data[i+2:]); lo >= 0xDC00 && lo < 0xE000 {
-					i += 6
-					continue
-				}
-			}
-			return fmt.Errorf("%w: an unpaired surrogate escape \\u%04x", strictjson.ErrSyntax, r)
-		case r >= 0xDC00 && r < 0xE000:
-			return fmt.Errorf("%w: an unpaired surrogate escape \\u%04x", strictjson.ErrSyntax, r)
-		}
-	}
-}
-
-// hex4 reads 4 hex digits; -1 if there are not.
-func hex4(b []byte) rune {
-	if len(b) < 4 {
-		return -1
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case '0' <= c && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case 'a' <= c && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case 'A' <= c && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return -1
-		}
-	}
-	return r
-}
+func strictCheck(data []byte) error { return strictjson.Check(data) }
 
 // checkName refuses a model or tool name that the runner refuses, or that
 // does not look like what it is (prevention.CheckName).

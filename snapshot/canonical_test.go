@@ -16,7 +16,6 @@ func TestCanonical(t *testing.T) {
 		{` { "a" : [ 1 , 2.50 , 1e3, -0, 0.000001, 1e21, 1E-7 ] } `, `{"a":[1,2.5,1000,0,0.000001,1e+21,1e-7]}`},
 		{`{"s":"<&>\u00e9\u2028\n\b\f\u0001\u001f\u007f"}`, "{\"s\":\"<&>é\u2028\\n\\b\\f\\u0001\\u001f\u007f\"}"},
 		{`{"z":{"y":null,"x":true},"a":false}`, `{"a":false,"z":{"x":true,"y":null}}`},
-		{`"\ud800"`, "\"\uFFFD\""}, // a lone surrogate decodes to U+FFFD
 		{`[]`, `[]`},
 	}
 	for _, tc := range tests {
@@ -29,7 +28,7 @@ func TestCanonical(t *testing.T) {
 			t.Errorf("Canonical(%s) = %s, want %s", tc.in, got, tc.want)
 		}
 	}
-	for _, bad := range []string{``, `{`, `{"a":1} x`, `{"a":1e400}`, strings.Repeat("[", 200) + strings.Repeat("]", 200)} {
+	for _, bad := range []string{`"\ud800"`, ``, `{`, `{"a":1} x`, `{"a":1e400}`, strings.Repeat("[", 200) + strings.Repeat("]", 200)} {
 		if _, err := snapshot.Canonical([]byte(bad)); !errors.Is(err, snapshot.ErrNotCanonicalizable) {
 			t.Errorf("Canonical(%.40q): got %v, want ErrNotCanonicalizable", bad, err)
 		}

@@ -5,8 +5,10 @@
 // keys to struct fields ignoring case; other readers (the official LLM
 // SDKs, built on gjson, a verifier written in another language, a person)
 // take the first and match exactly; encoding/json replaces invalid UTF-8,
-// other readers keep the bytes. A document that every reader reads the
-// same way is valid UTF-8, has no key written twice, and, where it is read
+// other readers keep the bytes; encoding/json reads an unpaired surrogate
+// escape as U+FFFD, gjson pairs it with the escape that follows. A document that every reader reads the
+// same way is valid UTF-8, has no unpaired surrogate escape, has no key
+// written twice, and, where it is read
 // into a struct, no two keys equal ignoring case and no key that matches a
 // field only ignoring case.
 // Unmarshal refuses the others, naming where, and then decodes with
@@ -116,6 +118,9 @@ func walk(data []byte, t reflect.Type, opts Options) error {
 	// two readings.
 	if !utf8.Valid(data) {
 		return &Error{Err: fmt.Errorf("%w: invalid UTF-8", ErrSyntax)}
+	}
+	if err := CheckSurrogates(data); err != nil {
+		return &Error{Err: err}
 	}
 	w := walker{dec: json.NewDecoder(bytes.NewReader(data)), opts: opts}
 	w.dec.UseNumber()
@@ -349,4 +354,67 @@ func foldRune(r rune) rune {
 		}
 		r = r2
 	}
+}
+
+// CheckSurrogates refuses a \u escape of a UTF-16 surrogate that is not
+// half of a pair. encoding/json turns each into U+FFFD; gjson, which the
+// SDKs decode with, decodes a high surrogate together with whatever \u
+// escape follows it, so that "\ud800\u0022" is one U+FFFD to the SDK and
+// U+FFFD followed by a quote to encoding/json: the two readings of a tool
+// call's arguments would differ. Unmarshal and Check call it; a caller
+// that decodes a document without them must call it too. On a document
+// that is not JSON its answer means nothing (but it does not fail).
+func CheckSurrogates(data []byte) error {
+	for i := 0; ; {
+		j := bytes.IndexByte(data[i:], '\\')
+		if j < 0 {
+			return nil
+		}
+		i += j
+		if i+1 >= len(data) {
+			return nil
+		}
+		if data[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		r := hex4(data[i+2:])
+		if r < 0 {
+			return nil // not JSON: the syntax check refuses it
+		}
+		i += 6
+		switch {
+		case r >= 0xD800 && r < 0xDC00:
+			if i+6 <= len(data) && data[i] == '\\' && data[i+1] == 'u' {
+				if lo := hex4(data[i+2:]); lo >= 0xDC00 && lo < 0xE000 {
+					i += 6
+					continue
+				}
+			}
+			return fmt.Errorf("%w: an unpaired surrogate escape \\u%04x", ErrSyntax, r)
+		case r >= 0xDC00 && r < 0xE000:
+			return fmt.Errorf("%w: an unpaired surrogate escape \\u%04x", ErrSyntax, r)
+		}
+	}
+}
+
+// hex4 reads 4 hex digits; -1 if there are not.
+func hex4(b []byte) rune {
+	if len(b) < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return r
 }

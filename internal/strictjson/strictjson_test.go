@@ -45,8 +45,11 @@ func TestUnmarshalRefusesAmbiguity(t *testing.T) {
 		{"case pair in raw JSON is two keys", `{"raw":{"Name":"x","name":"y"}}`, nil, ""},
 		{"repeat in raw JSON", `{"raw":{"name":"x","name":"y"}}`, strictjson.ErrDuplicateKey, "raw"},
 		{"escaped duplicate", `{"content":"a","cont\u0065nt":"b"}`, strictjson.ErrDuplicateKey, ""},
+		{"unpaired surrogate escape", `{"content":"\ud800\u0022"}`, strictjson.ErrSyntax, ""},
+		{"low surrogate alone", `{"content":"a\udc00"}`, strictjson.ErrSyntax, ""},
 		{"trailing data", `{"content":"a"} {"content":"b"}`, strictjson.ErrSyntax, ""},
 		{"truncated", `{"content":"a"`, strictjson.ErrSyntax, ""},
+		{"surrogate pair", `{"content":"\ud83d\ude00"}`, nil, ""},
 		{"fine", `{"content":"a","tool_calls":[{"id":"1","function":{"name":"search","arguments":"{}"}}],"meta":{"A":"1","b":"2"},"extra":{"x":1}}`, nil, ""},
 	}
 	for _, c := range cases {
@@ -160,5 +163,16 @@ func FuzzFirstKeyReaderAgrees(f *testing.F) {
 			}
 			return true
 		})
+	})
+}
+
+// FuzzCheckSurrogates: any bytes, no panic.
+func FuzzCheckSurrogates(f *testing.F) {
+	for _, s := range []string{`"\u"`, `"\ud800\u00"`, `"\ud83d\ude00"`, `\`, `"\ud800"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = strictjson.CheckSurrogates(data)
+		_ = strictjson.Check(data)
 	})
 }
