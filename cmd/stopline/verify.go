@@ -49,10 +49,12 @@ status, reason, stopped-at step and violating policy, the incident, and each
 step's content. Any changed, removed or reordered record is found.
 
 With --checkpoint-key PUB (the .pub of stopline keygen --checkpoint), the
-checkpoints stored with each verified run are checked too. With --checkpoint
-FILE (a note written by stopline checkpoint) that checkpoint's run is verified
-against it: this catches even a writer who rewrote the records and recomputed
-every hash.
+checkpoints stored with each verified run are checked too: each must be signed
+by that key, name that run and tenant, and cover records that are unchanged.
+With --checkpoint FILE (a note written by stopline checkpoint) that
+checkpoint's run is verified against it (with RUN_ID, the note must be of that
+run): this catches even a writer who rewrote the records and recomputed every
+hash.
 
 Exit 0 when everything verifies; exit 1 when anything was altered, with one
 line on stderr per failed run naming the run and its first bad record
@@ -135,14 +137,29 @@ func verify(ctx context.Context, e *env, st governance.Store, args []string, ten
 	var runs []governance.RunRecord // the runs verified, for their stored checkpoints
 	switch {
 	case cpNote != nil:
-		cp, err := governance.VerifyCheckpoint(ctx, st, cpNote, verifiers)
+		var (
+			cp  governance.Checkpoint
+			err error
+		)
+		if len(args) == 1 {
+			// The note must be of this run: a note of another run proves
+			// nothing about it.
+			run, ferr := findRun(ctx, st, tenant, args[0])
+			if ferr != nil {
+				return res, ferr
+			}
+			cp, err = governance.VerifyRunCheckpoint(ctx, st, run.TenantID, run.RunID, cpNote, verifiers)
+			cp.TenantID, cp.RunID = run.TenantID, run.RunID
+		} else {
+			cp, err = governance.VerifyCheckpoint(ctx, st, cpNote, verifiers)
+			if err == nil && tenant != "" && cp.TenantID != tenant {
+				err = &governance.CheckpointRunError{TenantID: tenant, RunID: cp.RunID, NoteTenantID: cp.TenantID, NoteRunID: cp.RunID, Size: cp.Size}
+			}
+		}
 		if err != nil {
 			res.Runs, res.Tenants = 1, 1
 			res.Failures = append(res.Failures, failureOf(fmt.Errorf("checkpoint: %w", err), cp.TenantID, cp.RunID))
 			return res, nil
-		}
-		if len(args) == 1 && args[0] != cp.RunID {
-			return res, fmt.Errorf("the checkpoint is of run %s, not %s", cp.RunID, args[0])
 		}
 		res.Checkpoints = 1
 		run, err := st.Run(ctx, cp.TenantID, cp.RunID)
@@ -234,6 +251,8 @@ func failureOf(err error, tenantID, runID string) verifyFailure {
 		ce *trace.ChainError
 		ie *governance.IntegrityError
 		me *governance.CheckpointMismatchError
+		re *governance.CheckpointRunError
+		we *governance.CheckpointRowError
 	)
 	switch {
 	case errors.As(err, &ce):
@@ -246,6 +265,10 @@ func failureOf(err error, tenantID, runID string) verifyFailure {
 	case errors.As(err, &me):
 		seq := me.Size - 1
 		f.RunID, f.Seq = me.RunID, &seq
+	case errors.As(err, &re):
+		f.TenantID, f.RunID = re.TenantID, re.RunID
+	case errors.As(err, &we):
+		f.TenantID, f.RunID = we.TenantID, we.RunID
 	}
 	if f.RunID != "" && !strings.Contains(f.Error, f.RunID) {
 		f.Error = fmt.Sprintf("run %s: %s", f.RunID, f.Error)

@@ -150,19 +150,21 @@ type verdict struct {
 	openErr    error   // the file did not even open
 	chain      []error // VerifyStore failures, and reads that failed
 	checkpoint []error // checkpoints kept outside that no longer verify
+	stored     []error // stored checkpoints that do not verify (VerifyRunCheckpoints)
 }
 
 func (v verdict) detected() bool {
-	return v.openErr != nil || len(v.chain) > 0 || len(v.checkpoint) > 0
+	return v.openErr != nil || len(v.chain) > 0 || len(v.checkpoint) > 0 || len(v.stored) > 0
 }
 
 func (v verdict) String() string {
-	return fmt.Sprintf("open: %v; chain and store: %v; checkpoints: %v", v.openErr, v.chain, v.checkpoint)
+	return fmt.Sprintf("open: %v; chain and store: %v; checkpoints kept outside: %v; stored checkpoints: %v", v.openErr, v.chain, v.checkpoint, v.stored)
 }
 
 // verify opens path and runs every verifier an auditor has: VerifyStore
 // over the file, a read of every run the auditor knows of (from the
-// checkpoints kept outside), and every kept checkpoint. It returns the
+// checkpoints kept outside), every kept checkpoint, and the checkpoints
+// stored with every run (with the trusted key). It returns the
 // verdict, and the decoded records and contents of every run it could
 // read, for comparison with the originals.
 func (f *tamperFixture) verify(t testing.TB, path string) (verdict, map[string][]trace.Record, map[string]map[int]trace.Content) {
@@ -198,6 +200,15 @@ func (f *tamperFixture) verify(t testing.TB, path string) (verdict, map[string][
 			if _, err := governance.VerifyCheckpoint(ctx, s, []byte(n), f.verifiers); err != nil {
 				v.checkpoint = append(v.checkpoint, err)
 			}
+		}
+	}
+	runs, err := s.Runs(ctx, governance.RunFilter{TenantID: "acme"})
+	if err != nil {
+		v.chain = append(v.chain, err)
+	}
+	for _, r := range runs {
+		if _, err := governance.VerifyRunCheckpoints(ctx, s, "acme", r.RunID, f.verifiers); err != nil {
+			v.stored = append(v.stored, err)
 		}
 	}
 	return v, recs, conts
@@ -314,6 +325,7 @@ func TestTamperLogicalEdits(t *testing.T) {
 		byChain      = "chain"
 		byIntegrity  = "integrity"
 		byCheckpoint = "checkpoint"
+		byStored     = "stored checkpoints" // only the checkpoints stored with the run, verified with the trusted key
 	)
 	tests := []struct {
 		name string
@@ -363,9 +375,7 @@ func TestTamperLogicalEdits(t *testing.T) {
 			mustExec(t, db, `DELETE FROM records WHERE run_id = ? AND seq = 3`, open)
 		}},
 		{"truncate a stop: delete the inflection, end and incident, reopen", byCheckpoint, func(t *testing.T, db *sql.DB) {
-			mustExec(t, db, `DELETE FROM records WHERE run_id = ? AND seq >= 4`, blocked)
-			mustExec(t, db, `DELETE FROM incidents WHERE run_id = ?`, blocked)
-			mustExec(t, db, `UPDATE runs SET status = 'running', termination_reason = '', stopped_at_step = NULL, violation_policy_id = '', incident_id = '', ended_at = NULL, head_hash = '', chain_length = 0 WHERE run_id = ?`, blocked)
+			eraseStop(t, db, blocked)
 		}},
 		{"insert a forged record after run_end", byChain, func(t *testing.T, db *sql.DB) {
 			recs := rawRecords(t, db, completed)
@@ -421,6 +431,20 @@ func TestTamperLogicalEdits(t *testing.T) {
 			recs[3].Model = "other-model"
 			rewrite(t, db, recs, 3)
 		}},
+		{"erase a stop and store another run's notes as its checkpoints", byStored, func(t *testing.T, db *sql.DB) {
+			eraseStop(t, db, blocked)
+			mustExec(t, db, `DELETE FROM checkpoints WHERE run_id = ?`, blocked)
+			mustExec(t, db, `INSERT INTO checkpoints SELECT tenant_id, ?, size, key_name, head_hash, at_ns, note FROM checkpoints WHERE run_id = ?`, blocked, completed)
+		}},
+		{"store another run's note as a run's checkpoint, its columns made to fit", byStored, func(t *testing.T, db *sql.DB) {
+			// The completed run's note of size 2 in place of the open run's
+			// own: size and key as the row had them, the head the other's.
+			mustExec(t, db, `UPDATE checkpoints SET note = (SELECT note FROM checkpoints WHERE run_id = ? AND size = 2),
+				head_hash = (SELECT head_hash FROM checkpoints WHERE run_id = ? AND size = 2) WHERE run_id = ? AND size = 2`, completed, completed, open)
+		}},
+		{"change a stored checkpoint's size and head columns", byStored, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE checkpoints SET size = 100 WHERE run_id = ? AND size = 2`, open)
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -452,9 +476,16 @@ func TestTamperLogicalEdits(t *testing.T) {
 				if !anyIs(v.checkpoint, governance.ErrCheckpointMismatch) {
 					t.Errorf("want a checkpoint mismatch; got %v", v)
 				}
+			case byStored:
+				if len(v.chain) > 0 {
+					t.Logf("(also caught without checkpoints: %v)", v.chain)
+				}
+				if !anyIs(v.stored, governance.ErrCheckpointMismatch) {
+					t.Errorf("want a stored checkpoint refused; got %v", v)
+				}
 			}
 			// Every error names the run it is about.
-			for _, err := range append(append([]error{}, v.chain...), v.checkpoint...) {
+			for _, err := range append(append(append([]error{}, v.chain...), v.checkpoint...), v.stored...) {
 				named := false
 				for _, id := range f.runs {
 					named = named || strings.Contains(err.Error(), id)
@@ -465,6 +496,17 @@ func TestTamperLogicalEdits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// eraseStop deletes a stopped run's inflection record, run_end and
+// incident, and reopens the run, consistently: the chain that is left
+// verifies.
+func eraseStop(t testing.TB, db *sql.DB, runID string) {
+	t.Helper()
+	mustExec(t, db, `DELETE FROM records WHERE run_id = ? AND seq >= 4`, runID)
+	mustExec(t, db, `DELETE FROM incidents WHERE run_id = ?`, runID)
+	mustExec(t, db, `UPDATE runs SET status = 'running', termination_reason = '', stopped_at_step = NULL, violation_policy_id = '', incident_id = '',
+		ended_at = NULL, head_hash = '', chain_length = 0, step_count = 0, total_tokens = 0, total_cost_cents = 0 WHERE run_id = ?`, runID)
 }
 
 func anyIs(errs []error, target error) bool {
