@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/stopline/stopline/trace"
 )
@@ -38,11 +39,16 @@ func (e *IntegrityError) Unwrap() error { return e.Err }
 
 // VerifyRun recomputes a run's hash chain from the store and checks that
 // everything stored about the run agrees with it: the snapshot's content
-// hash and the one bound in run_start, the run's head hash, status,
-// reason, stopped-at step and violating policy against the run_end record,
-// the incident against the inflection record, and each step's content
-// against its content hash. It returns the chain's length and the first
-// problem found.
+// hash and the one bound in run_start; the run's head hash, size, step
+// count and totals, and (once ended) its status, reason, stopped-at step,
+// violating policy and incident against the run_end record; the incidents
+// that name the run (exactly the one its stop created, with the facts of
+// the inflection record; none for a run that never stopped); each step's
+// content against its content hash, and no content where no step is; and,
+// for a store that implements AuditStore, the columns it keeps beside
+// each record against the record. It returns the chain's length and the
+// first problem found: a *trace.ChainError, or an *IntegrityError naming
+// the run and the record (ErrIntegrity).
 func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (records int, err error) {
 	run, err := store.Run(ctx, tenantID, runID)
 	if err != nil {
@@ -83,6 +89,32 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 	if run.HeadHash != head {
 		return len(recs), bad(-1, "run head hash %s is not the chain's head %s", run.HeadHash, head)
 	}
+	if as, ok := store.(AuditStore); ok {
+		idx, err := as.RecordIndexes(ctx, tenantID, runID)
+		if err != nil {
+			return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its records' stored columns: " + err.Error(), Err: err}
+		}
+		if len(idx) != len(recs) {
+			return len(recs), bad(-1, "the store indexes %d records, its chain has %d", len(idx), len(recs))
+		}
+		for i := range recs {
+			if d := idx[i].diff(IndexOf(&recs[i])); d != "" {
+				return len(recs), bad(recs[i].Seq, "%s", d)
+			}
+		}
+	}
+	// What the run row states about the chain's size and its last step.
+	steps, tokens, cost := 0, int64(0), 0.0
+	for i := len(recs) - 1; i >= 0; i-- {
+		if r := &recs[i]; r.Kind == trace.KindStep {
+			steps, tokens, cost = r.StepIndex+1, r.TotalTokens, r.TotalCostCents
+			break
+		}
+	}
+	if run.ChainLength != len(recs) || run.StepCount != steps || run.TotalTokens != tokens || run.TotalCostCents != cost {
+		return len(recs), bad(-1, "run row states %d records, %d steps, %d tokens, %g cents; the chain has %d records, %d steps, %d tokens, %g cents",
+			run.ChainLength, run.StepCount, run.TotalTokens, run.TotalCostCents, len(recs), steps, tokens, cost)
+	}
 	last := recs[len(recs)-1]
 	if run.Status.Ended() != (last.Kind == trace.KindRunEnd) {
 		return len(recs), bad(-1, "run status %s but chain ends with a %s record", run.Status, last.Kind)
@@ -96,33 +128,57 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 				last.RunStatus, last.Reason, last.ViolationPolicyID, last.IncidentID)
 		}
 	}
-	if inf, ok := trace.InflectionOf(recs); ok {
+	// Every incident that names the run: exactly the one its stop created,
+	// and none for a run that never stopped.
+	incs, err := store.Incidents(ctx, IncidentFilter{TenantID: tenantID, RunID: runID})
+	if err != nil {
+		return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its incidents: " + err.Error(), Err: err}
+	}
+	inf, stopped := trace.InflectionOf(recs)
+	if !stopped {
+		if run.IncidentID != "" {
+			return len(recs), bad(-1, "run row names incident %s but the chain has no inflection point", run.IncidentID)
+		}
+		if len(incs) > 0 {
+			return len(recs), bad(-1, "incident %s names this run, which never stopped (its chain has no inflection point)", incs[0].ID)
+		}
+	} else {
 		if run.StoppedAtStep == nil || *run.StoppedAtStep != inf.StepIndex {
 			return len(recs), bad(inf.Seq, "inflection at step %d but run row says stopped at %v", inf.StepIndex, derefInt(run.StoppedAtStep))
 		}
-		if run.IncidentID != "" {
-			inc, err := store.Incident(ctx, tenantID, run.IncidentID)
-			if err != nil {
-				return len(recs), bad(-1, "incident %s: %v", run.IncidentID, err)
+		if run.IncidentID == "" {
+			return len(recs), bad(inf.Seq, "the run stopped at step %d but names no incident", inf.StepIndex)
+		}
+		for _, other := range incs {
+			if other.ID != run.IncidentID {
+				return len(recs), bad(inf.Seq, "incident %s also names this run, whose stop created incident %s", other.ID, run.IncidentID)
 			}
-			if inc.RunID != runID || inc.StepIndex != inf.StepIndex || inc.PolicyID != inf.PolicyID ||
-				inc.RecordHash != inf.Hash || inc.SnapshotID != run.SnapshotID || inc.Reason != inf.Reason {
-				return len(recs), bad(inf.Seq, "incident %s does not match the inflection record (step %d, policy %s, hash %s)",
-					inc.ID, inf.StepIndex, inf.PolicyID, inf.Hash)
-			}
-			// The facts an incident states are the blocking decision's.
-			if d := recs[inf.Seq].Decision; d != nil && (inc.Source != d.Source || inc.Threshold != d.Threshold ||
-				inc.Limit != d.Limit || inc.Observed != d.Observed || inc.Message != d.Message) {
-				return len(recs), bad(inf.Seq, "incident %s states %s %q, %s limit %g observed %g (%q); the inflection record's decision says %s %q, %s limit %g observed %g (%q)",
-					inc.ID, inc.Source, inc.PolicyID, inc.Threshold, inc.Limit, inc.Observed, inc.Message,
-					d.Source, d.PolicyID, d.Threshold, d.Limit, d.Observed, d.Message)
-			}
+		}
+		if len(incs) != 1 {
+			return len(recs), bad(inf.Seq, "the store lists %d incidents of this run, want its one incident %s", len(incs), run.IncidentID)
+		}
+		inc, err := store.Incident(ctx, tenantID, run.IncidentID)
+		if err != nil {
+			return len(recs), bad(-1, "incident %s: %v", run.IncidentID, err)
+		}
+		if inc.RunID != runID || inc.StepIndex != inf.StepIndex || inc.PolicyID != inf.PolicyID ||
+			inc.RecordHash != inf.Hash || inc.SnapshotID != run.SnapshotID || inc.Reason != inf.Reason {
+			return len(recs), bad(inf.Seq, "incident %s does not match the inflection record (step %d, policy %s, hash %s)",
+				inc.ID, inf.StepIndex, inf.PolicyID, inf.Hash)
+		}
+		// The facts an incident states are the blocking decision's.
+		if d := recs[inf.Seq].Decision; d != nil && (inc.Source != d.Source || inc.Threshold != d.Threshold ||
+			inc.Limit != d.Limit || inc.Observed != d.Observed || inc.Message != d.Message) {
+			return len(recs), bad(inf.Seq, "incident %s states %s %q, %s limit %g observed %g (%q); the inflection record's decision says %s %q, %s limit %g observed %g (%q)",
+				inc.ID, inc.Source, inc.PolicyID, inc.Threshold, inc.Limit, inc.Observed, inc.Message,
+				d.Source, d.PolicyID, d.Threshold, d.Limit, d.Observed, d.Message)
 		}
 	}
 	contents, err := store.Contents(ctx, tenantID, runID)
 	if err != nil {
 		return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its step contents: " + err.Error(), Err: err}
 	}
+	bound := 0
 	for _, r := range recs {
 		if r.Kind != trace.KindStep {
 			continue
@@ -134,9 +190,21 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 			}
 			continue
 		}
+		bound++
 		if got := trace.ContentHashOf(c); got != r.ContentHash {
 			return len(recs), bad(r.Seq, "content of step %d does not match its content hash", r.StepIndex)
 		}
+	}
+	if bound != len(contents) {
+		// Content stored for a step the chain does not have.
+		var extra []int
+		for idx := range contents {
+			if idx < 0 || idx >= steps {
+				extra = append(extra, idx)
+			}
+		}
+		sort.Ints(extra)
+		return len(recs), bad(-1, "content is stored for steps %v, which the chain does not have", extra)
 	}
 	return len(recs), nil
 }
@@ -155,18 +223,26 @@ func derefInt(p *int) any {
 	return *p
 }
 
-// StoreReport is the outcome of VerifyStore.
+// StoreReport is the outcome of VerifyStore and VerifyTenant.
 type StoreReport struct {
 	Tenants  int
 	Runs     int
 	Records  int
+	Orphans  int     // rows found without their run's row
 	Failures []error // one per run that failed, naming the run and the first bad record
 }
 
-// VerifyStore runs VerifyRun on every run of every tenant. progress, if
-// not nil, is called after each run with the number verified so far.
-// The error is non-nil only when the store itself could not be read;
-// failed runs are in the report.
+// VerifyStore runs VerifyRun on every run of every tenant, and looks for
+// rows whose run's row is missing (records, step contents, checkpoints,
+// incidents: one *OrphanError per run, matching ErrOrphan). That needs a
+// store that implements AuditStore; for one that does not, the report
+// has a failure matching ErrAuditUnsupported. progress, if not nil, is
+// called after each run with the number verified so far. The error is
+// non-nil only when the store itself could not be read; failed runs are
+// in the report.
+//
+// A run deleted together with everything it recorded leaves nothing to
+// find: per-run chains and checkpoints cannot reveal it.
 func VerifyStore(ctx context.Context, store Store, progress func(done int)) (StoreReport, error) {
 	var rep StoreReport
 	tenants, err := store.Tenants(ctx)
@@ -175,21 +251,55 @@ func VerifyStore(ctx context.Context, store Store, progress func(done int)) (Sto
 	}
 	rep.Tenants = len(tenants)
 	for _, t := range tenants {
-		runs, err := store.Runs(ctx, RunFilter{TenantID: t})
-		if err != nil {
+		if err := verifyRuns(ctx, store, t, &rep, progress); err != nil {
 			return rep, err
 		}
-		for _, r := range runs {
-			n, err := VerifyRun(ctx, store, t, r.RunID)
-			rep.Runs++
-			rep.Records += n
-			if err != nil {
-				rep.Failures = append(rep.Failures, err)
-			}
-			if progress != nil {
-				progress(rep.Runs)
-			}
+	}
+	return rep, verifyOrphans(ctx, store, "", &rep)
+}
+
+// VerifyTenant is VerifyStore for one tenant: its runs, and the rows of
+// that tenant whose run's row is missing.
+func VerifyTenant(ctx context.Context, store Store, tenantID string, progress func(done int)) (StoreReport, error) {
+	rep := StoreReport{Tenants: 1}
+	if err := verifyRuns(ctx, store, tenantID, &rep, progress); err != nil {
+		return rep, err
+	}
+	return rep, verifyOrphans(ctx, store, tenantID, &rep)
+}
+
+func verifyRuns(ctx context.Context, store Store, tenantID string, rep *StoreReport, progress func(done int)) error {
+	runs, err := store.Runs(ctx, RunFilter{TenantID: tenantID})
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		n, err := VerifyRun(ctx, store, tenantID, r.RunID)
+		rep.Runs++
+		rep.Records += n
+		if err != nil {
+			rep.Failures = append(rep.Failures, err)
+		}
+		if progress != nil {
+			progress(rep.Runs)
 		}
 	}
-	return rep, nil
+	return nil
+}
+
+func verifyOrphans(ctx context.Context, store Store, tenantID string, rep *StoreReport) error {
+	as, ok := store.(AuditStore)
+	if !ok {
+		rep.Failures = append(rep.Failures, fmt.Errorf("%w: %T: rows left without their run's row and the columns beside each record were not checked", ErrAuditUnsupported, store))
+		return nil
+	}
+	rows, err := as.Orphans(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range orphanFailures(rows, tenantID) {
+		rep.Orphans += len(f.(*OrphanError).Rows)
+		rep.Failures = append(rep.Failures, f)
+	}
+	return nil
 }

@@ -45,8 +45,11 @@ func verifyCmd() *command {
 		desc: `Recomputes the hash chain of one run (RUN_ID), or of every run of every tenant,
 from the stored records, and checks that everything stored about each run
 agrees with its chain: the snapshot's content hash, the run's head hash,
-status, reason, stopped-at step and violating policy, the incident, and each
-step's content. Any changed, removed or reordered record is found.
+status, reason, stopped-at step, violating policy, size and totals, its one
+incident (and no incident for a run that never stopped), each step's content,
+and the columns the store keeps beside each record. Any changed, removed or
+reordered record is found. Without RUN_ID, rows whose run's row is missing
+(records, contents, checkpoints, incidents of a deleted run) are found too.
 
 With --checkpoint-key PUB (the .pub of stopline keygen --checkpoint), the
 checkpoints stored with each verified run are checked too: each must be signed
@@ -176,18 +179,25 @@ func verify(ctx context.Context, e *env, st governance.Store, args []string, ten
 		runs = append(runs, run)
 		res.verifyOne(ctx, st, run)
 	case tenant != "":
-		// One tenant's runs: VerifyRun on each, as VerifyStore does for all.
-		rs, err := st.Runs(ctx, governance.RunFilter{TenantID: tenant})
+		// One tenant's runs, and the rows of that tenant left without
+		// their run's row.
+		prog := newProgress(e, "runs verified:")
+		rep, err := governance.VerifyTenant(ctx, st, tenant, prog.update)
+		prog.done()
 		if err != nil {
 			return res, err
 		}
-		prog := newProgress(e, "runs verified:")
-		for _, run := range rs {
-			res.verifyOne(ctx, st, run)
-			prog.update(res.Runs)
+		res.Tenants, res.Runs, res.Records = 1, rep.Runs, rep.Records
+		for _, f := range rep.Failures {
+			res.Failures = append(res.Failures, failureOf(f, "", ""))
 		}
-		prog.done()
-		res.Tenants, res.runID, runs = 1, "", rs
+		if verifiers != nil {
+			rs, err := st.Runs(ctx, governance.RunFilter{TenantID: tenant})
+			if err != nil {
+				return res, err
+			}
+			runs = rs
+		}
 	default:
 		prog := newProgress(e, "runs verified:")
 		rep, err := governance.VerifyStore(ctx, st, prog.update)
@@ -253,6 +263,7 @@ func failureOf(err error, tenantID, runID string) verifyFailure {
 		me *governance.CheckpointMismatchError
 		re *governance.CheckpointRunError
 		we *governance.CheckpointRowError
+		oe *governance.OrphanError
 	)
 	switch {
 	case errors.As(err, &ce):
@@ -260,6 +271,9 @@ func failureOf(err error, tenantID, runID string) verifyFailure {
 		if ce.RunID != "" {
 			f.TenantID, f.RunID = ce.TenantID, ce.RunID
 		}
+	case errors.As(err, &oe):
+		seq := -1 // the run's row is what is missing
+		f.TenantID, f.RunID, f.Seq = oe.TenantID, oe.RunID, &seq
 	case errors.As(err, &ie):
 		f.TenantID, f.RunID, f.Seq = ie.TenantID, ie.RunID, &ie.Seq
 	case errors.As(err, &me):

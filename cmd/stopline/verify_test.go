@@ -330,3 +330,46 @@ func TestCheckpointSignsWithTheKeyGiven(t *testing.T) {
 		t.Errorf("the stored note's own key:\n%s\nwant:\n%s", again, stored)
 	}
 }
+
+// TestVerifyOrphans: a writer deletes only a run's row, leaving its
+// records, checkpoints and incident; or adds an incident to a run that
+// never stopped. Every chain left verifies; verify does not.
+func TestVerifyOrphans(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	key := filepath.Join(c.dir, "cp.key")
+	c.ok("keygen", "-o", key, "--checkpoint", "test-key")
+	var victim, other runResult
+	c.okJSON(&victim, "run", "--policies", policyFile("budget_steps"), "--steps", stepsFile("budget_steps"), "--checkpoint-key", key)
+	other = c.runSteps("agent", "completes")
+	if victim.IncidentID == nil {
+		t.Fatalf("victim run did not stop: %+v", victim)
+	}
+	tamperAll(t, c.db, `DELETE FROM runs WHERE run_id = '`+victim.RunID+`'`)
+
+	r := c.run("verify")
+	if r.code != 1 || !strings.Contains(r.stderr, victim.RunID) || !strings.Contains(r.stderr, "row is missing") ||
+		!strings.Contains(r.stderr, *victim.IncidentID) {
+		t.Errorf("verify: exit %d\n%s", r.code, r.stderr)
+	}
+	var v verifyResult
+	r = c.run("verify", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 1 {
+		t.Fatalf("verify --json: exit %d, %v\n%s", r.code, err, r.stdout)
+	}
+	if v.OK || len(v.Failures) != 1 || v.Failures[0].RunID != victim.RunID || v.Failures[0].TenantID != "acme" ||
+		v.Failures[0].Seq == nil || *v.Failures[0].Seq != -1 {
+		t.Errorf("verify --json: %+v", v)
+	}
+	if r := c.run("verify", "--tenant", "acme", "--checkpoint-key", key+".pub"); r.code != 1 || !strings.Contains(r.stderr, victim.RunID) {
+		t.Errorf("verify --tenant acme: exit %d\n%s", r.code, r.stderr)
+	}
+	c.ok("verify", "--tenant", "globex")
+	c.ok("verify", other.RunID)
+
+	// An incident of the untouched run, which never stopped.
+	tamperAll(t, c.db, `INSERT INTO incidents SELECT tenant_id, 'INC-forged', '`+other.RunID+`', trace_id, snapshot_id, policy_id, source,
+		step_index, record_hash, reason, threshold, limit_value, observed, severity, title, message, created_at, status,
+		acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution FROM incidents WHERE run_id = '`+victim.RunID+`'`)
+	c.fails(1, []string{other.RunID, "INC-forged", "never stopped"}, "verify", other.RunID)
+}

@@ -728,3 +728,124 @@ func TestTamperDeepJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestTamperColumnEdits edits, with the triggers dropped, only what the
+// store keeps BESIDE the hashed bodies — a column of a record that the
+// store queries by, a run row's totals, a row of another table — so that
+// every chain still verifies. Each edit is reported by VerifyStore (and
+// VerifyRun), naming the run and the record (seq -1: the run's row).
+func TestTamperColumnEdits(t *testing.T) {
+	f := newTamperFixture(t)
+	blocked, completed, open := f.runs["blocked"], f.runs["completed"], f.runs["open"]
+	tests := []struct {
+		name string
+		run  string
+		seq  int // the record the error must name; -1 the run's row
+		edit func(t *testing.T, db *sql.DB)
+	}{
+		{"a step's status column", completed, 2, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET status = 'violation' WHERE run_id = ? AND seq = 2`, completed)
+		}},
+		{"the inflection's policy_id column", blocked, 4, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET policy_id = 'steps' WHERE run_id = ? AND seq = 4`, blocked)
+		}},
+		{"the inflection column moved to an earlier step", blocked, 3, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET inflection = 0 WHERE run_id = ? AND seq = 4`, blocked)
+			mustExec(t, db, `UPDATE records SET inflection = 1 WHERE run_id = ? AND seq = 3`, blocked)
+		}},
+		{"the total_tokens column of a running run's last step (its row's totals)", open, 3, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET total_tokens = 1, total_cost_cents = 0 WHERE run_id = ? AND seq = 3`, open)
+		}},
+		{"a record's time column", completed, 1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET at_ns = at_ns - 3600000000000 WHERE run_id = ? AND seq = 1`, completed)
+		}},
+		{"a running run's last step made its run_end by its kind column", open, 3, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET kind = 'run_end' WHERE run_id = ? AND seq = 3`, open)
+		}},
+		{"step_index columns swapped (contents change steps)", completed, 1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET step_index = CASE seq WHEN 1 THEN 1 ELSE 0 END WHERE run_id = ? AND seq IN (1, 2)`, completed)
+		}},
+		{"the seq column of a running run's last record", open, 3, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET seq = 9 WHERE run_id = ? AND seq = 3`, open)
+		}},
+		{"an ended run's step_count, totals and chain_length", completed, -1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE runs SET step_count = 2, total_tokens = 21, total_cost_cents = 2.5, chain_length = 4 WHERE run_id = ?`, completed)
+		}},
+		{"content stored on a run_end record", completed, -1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET content = '{"input":"never said"}' WHERE run_id = ? AND kind = 'run_end'`, completed)
+		}},
+		{"an incident added to a run that never stopped", completed, -1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `INSERT INTO incidents SELECT tenant_id, 'INC-forged', ?, trace_id, snapshot_id, policy_id, source, step_index, record_hash,
+				reason, threshold, limit_value, observed, severity, title, message, created_at, status, acknowledged_at, acknowledged_by,
+				resolved_at, resolved_by, resolution FROM incidents WHERE run_id = ?`, completed, blocked)
+		}},
+		{"a second incident of a stopped run", blocked, 4, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `INSERT INTO incidents SELECT tenant_id, 'INC-second', run_id, trace_id, snapshot_id, 'steps', source, step_index, record_hash,
+				reason, threshold, limit_value, observed, severity, title, 'another story', created_at, status, acknowledged_at, acknowledged_by,
+				resolved_at, resolved_by, resolution FROM incidents WHERE run_id = ?`, blocked)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := f.copy(t)
+			db := tamperDB(t, path)
+			tc.edit(t, db)
+			db.Close()
+			s := openStore(t, path)
+			// Every chain still verifies: only the columns changed.
+			recs, err := s.Records(ctx, "acme", tc.run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := trace.Verify(recs); err != nil {
+				t.Fatalf("the edit broke the chain, fix the test: %v", err)
+			}
+			rep, err := governance.VerifyStore(ctx, s, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Failures) != 1 {
+				t.Fatalf("VerifyStore: want one failure, got %v", rep.Failures)
+			}
+			for _, err := range []error{rep.Failures[0], second(governance.VerifyRun(ctx, s, "acme", tc.run))} {
+				var ie *governance.IntegrityError
+				if !errors.As(err, &ie) || !errors.Is(err, governance.ErrIntegrity) {
+					t.Fatalf("got %v, want an IntegrityError", err)
+				}
+				if ie.RunID != tc.run || ie.TenantID != "acme" || ie.Seq != tc.seq || !strings.Contains(err.Error(), tc.run) {
+					t.Errorf("error names run %s record %d, want run %s record %d: %v", ie.RunID, ie.Seq, tc.run, tc.seq, err)
+				}
+			}
+		})
+	}
+
+	t.Run("the run's row deleted, its records, checkpoints and incident left", func(t *testing.T) {
+		path := f.copy(t)
+		db := tamperDB(t, path)
+		mustExec(t, db, `DELETE FROM runs WHERE run_id = ?`, blocked)
+		db.Close()
+		s := openStore(t, path)
+		rep, err := governance.VerifyStore(ctx, s, nil)
+		if err != nil || len(rep.Failures) != 1 || rep.Runs != 2 {
+			t.Fatalf("VerifyStore: %+v %v", rep, err)
+		}
+		var oe *governance.OrphanError
+		if err := rep.Failures[0]; !errors.As(err, &oe) || !errors.Is(err, governance.ErrOrphan) || oe.RunID != blocked ||
+			!strings.Contains(err.Error(), blocked) {
+			t.Fatalf("got %v, want an OrphanError naming run %s", err, blocked)
+		}
+		kinds := map[governance.OrphanKind]int{}
+		for _, o := range oe.Rows {
+			kinds[o.Kind]++
+		}
+		if kinds[governance.OrphanRecord] != 6 || kinds[governance.OrphanContent] != 4 || kinds[governance.OrphanIncident] != 1 ||
+			kinds[governance.OrphanCheckpoint] != len(f.notes[blocked]) || rep.Orphans != len(oe.Rows) {
+			t.Errorf("orphans: %v (report: %d)", kinds, rep.Orphans)
+		}
+		// The checkpoints kept outside: the run is gone.
+		notes := f.notes[blocked]
+		if _, err := governance.VerifyCheckpoint(ctx, s, []byte(notes[len(notes)-1]), f.verifiers); !errors.Is(err, governance.ErrNotFound) {
+			t.Errorf("kept note of the run: got %v, want ErrNotFound", err)
+		}
+	})
+}
