@@ -119,6 +119,12 @@ type RecordIndex struct {
 	PolicyID       string // the deciding policy of a step; the violating policy of a run_end
 	TotalTokens    int64
 	TotalCostCents float64
+	// Body is the stored body, byte for byte: it must be exactly the
+	// record's canonical encoding (trace.Encode), not merely decode to
+	// the same record — a key given twice (encoding/json keeps the last,
+	// a reader of the database the first), a key in another case, other
+	// spacing. IndexOf leaves it nil.
+	Body []byte
 }
 
 // IndexOf returns the index a store keeps for r.

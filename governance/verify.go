@@ -1,10 +1,12 @@
 package governance
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/stopline/stopline/trace"
 )
@@ -97,9 +99,15 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 		if len(idx) != len(recs) {
 			return len(recs), bad(-1, "the store indexes %d records, its chain has %d", len(idx), len(recs))
 		}
+		var buf []byte
 		for i := range recs {
 			if d := idx[i].diff(IndexOf(&recs[i])); d != "" {
 				return len(recs), bad(recs[i].Seq, "%s", d)
+			}
+			if idx[i].Body != nil {
+				if buf = trace.Encode(buf[:0], &recs[i]); !bytes.Equal(idx[i].Body, buf) {
+					return len(recs), bad(recs[i].Seq, "the stored body is not the canonical encoding of the record it decodes to (a key given twice or spelled another way, other spacing): a reader of the database may read another record than the one hashed")
+				}
 			}
 		}
 	}
@@ -126,6 +134,35 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 			return len(recs), bad(last.Seq, "run row (%s, %s, policy %q, incident %q) disagrees with run_end record (%s, %s, policy %q, incident %q)",
 				run.Status, run.TerminationReason, run.ViolationPolicyID, run.IncidentID,
 				last.RunStatus, last.Reason, last.ViolationPolicyID, last.IncidentID)
+		}
+		if run.EndedAt == nil || !run.EndedAt.Equal(last.At) {
+			return len(recs), bad(last.Seq, "run row says ended %s, its run_end record at %s", fmtTimePtr(run.EndedAt), fmtTime(last.At))
+		}
+	} else if run.EndedAt != nil || run.TerminationReason != "" || run.StoppedAtStep != nil || run.ViolationPolicyID != "" {
+		return len(recs), bad(-1, "run row of a run that has not ended states an end (ended %s, reason %q, stopped at %v, policy %q)",
+			fmtTimePtr(run.EndedAt), run.TerminationReason, derefInt(run.StoppedAtStep), run.ViolationPolicyID)
+	}
+	// When the run was created is its run_start record's time; a queued
+	// run has no step.
+	if !run.CreatedAt.Equal(recs[0].At) {
+		return len(recs), bad(0, "run row says created at %s, run_start record at %s", fmtTime(run.CreatedAt), fmtTime(recs[0].At))
+	}
+	if run.Status == StatusQueued && steps > 0 {
+		return len(recs), bad(-1, "run row says queued but the chain has %d steps", steps)
+	}
+	// The policy version the run row names, if any, published the
+	// snapshot the chain is bound to.
+	if run.PolicyVersion != 0 {
+		vs, err := store.PolicyVersions(ctx, tenantID)
+		if err != nil {
+			return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading the policy versions: " + err.Error(), Err: err}
+		}
+		ok := false
+		for _, v := range vs {
+			ok = ok || v.Version == run.PolicyVersion && v.SnapshotID == run.SnapshotID
+		}
+		if !ok {
+			return len(recs), bad(-1, "run row names policy version %d, which did not publish snapshot %s", run.PolicyVersion, run.SnapshotID)
 		}
 	}
 	// Every incident that names the run: exactly the one its stop created,
@@ -162,7 +199,8 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 			return len(recs), bad(-1, "incident %s: %v", run.IncidentID, err)
 		}
 		if inc.RunID != runID || inc.StepIndex != inf.StepIndex || inc.PolicyID != inf.PolicyID ||
-			inc.RecordHash != inf.Hash || inc.SnapshotID != run.SnapshotID || inc.Reason != inf.Reason {
+			inc.RecordHash != inf.Hash || inc.SnapshotID != run.SnapshotID || inc.Reason != inf.Reason ||
+			inc.TraceID != run.TraceID || !inc.CreatedAt.Equal(inf.At) {
 			return len(recs), bad(inf.Seq, "incident %s does not match the inflection record (step %d, policy %s, hash %s)",
 				inc.ID, inf.StepIndex, inf.PolicyID, inf.Hash)
 		}
@@ -214,6 +252,15 @@ func sameIntPtr(a, b *int) bool {
 		return a == nil && b == nil
 	}
 	return *a == *b
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func fmtTimePtr(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return fmtTime(*t)
 }
 
 func derefInt(p *int) any {

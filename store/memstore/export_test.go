@@ -40,6 +40,19 @@ func (tm Tamper) EditRecordIndex(t testing.TB, tenantID, runID string, seq int, 
 	}
 }
 
+func (tm Tamper) SetBody(t testing.TB, tenantID, runID string, seq int, body []byte) {
+	s := tm.S
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tm.record(t, tenantID, runID, seq)
+	st := s.runs[key{tenantID, runID}]
+	for i := range st.records {
+		if st.records[i].Seq == seq {
+			st.bodies[i] = body
+		}
+	}
+}
+
 func (tm Tamper) SetContent(t testing.TB, tenantID, runID string, seq int, c trace.Content) {
 	s := tm.S
 	s.mu.Lock()

@@ -513,6 +513,7 @@ func (s *Store) RecordIndexes(ctx context.Context, tenantID, runID string) ([]go
 	out := make([]governance.RecordIndex, len(st.records))
 	for i := range st.records {
 		out[i] = governance.IndexOf(&st.records[i])
+		out[i].Body = bytes.Clone(st.bodies[i])
 	}
 	return out, nil
 }

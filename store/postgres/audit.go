@@ -81,14 +81,15 @@ func (s *Store) Orphans(ctx context.Context) ([]governance.Orphan, error) {
 
 // RecordIndexes implements governance.AuditStore: the columns stored
 // beside each record's body (seq, kind, step_index, at_ns, status,
-// inflection, policy_id, total_tokens, total_cost_cents), in seq order.
+// inflection, policy_id, total_tokens, total_cost_cents) and the body
+// itself, in seq order.
 // An unknown run is governance.ErrNotFound.
 func (s *Store) RecordIndexes(ctx context.Context, tenantID, runID string) ([]governance.RecordIndex, error) {
 	fail := func(err error) ([]governance.RecordIndex, error) {
 		return nil, fmt.Errorf("postgres: reading the record columns of run %s (tenant %s): %w", runID, tenantID, err)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT seq, kind, step_index, at_ns, status, inflection, policy_id,
-		total_tokens, total_cost_cents FROM records WHERE tenant_id = $1 AND run_id = $2 ORDER BY seq`, tenantID, runID)
+		total_tokens, total_cost_cents, body FROM records WHERE tenant_id = $1 AND run_id = $2 ORDER BY seq`, tenantID, runID)
 	if err != nil {
 		return fail(err)
 	}
@@ -101,7 +102,7 @@ func (s *Store) RecordIndexes(ctx context.Context, tenantID, runID string) ([]go
 			at             *int64
 			status, policy *string
 		)
-		if err := rows.Scan(&x.Seq, &kind, &x.StepIndex, &at, &status, &x.Inflection, &policy, &x.TotalTokens, &x.TotalCostCents); err != nil {
+		if err := rows.Scan(&x.Seq, &kind, &x.StepIndex, &at, &status, &x.Inflection, &policy, &x.TotalTokens, &x.TotalCostCents, &x.Body); err != nil {
 			return fail(err)
 		}
 		x.Kind, x.At = trace.Kind(kind), timeOf(at)

@@ -94,6 +94,10 @@ func (tm pgTamper) EditRecordIndex(t testing.TB, tenantID, runID string, seq int
 		x.TotalTokens, x.TotalCostCents, tenantID, runID, seq)
 }
 
+func (tm pgTamper) SetBody(t testing.TB, tenantID, runID string, seq int, body []byte) {
+	tm.exec(t, `UPDATE records SET body = $1 WHERE tenant_id = $2 AND run_id = $3 AND seq = $4`, body, tenantID, runID, seq)
+}
+
 func (tm pgTamper) SetContent(t testing.TB, tenantID, runID string, seq int, c trace.Content) {
 	tm.exec(t, `UPDATE records SET content = $1 WHERE tenant_id = $2 AND run_id = $3 AND seq = $4`,
 		string(trace.EncodeContent(nil, &c)), tenantID, runID, seq)

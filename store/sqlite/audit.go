@@ -93,14 +93,15 @@ func closeRows(rows *sql.Rows) error {
 
 // RecordIndexes implements governance.AuditStore: the columns stored
 // beside each record's body (seq, kind, step_index, at_ns, status,
-// inflection, policy_id, total_tokens, total_cost_cents), in seq order.
+// inflection, policy_id, total_tokens, total_cost_cents) and the body
+// itself, in seq order.
 // An unknown run is governance.ErrNotFound.
 func (s *Store) RecordIndexes(ctx context.Context, tenantID, runID string) ([]governance.RecordIndex, error) {
 	fail := func(err error) ([]governance.RecordIndex, error) {
 		return nil, fmt.Errorf("sqlite: reading the record columns of run %s (tenant %s): %w", runID, tenantID, err)
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT seq, kind, step_index, at_ns, status, inflection, policy_id,
-		total_tokens, total_cost_cents FROM records WHERE tenant_id = ? AND run_id = ? ORDER BY seq`, tenantID, runID)
+		total_tokens, total_cost_cents, body FROM records WHERE tenant_id = ? AND run_id = ? ORDER BY seq`, tenantID, runID)
 	if err != nil {
 		return fail(err)
 	}
@@ -114,7 +115,7 @@ func (s *Store) RecordIndexes(ctx context.Context, tenantID, runID string) ([]go
 			status, policy sql.NullString
 			inflection     int
 		)
-		if err := rows.Scan(&x.Seq, &kind, &x.StepIndex, &at, &status, &inflection, &policy, &x.TotalTokens, &x.TotalCostCents); err != nil {
+		if err := rows.Scan(&x.Seq, &kind, &x.StepIndex, &at, &status, &inflection, &policy, &x.TotalTokens, &x.TotalCostCents, &x.Body); err != nil {
 			return fail(err)
 		}
 		x.Kind, x.At, x.Status, x.Inflection, x.PolicyID = trace.Kind(kind), timeOf(at), trace.Status(status.String), inflection != 0, policy.String

@@ -74,6 +74,10 @@ func (tm sqlTamper) EditRecordIndex(t testing.TB, tenantID, runID string, seq in
 		x.TotalTokens, x.TotalCostCents, tenantID, runID, seq)
 }
 
+func (tm sqlTamper) SetBody(t testing.TB, tenantID, runID string, seq int, body []byte) {
+	mustExec(t, tm.db, `UPDATE records SET body = ? WHERE tenant_id = ? AND run_id = ? AND seq = ?`, body, tenantID, runID, seq)
+}
+
 func (tm sqlTamper) SetContent(t testing.TB, tenantID, runID string, seq int, c trace.Content) {
 	mustExec(t, tm.db, `UPDATE records SET content = ? WHERE tenant_id = ? AND run_id = ? AND seq = ?`,
 		string(trace.EncodeContent(nil, &c)), tenantID, runID, seq)

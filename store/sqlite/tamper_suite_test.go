@@ -731,8 +731,9 @@ func TestTamperDeepJSON(t *testing.T) {
 
 // TestTamperColumnEdits edits, with the triggers dropped, only what the
 // store keeps BESIDE the hashed bodies — a column of a record that the
-// store queries by, a run row's totals, a row of another table — so that
-// every chain still verifies. Each edit is reported by VerifyStore (and
+// store queries by, a run row's totals, a row of another table — or a
+// body's spelling but not what it decodes to, so that every chain still
+// verifies. Each edit is reported by VerifyStore (and
 // VerifyRun), naming the run and the record (seq -1: the run's row).
 func TestTamperColumnEdits(t *testing.T) {
 	f := newTamperFixture(t)
@@ -770,6 +771,30 @@ func TestTamperColumnEdits(t *testing.T) {
 		}},
 		{"an ended run's step_count, totals and chain_length", completed, -1, func(t *testing.T, db *sql.DB) {
 			mustExec(t, db, `UPDATE runs SET step_count = 2, total_tokens = 21, total_cost_cents = 2.5, chain_length = 4 WHERE run_id = ?`, completed)
+		}},
+		{"a body key in another case (the record decodes the same)", completed, 2, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET body = CAST(replace(CAST(body AS TEXT), '"tool":', '"TOOL":') AS BLOB) WHERE run_id = ? AND seq = 2`, completed)
+		}},
+		{"a forged first copy of a key in a body (the record decodes the same)", blocked, 4, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET body = CAST(replace(CAST(body AS TEXT), '"tool":"shell"', '"tool":"search","tool":"shell"') AS BLOB) WHERE run_id = ? AND seq = 4`, blocked)
+		}},
+		{"an ended run's ended_at", completed, 4, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE runs SET ended_at = ended_at + 1 WHERE run_id = ?`, completed)
+		}},
+		{"a running run's row stating a stop", open, -1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE runs SET termination_reason = 'policy_block', stopped_at_step = 1, violation_policy_id = 'tools' WHERE run_id = ?`, open)
+		}},
+		{"a run's created_at", completed, 0, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE runs SET created_at = created_at - 86400000000000 WHERE run_id = ?`, completed)
+		}},
+		{"a running run with steps made queued", open, -1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE runs SET status = 'queued' WHERE run_id = ?`, open)
+		}},
+		{"a policy version that never published the run's snapshot", completed, -1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE runs SET policy_version = 7 WHERE run_id = ?`, completed)
+		}},
+		{"the incident's trace_id and created_at", blocked, 4, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE incidents SET trace_id = 'TRC-other', created_at = created_at + 1 WHERE run_id = ?`, blocked)
 		}},
 		{"content stored on a run_end record", completed, -1, func(t *testing.T, db *sql.DB) {
 			mustExec(t, db, `UPDATE records SET content = '{"input":"never said"}' WHERE run_id = ? AND kind = 'run_end'`, completed)

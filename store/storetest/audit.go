@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strings"
@@ -124,6 +125,7 @@ func testAudit(t *testing.T, open Opener) {
 		want := make([]governance.RecordIndex, len(recs))
 		for i := range recs {
 			want[i] = governance.IndexOf(&recs[i])
+			want[i].Body = trace.Encode(nil, &recs[i]) // the bytes the store was given
 		}
 		if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
 			t.Errorf("RecordIndexes of %s (-want +got):\n%s", id, diff)
@@ -158,6 +160,9 @@ type Tamper interface {
 	// EditRecordIndex changes the columns the store keeps beside one
 	// record (found by its seq), not its body or hashes.
 	EditRecordIndex(t testing.TB, tenantID, runID string, seq int, edit func(*governance.RecordIndex))
+	// SetBody replaces the stored body of record seq, leaving its hashes
+	// and columns alone.
+	SetBody(t testing.TB, tenantID, runID string, seq int, body []byte)
 	// SetContent stores c as the step content held with record seq,
 	// whatever its kind.
 	SetContent(t testing.TB, tenantID, runID string, seq int, c trace.Content)
@@ -325,6 +330,31 @@ func RunTamper(t *testing.T, open TamperOpener) {
 			wantIntegrity(t, failure(t, f.st, runID), runID, seq)
 			_, err := governance.VerifyRun(ctx, f.st, "acme", runID)
 			wantIntegrity(t, err, runID, seq)
+		})
+	}
+
+	// A body that decodes to the very record its hash covers, spelled so
+	// that a reader of the database reads something else.
+	bodies := []struct {
+		name string
+		edit func(body []byte) []byte
+	}{
+		{"a forged first copy of a key", func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"tool":"search"`), []byte(`"tool":"shell","tool":"search"`), 1)
+		}},
+		{"a key in another case", func(b []byte) []byte { return bytes.Replace(b, []byte(`"tool":`), []byte(`"TOOL":`), 1) }},
+		{"other spacing", func(b []byte) []byte { return bytes.Replace(b, []byte(`,"tool":`), []byte(`, "tool": `), 1) }},
+	}
+	for _, bc := range bodies {
+		t.Run("RecordBody/"+bc.name, func(t *testing.T) {
+			f, tm := fixture(t)
+			r := f.records[f.completed][2]
+			body := bc.edit(trace.Encode(nil, &r))
+			if d, err := trace.DecodeRecord(body, r.PrevHash, r.Hash); err != nil || !cmp.Equal(d, r) {
+				t.Fatalf("the body must decode to the same record (fix the test): %v", err)
+			}
+			tm.SetBody(t, "acme", f.completed, 2, body)
+			wantIntegrity(t, failure(t, f.st, f.completed), f.completed, 2)
 		})
 	}
 
