@@ -304,3 +304,32 @@ func TestExportChecksTheCheckpointItCarries(t *testing.T) {
 		t.Errorf("carried checkpoint:\n%v\nwant the latest that covers the records read:\n%s", got, aRows[len(aRows)-1].Note)
 	}
 }
+
+// TestBundleLimitCaseVariantKeys pins down a limit, so that GUARANTEES.md
+// stays true: a run whose labels (or step metadata) hold two keys equal
+// ignoring case ("Team" and "team") exports a bundle that Verify refuses
+// as ErrAmbiguous, because internal/strictjson refuses every object with
+// two such keys (some readers match keys ignoring case).
+func TestBundleLimitCaseVariantKeys(t *testing.T) {
+	st := memstore.New()
+	clock := governance.NewFakeClock(T0)
+	r, _ := governance.NewRunner(st, governance.WithClock(clock))
+	run, err := r.Start(ctx, governance.StartOptions{Snapshot: policy(t, "acme", 50, T0), Labels: map[string]string{"Team": "a", "team": "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run.Step(ctx, governance.StepInput{Type: prevention.StepToolCall, Tool: "search"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exp, _ := export.New(st, export.WithClock(clock))
+	a, err := exp.Export(ctx, export.TypeEvidence, export.Request{TenantID: "acme", RunID: run.ID(), ExportedBy: "t"}, export.FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := export.VerifyUnsigned(a.Data); !errors.Is(err, export.ErrAmbiguous) {
+		t.Fatalf("now verifies (update GUARANTEES.md): %v", err)
+	}
+}

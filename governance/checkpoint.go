@@ -62,15 +62,32 @@ func CheckpointText(tenantID, runID string, size int, head string, at time.Time)
 }
 
 // SignCheckpoint signs a checkpoint of the run's chain as it is stored
-// now (its size and head) and stores it. It returns the checkpoint.
-// Another note already stored for the run, size and key name is
-// ErrChainConflict: see StoredCheckpoint.
+// now (its size and head) and stores it. It returns the checkpoint. It
+// signs only a run that verifies (VerifyRun): a signature over a chain
+// someone has already changed would vouch for the change. When another
+// note is already stored for the run, size and key name, the error
+// matches ErrChainConflict and the checkpoint returned is the one signed
+// but not stored (see StoredCheckpoint).
 func SignCheckpoint(ctx context.Context, store Store, signer note.Signer, tenantID, runID string, at time.Time) (Checkpoint, error) {
+	if _, err := VerifyRun(ctx, store, tenantID, runID); err != nil {
+		return Checkpoint{}, err
+	}
 	run, err := store.Run(ctx, tenantID, runID)
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	return putCheckpoint(ctx, store, signer, tenantID, runID, run.ChainLength, run.HeadHash, at)
+	cp, err := NewCheckpoint(signer, tenantID, runID, run.ChainLength, run.HeadHash, at)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if err := store.PutCheckpoint(ctx, cp); err != nil {
+		err = fmt.Errorf("stopline: storing checkpoint of run %s at size %d: %w", runID, cp.Size, err)
+		if errors.Is(err, ErrChainConflict) {
+			return cp, err
+		}
+		return Checkpoint{}, err
+	}
+	return cp, nil
 }
 
 // NewCheckpoint signs a checkpoint of a chain of size records whose last

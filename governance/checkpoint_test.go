@@ -439,3 +439,26 @@ func TestParseCheckpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestSignCheckpointOnlyWhatVerifies: a checkpoint vouches for a chain;
+// SignCheckpoint refuses to sign a run that does not verify.
+func TestSignCheckpointOnlyWhatVerifies(t *testing.T) {
+	st := memstore.New()
+	signer, _ := checkpointKeys(t, "ops")
+	r, _ := newRunner(t, st)
+	run, _ := r.Start(ctx, governance.StartOptions{Snapshot: parse(t, allowAllDoc)})
+	run.Step(ctx, governance.StepInput{Type: prevention.StepMessage, Tokens: 3})
+	forged := rewritten{Store: st, records: func(recs []trace.Record) []trace.Record {
+		recs[1].Tokens = 0
+		return recompute(recs)
+	}}
+	if cp, err := governance.SignCheckpoint(ctx, forged, signer, "acme", run.ID(), t0); !errors.Is(err, governance.ErrIntegrity) || cp.Note != "" {
+		t.Errorf("signing a run that does not verify: %+v %v", cp, err)
+	}
+	if cps, _ := st.Checkpoints(ctx, "acme", run.ID()); len(cps) != 0 {
+		t.Errorf("a checkpoint was stored: %+v", cps)
+	}
+	if _, err := governance.SignCheckpoint(ctx, st, signer, "acme", run.ID(), t0); err != nil {
+		t.Errorf("signing a run that verifies: %v", err)
+	}
+}

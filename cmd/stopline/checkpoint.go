@@ -28,6 +28,10 @@ note to -o FILE, or to stdout. Keep a copy outside the database: even a writer
 who rewrites the records and recomputes every hash cannot make them match a
 checkpoint again (stopline verify --checkpoint FILE --checkpoint-key PUB).
 
+It signs only a run that verifies (stopline verify RUN_ID), and whose stored
+checkpoints signed by this key still verify: a rewritten chain is not signed
+again.
+
 If the run was already checkpointed at its current size with this key, the
 stored checkpoint is written again (only if its signature verifies with this
 very key and it states the run's current size and head). If the store holds,
@@ -58,17 +62,17 @@ stored: the command says so and exits 1.
 				if err != nil {
 					return err
 				}
+				// Sign only what verifies: the run, and every checkpoint this
+				// very key signed of it before.
+				if err := earlierCheckpoints(ctx, st, verifier, run.TenantID, run.RunID); err != nil {
+					return fmt.Errorf("not signing: %w", err)
+				}
 				cp, err := governance.SignCheckpoint(ctx, st, signer, run.TenantID, run.RunID, time.Now())
 				var notStored error
 				if errors.Is(err, governance.ErrChainConflict) {
-					cp, notStored = storedOrUnstored(ctx, st, signer, verifier, run.TenantID, run.RunID, err)
-					err = nil
-					if cp.Note == "" {
-						return notStored
-					}
-				}
-				if err != nil {
-					return err
+					cp, notStored = storedOrUnstored(ctx, st, verifier, cp, err)
+				} else if err != nil {
+					return fmt.Errorf("not signing: %w", err)
 				}
 				if err := writeCheckpoint(e, cp, out); err != nil {
 					return err
@@ -104,32 +108,43 @@ func writeCheckpoint(e *env, cp governance.Checkpoint, out string) error {
 	return t.flush()
 }
 
-// storedOrUnstored is called when SignCheckpoint found another note
-// stored for the run's current size under the key's name (conflict). It
+// storedOrUnstored is called when SignCheckpoint signed cp but found
+// another note stored for its size under the key's name (conflict). It
 // returns the stored checkpoint if one verifies with this very key and
-// states the run's current size and head: the one this key made before.
-// Otherwise the note stored under the key's name was signed by another
-// key (two keys may share a name; a writer of the database may store
-// anything): it returns a new checkpoint signed with this key, which the
-// store cannot take, and an error saying it was not stored.
-func storedOrUnstored(ctx context.Context, st governance.Store, signer note.Signer, verifier note.Verifier, tenantID, runID string, conflict error) (governance.Checkpoint, error) {
-	run, err := st.Run(ctx, tenantID, runID)
-	if err != nil {
-		return governance.Checkpoint{}, errors.Join(conflict, err)
-	}
-	cp, err := governance.StoredCheckpoint(ctx, st, verifier, tenantID, runID, run.ChainLength, run.HeadHash)
+// states the same size and head: the one this key made before. Otherwise
+// the note stored under the key's name was signed by another key (two
+// keys may share a name; a writer of the database may store anything): it
+// returns cp, signed with this key but not stored, and an error saying so.
+func storedOrUnstored(ctx context.Context, st governance.Store, verifier note.Verifier, cp governance.Checkpoint, conflict error) (governance.Checkpoint, error) {
+	stored, err := governance.StoredCheckpoint(ctx, st, verifier, cp.TenantID, cp.RunID, cp.Size, cp.Head)
 	if err == nil {
-		return cp, nil
+		return stored, nil
 	}
 	if !errors.Is(err, governance.ErrNotFound) {
-		return governance.Checkpoint{}, errors.Join(conflict, err)
-	}
-	cp, err = governance.NewCheckpoint(signer, tenantID, runID, run.ChainLength, run.HeadHash, time.Now())
-	if err != nil {
-		return governance.Checkpoint{}, err
+		return cp, errors.Join(conflict, err)
 	}
 	return cp, fmt.Errorf("run %s: the checkpoint was signed but NOT stored: the store already holds, for size %d and key name %s, a note that key %s did not sign (another key with the same name, or a note written into the database): %w",
-		runID, run.ChainLength, signer.Name(), signer.Name(), conflict)
+		cp.RunID, cp.Size, verifier.Name(), verifier.Name(), conflict)
+}
+
+// earlierCheckpoints verifies, against the run's records, every stored
+// checkpoint of the run that this key signed (notes under its name that
+// it did not sign are not its own, and are left to verify).
+func earlierCheckpoints(ctx context.Context, st governance.Store, verifier note.Verifier, tenantID, runID string) error {
+	cps, err := st.Checkpoints(ctx, tenantID, runID)
+	if err != nil {
+		return err
+	}
+	vs := note.VerifierList(verifier)
+	for _, row := range cps {
+		if _, err := governance.OpenCheckpoint([]byte(row.Note), vs); err != nil {
+			continue // not signed by this key
+		}
+		if _, err := governance.VerifyRunCheckpoint(ctx, st, tenantID, runID, []byte(row.Note), vs); err != nil {
+			return fmt.Errorf("an earlier checkpoint of this key: %w", err)
+		}
+	}
+	return nil
 }
 
 func readCheckpointSigner(path string) (note.Signer, error) {

@@ -373,3 +373,25 @@ func TestVerifyOrphans(t *testing.T) {
 		acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution FROM incidents WHERE run_id = '`+victim.RunID+`'`)
 	c.fails(1, []string{other.RunID, "INC-forged", "never stopped"}, "verify", other.RunID)
 }
+
+// TestCheckpointRefusesToSignAForgery: stopline checkpoint signs only a
+// run that verifies and whose earlier checkpoints by the same key still
+// verify: a chain rewritten consistently (every hash recomputed) is not
+// vouched for by a new signature.
+func TestCheckpointRefusesToSignAForgery(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	key := filepath.Join(c.dir, "cp.key")
+	c.ok("keygen", "-o", key, "--checkpoint", "test-key")
+	rewritten := c.runSteps("budget_steps", "budget_steps")
+	changed := c.runSteps("agent", "completes")
+	c.ok("checkpoint", rewritten.RunID, "--key", key)
+
+	rewriteChain(t, c.db, rewritten.RunID, 2, func(r *trace.Record) { r.Model = "m-2" })
+	c.ok("verify", rewritten.RunID) // the chain alone verifies
+	c.fails(1, []string{"not signing", rewritten.RunID, "checkpoint"}, "checkpoint", rewritten.RunID, "--key", key)
+
+	tamper(t, c.db, `UPDATE records SET body = CAST(replace(CAST(body AS TEXT), '"step_index":0', '"step_index":0 ') AS BLOB)
+		WHERE run_id = ? AND seq = 1`, changed.RunID)
+	c.fails(1, []string{"not signing", changed.RunID, "record 1"}, "checkpoint", changed.RunID, "--key", key)
+}
