@@ -51,11 +51,29 @@ func (e *IntegrityError) Unwrap() error { return e.Err }
 // each record against the record. It returns the chain's length and the
 // first problem found: a *trace.ChainError, or an *IntegrityError naming
 // the run and the record (ErrIntegrity).
+//
+// The store's reads are not one snapshot: a run that records a step while
+// it is verified can look inconsistent. A run that has not ended and
+// whose chain grew while it was read is verified again (up to three
+// times); the last error stands.
 func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (records int, err error) {
-	run, err := store.Run(ctx, tenantID, runID)
-	if err != nil {
-		return 0, err
+	for attempt := 1; ; attempt++ {
+		run, rerr := store.Run(ctx, tenantID, runID)
+		if rerr != nil {
+			return 0, rerr
+		}
+		records, err = verifyRun(ctx, store, tenantID, runID, run)
+		if err == nil || run.Status.Ended() || attempt == 3 {
+			return records, err
+		}
+		now, rerr := store.Run(ctx, tenantID, runID)
+		if rerr != nil || (now.ChainLength == run.ChainLength && now.HeadHash == run.HeadHash && now.Status == run.Status) {
+			return records, err // nothing moved: the failure is the store's
+		}
 	}
+}
+
+func verifyRun(ctx context.Context, store Store, tenantID, runID string, run RunRecord) (records int, err error) {
 	bad := func(seq int, format string, args ...any) error {
 		return &IntegrityError{TenantID: tenantID, RunID: runID, Seq: seq, Problem: fmt.Sprintf(format, args...)}
 	}

@@ -47,3 +47,39 @@ func TestRecoverRunTotalsFromTheChain(t *testing.T) {
 		t.Errorf("VerifyRun after recovery: %v", err)
 	}
 }
+
+// staleOnce answers the first Run with a row read before the run's last
+// step, as a read racing with a step can.
+type staleOnce struct {
+	governance.Store
+	stale governance.RunRecord
+	calls *int
+}
+
+func (s staleOnce) Run(ctx context.Context, tenant, run string) (governance.RunRecord, error) {
+	*s.calls++
+	if *s.calls == 1 {
+		return s.stale, nil
+	}
+	return s.Store.Run(ctx, tenant, run)
+}
+
+// TestVerifyRunOfARunInProgress: a running run that records a step while
+// it is verified is verified again, not reported; a run that did not
+// move is reported.
+func TestVerifyRunOfARunInProgress(t *testing.T) {
+	st := memstore.New()
+	r, _ := newRunner(t, st)
+	run, _ := r.Start(ctx, governance.StartOptions{Snapshot: parse(t, allowAllDoc)})
+	run.Step(ctx, governance.StepInput{Type: prevention.StepMessage})
+	before, _ := st.Run(ctx, "acme", run.ID())
+	run.Step(ctx, governance.StepInput{Type: prevention.StepMessage})
+	calls := 0
+	if _, err := governance.VerifyRun(ctx, staleOnce{st, before, &calls}, "acme", run.ID()); err != nil || calls < 3 {
+		t.Errorf("VerifyRun during a step: %v (%d reads of the run)", err, calls)
+	}
+	// A row that stays wrong is reported.
+	if _, err := governance.VerifyRun(ctx, lyingTotals{st}, "acme", run.ID()); err == nil {
+		t.Error("a run row that stays wrong passed")
+	}
+}
