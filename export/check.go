@@ -1,12 +1,14 @@
 package export
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/trace"
 )
 
@@ -60,6 +62,11 @@ func checkContent(c *checks, b Bundle, records []trace.Record) {
 	if first.TenantID != h.TenantID || first.RunID != h.RunID {
 		c.add(ErrInconsistent, "bundle is about run %s of tenant %q, chain is run %s of tenant %q", h.RunID, h.TenantID, first.RunID, first.TenantID)
 	}
+	if p.Checkpoint != "" {
+		if _, err := carriedCheckpoint(p, h); err != nil {
+			c.fails = append(c.fails, err)
+		}
+	}
 	switch b := b.(type) {
 	case *EvidenceBundle:
 		checkEvidence(c, b, recs)
@@ -101,6 +108,7 @@ func checkChain(c *checks, p *Provenance, recs []trace.Record) []trace.Record {
 	}
 	if recs == nil {
 		recs = make([]trace.Record, len(p.Chain))
+		var buf []byte
 		for i, cr := range p.Chain {
 			r, err := trace.DecodeRecord(cr.Record, cr.PrevHash, cr.Hash)
 			if err != nil {
@@ -108,6 +116,17 @@ func checkChain(c *checks, p *Provenance, recs []trace.Record) []trace.Record {
 				return nil
 			}
 			recs[i] = r
+			// The hash covers the record as decoded, re-encoded: the body
+			// must be that encoding, so that what a reader of the body
+			// sees (a key in another case, a duplicated key, another
+			// spelling) is what the hash covers.
+			buf = trace.Encode(buf[:0], &r)
+			if bytes.Equal(cr.Record, buf) {
+				continue // as exported
+			}
+			if canon, err := snapshot.Canonical(cr.Record); err != nil || !bytes.Equal(canon, buf) {
+				c.add(ErrAmbiguous, "chain record %d is not the canonical encoding of the record its hash covers", i)
+			}
 		}
 	}
 	if err := chainFailure(recs); err != nil {

@@ -58,14 +58,14 @@ func TestBundleCarriesCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := export.VerifyCheckpoint(verified, verifiers)
+	cp, err := export.VerifyBundleCheckpoint(verified, verifiers)
 	if err != nil || cp.Size != 4 || cp.RunID != run.ID() {
-		t.Fatalf("VerifyCheckpoint: %+v %v", cp, err)
+		t.Fatalf("VerifyBundleCheckpoint: %+v %v", cp, err)
 	}
 	// Another key's verifiers: refused.
 	_, otherV, _ := governance.GenerateCheckpointKey("stopline-export-test")
 	ov, _ := note.NewVerifier(otherV)
-	if _, err := export.VerifyCheckpoint(verified, note.VerifierList(ov)); !errors.Is(err, governance.ErrCheckpoint) {
+	if _, err := export.VerifyBundleCheckpoint(verified, note.VerifierList(ov)); !errors.Is(err, governance.ErrCheckpoint) {
 		t.Errorf("checkpoint with the wrong verifier: %v", err)
 	}
 	// A run without checkpoints: ErrNoCheckpoint.
@@ -78,7 +78,7 @@ func TestBundleCarriesCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := export.VerifyCheckpoint(v2, verifiers); !errors.Is(err, export.ErrNoCheckpoint) {
+	if _, err := export.VerifyBundleCheckpoint(v2, verifiers); !errors.Is(err, export.ErrNoCheckpoint) {
 		t.Errorf("bundle without checkpoint: %v", err)
 	}
 }

@@ -43,13 +43,22 @@ var (
 // check that failed; each failure matches one of these with errors.Is.
 // Some are refinements of others: ErrRecordChanged, ErrRecordMissing and
 // ErrRecordsReordered also match ErrChain; ErrUnsigned, ErrKeyMismatch
-// also match ErrSignature; ErrTrailingData also matches ErrMalformed.
+// also match ErrSignature; ErrTrailingData and ErrAmbiguous also match
+// ErrMalformed.
 var (
 	// ErrMalformed: the data is not a bundle envelope (not JSON, unknown
 	// or missing fields, an unsupported version or bundle type).
 	ErrMalformed = errors.New("export: malformed bundle envelope")
 	// ErrTrailingData: bytes follow the envelope's JSON value.
 	ErrTrailingData = newKind("export: data after the bundle envelope", ErrMalformed)
+	// ErrAmbiguous: the JSON can be read two ways, so that what a person
+	// or another parser reads is not what was hashed, signed and checked:
+	// a key given twice (encoding/json keeps the last, others the first),
+	// a key that matches a field only ignoring case, invalid UTF-8, or
+	// anything the decoded bundle does not encode back to (another
+	// spelling of a value, a value no field takes). It also matches
+	// ErrMalformed.
+	ErrAmbiguous = newKind("export: bundle JSON that readers read differently", ErrMalformed)
 
 	// ErrBundleHash: the bundle does not hash to the bundle_hash the
 	// envelope states: the bundle was changed after it was sealed.
@@ -84,6 +93,13 @@ var (
 	// ErrInconsistent: a fact the bundle states (run, incident, totals,
 	// violation, time to detect, cost) disagrees with the chain.
 	ErrInconsistent = errors.New("export: bundle disagrees with its chain")
+	// ErrBundleCheckpoint: the checkpoint the bundle carries is not a
+	// well-formed signed checkpoint (it also matches governance.ErrCheckpoint),
+	// or it is not of the bundle's chain: another tenant or run
+	// (governance.ErrCheckpointRun), more records than the chain holds, or
+	// another head (governance.ErrCheckpointMismatch). Verify checks this
+	// without a key; VerifyBundleCheckpoint also checks its signature.
+	ErrBundleCheckpoint = errors.New("export: carried checkpoint does not match the bundle")
 )
 
 // VerificationError is the error of Verify: every check that failed, each

@@ -61,9 +61,7 @@ func (e *Exporter) load(ctx context.Context, req *Request) (*runData, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export: checkpoints of run %s: %w", runID, err)
 	}
-	if len(cps) > 0 {
-		d.cpNote = cps[len(cps)-1].Note // smallest size first: the last covers most
-	}
+	d.cpNote = latestCheckpoint(cps, len(d.records))
 	if req.IncludeContent {
 		if d.contents, err = e.store.Contents(ctx, tenant, runID); err != nil {
 			return nil, fmt.Errorf("export: contents of run %s: %w", runID, err)

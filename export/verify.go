@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/stopline/stopline/internal/strictjson"
 	"github.com/stopline/stopline/snapshot"
 )
 
@@ -71,30 +73,40 @@ type envelope struct {
 
 func verify(data []byte, pub ed25519.PublicKey) (*Verified, error) {
 	var c checks
-	malformed := func(format string, args ...any) (*Verified, error) {
-		c.add(ErrMalformed, format, args...)
+	malformed := func(sentinel error, format string, args ...any) (*Verified, error) {
+		c.add(sentinel, format, args...)
 		return nil, c.err()
 	}
-	var env envelope
+	// The first JSON value; anything but white space after it is
+	// reported, and the value checked all the same.
+	var raw json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&env); err != nil {
-		return malformed("%v", err)
+	if err := dec.Decode(&raw); err != nil {
+		return malformed(ErrMalformed, "%v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		c.add(ErrTrailingData, "%d bytes after the envelope", len(data)-int(dec.InputOffset()))
 	}
+	// One reading for every reader of the file: no key twice, no key that
+	// is a field's only ignoring case, valid UTF-8. encoding/json takes
+	// the last of a duplicated key, a person or another parser the first:
+	// the hash and signature would cover one, the reader see the other.
+	var env envelope
+	if err := decodeStrict(raw, &env); err != nil {
+		c.fails = append(c.fails, err)
+		return nil, c.err()
+	}
 	switch {
 	case env.Version != EnvelopeVersion:
-		return malformed("version %q, want %q", env.Version, EnvelopeVersion)
+		return malformed(ErrMalformed, "version %q, want %q", env.Version, EnvelopeVersion)
 	case len(env.Bundle) == 0 || string(env.Bundle) == "null":
-		return malformed("no bundle")
+		return malformed(ErrMalformed, "no bundle")
 	case !isHash(env.BundleHash):
-		return malformed("bundle_hash %q is not 64 lower-case hex digits", env.BundleHash)
+		return malformed(ErrMalformed, "bundle_hash %q is not 64 lower-case hex digits", env.BundleHash)
 	}
 	canon, err := canonical(env.Bundle)
 	if err != nil {
-		return malformed("bundle: %v", err)
+		return malformed(ErrMalformed, "bundle: %v", err)
 	}
 	sum := sha256.Sum256(canon)
 	hash := hex.EncodeToString(sum[:])
@@ -111,11 +123,63 @@ func verify(data []byte, pub ed25519.PublicKey) (*Verified, error) {
 		c.fails = append(c.fails, err)
 		return nil, c.err()
 	}
+	// What was decoded (and is checked below) must be all the bundle
+	// says, in the one spelling its fields have: the canonical bytes the
+	// hash covers are those the decoded bundle encodes to.
+	if err := sameBytes(b, canon); err != nil {
+		c.fails = append(c.fails, err)
+	}
 	checkContent(&c, b, nil)
 	if err := c.err(); err != nil {
 		return nil, err
 	}
 	return &Verified{Sealed: &Sealed{Bundle: b, Canonical: canon, Hash: hash, Signatures: env.Signatures}, KeyID: keyID}, nil
+}
+
+// decodeStrict decodes JSON with internal/strictjson: no unknown field
+// (ErrMalformed); no key twice, no key that matches a field only ignoring
+// case, no invalid UTF-8 (ErrAmbiguous).
+func decodeStrict(raw []byte, v any) error {
+	if !utf8.Valid(raw) {
+		return fmt.Errorf("%w: not valid UTF-8", ErrAmbiguous)
+	}
+	err := strictjson.Unmarshal(raw, v, strictjson.Options{DisallowUnknownFields: true})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, strictjson.ErrDuplicateKey) || errors.Is(err, strictjson.ErrCaseVariant):
+		return fmt.Errorf("%w: %v", ErrAmbiguous, err)
+	case errors.Is(err, snapshot.ErrHashMismatch):
+		return fmt.Errorf("%w: %w", ErrSnapshot, err)
+	}
+	return fmt.Errorf("%w: %v", ErrMalformed, err)
+}
+
+// sameBytes checks that the decoded bundle encodes to canon, the
+// canonical form of the bundle as it was read.
+func sameBytes(b Bundle, canon []byte) error {
+	raw, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("%w: bundle: %v", ErrMalformed, err)
+	}
+	again, err := canonical(raw)
+	if err != nil {
+		return fmt.Errorf("%w: bundle: %v", ErrMalformed, err)
+	}
+	if bytes.Equal(again, canon) {
+		return nil
+	}
+	i := 0
+	for i < len(again) && i < len(canon) && again[i] == canon[i] {
+		i++
+	}
+	from := max(0, i-40)
+	return fmt.Errorf("%w: the bundle holds what its fields do not encode (a key or value spelled another way, or a value no field takes): at byte %d it reads %q, its fields encode %q",
+		ErrAmbiguous, i, excerpt(canon, from, i), excerpt(again, from, i))
+}
+
+func excerpt(b []byte, from, at int) string {
+	return string(b[from:min(len(b), at+40)])
 }
 
 func isHash(s string) bool {
@@ -158,16 +222,16 @@ func checkSignature(c *checks, env *envelope, pub ed25519.PublicKey, keyID strin
 	c.add(ErrKeyMismatch, "signed by key %s, not by key %s", strings.Join(others, ", "), keyID)
 }
 
-// decodeBundle decodes a bundle strictly (no unknown fields) by its type.
+// decodeBundle decodes a bundle strictly by its type: no unknown field,
+// no key twice, no key that is a field's only ignoring case
+// (decodeStrict).
 func decodeBundle(raw json.RawMessage) (Bundle, error) {
-	var peek struct {
-		BundleType BundleType `json:"bundle_type"`
-	}
-	if err := json.Unmarshal(raw, &peek); err != nil {
+	typ, err := peekType(raw)
+	if err != nil {
 		return nil, fmt.Errorf("%w: bundle: %v", ErrMalformed, err)
 	}
 	var b Bundle
-	switch peek.BundleType {
+	switch typ {
 	case TypeEvidence:
 		b = new(EvidenceBundle)
 	case TypeSOC2:
@@ -175,17 +239,38 @@ func decodeBundle(raw json.RawMessage) (Bundle, error) {
 	case TypeExecutiveDebrief:
 		b = new(ExecutiveDebriefBundle)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(b); err != nil {
-		if errors.Is(err, snapshot.ErrHashMismatch) {
-			return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
-		}
-		return nil, fmt.Errorf("%w: %s bundle: %v", ErrMalformed, peek.BundleType, err)
+	if err := decodeStrict(raw, b); err != nil {
+		return nil, fmt.Errorf("%s bundle: %w", typ, err)
 	}
 	h := b.header()
-	if h.BundleType != peek.BundleType {
-		return nil, fmt.Errorf("%w: bundle_type %q decoded as %q", ErrMalformed, peek.BundleType, h.BundleType)
+	if h.BundleType != typ { // a second bundle_type decodeStrict refused
+		return nil, fmt.Errorf("%w: bundle_type %q decoded as %q", ErrMalformed, typ, h.BundleType)
 	}
 	return b, nil
+}
+
+// peekType reads the bundle's bundle_type (the first, which is what any
+// reader takes; decodeStrict then refuses a second). It reads members
+// only up to that key: in a canonical bundle it is the second.
+func peekType(raw []byte) (BundleType, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return "", errors.New("not a JSON object")
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", err
+		}
+		if tok == "bundle_type" {
+			var t BundleType
+			err := dec.Decode(&t)
+			return t, err
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", err
+		}
+	}
+	return "", errors.New("no bundle_type")
 }

@@ -26,13 +26,14 @@ var sentinels = []struct {
 	name string
 	err  error
 }{
-	{"ErrMalformed", export.ErrMalformed}, {"ErrTrailingData", export.ErrTrailingData},
+	{"ErrMalformed", export.ErrMalformed}, {"ErrTrailingData", export.ErrTrailingData}, {"ErrAmbiguous", export.ErrAmbiguous},
 	{"ErrBundleHash", export.ErrBundleHash},
 	{"ErrSignature", export.ErrSignature}, {"ErrUnsigned", export.ErrUnsigned}, {"ErrKeyMismatch", export.ErrKeyMismatch},
 	{"ErrSnapshot", export.ErrSnapshot},
 	{"ErrChain", export.ErrChain}, {"ErrRecordChanged", export.ErrRecordChanged}, {"ErrRecordMissing", export.ErrRecordMissing},
 	{"ErrRecordsReordered", export.ErrRecordsReordered},
 	{"ErrStepMismatch", export.ErrStepMismatch}, {"ErrContent", export.ErrContent}, {"ErrInconsistent", export.ErrInconsistent},
+	{"ErrBundleCheckpoint", export.ErrBundleCheckpoint},
 }
 
 func matched(err error) []string {

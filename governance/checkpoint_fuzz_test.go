@@ -140,7 +140,8 @@ func TestCheckpointAdversarialProbes(t *testing.T) {
 // with the trusted key first, so that the fuzzer reaches the parsing of
 // the signed text, not only the signature check. Nothing may panic;
 // every failure matches ErrCheckpoint (or, when verifying, the store's
-// and the mismatch errors); whatever opens is in canonical form.
+// and the mismatch errors); whatever opens is in canonical form, and
+// ParseCheckpoint (no key) reads it the same.
 func FuzzOpenCheckpoint(f *testing.F) {
 	signer, verifiers := fuzzKeys(f)
 	st := memstore.New()
@@ -175,6 +176,20 @@ func FuzzOpenCheckpoint(f *testing.F) {
 			text, err := governance.CheckpointText(cp.TenantID, cp.RunID, cp.Size, cp.Head, cp.At)
 			if err != nil || !strings.HasPrefix(string(msg), text+"\n") || cp.KeyName != "stopline-fuzz" {
 				t.Fatalf("opened a checkpoint not in canonical form: %+v (%v)\n%q", cp, err, msg)
+			}
+		}
+		// Without a key, the form alone: whatever opens parses to the same
+		// statement; whatever parses is in canonical form.
+		pc, perr := governance.ParseCheckpoint(msg)
+		switch {
+		case perr != nil && !errors.Is(perr, governance.ErrCheckpoint):
+			t.Fatalf("ParseCheckpoint error does not match ErrCheckpoint: %v", perr)
+		case err == nil && (perr != nil || pc.TenantID != cp.TenantID || pc.RunID != cp.RunID || pc.Size != cp.Size ||
+			pc.Head != cp.Head || !pc.At.Equal(cp.At)):
+			t.Fatalf("opened %+v but parsed %+v (%v)", cp, pc, perr)
+		case perr == nil:
+			if text, err := governance.CheckpointText(pc.TenantID, pc.RunID, pc.Size, pc.Head, pc.At); err != nil || !strings.HasPrefix(string(msg), text+"\n") {
+				t.Fatalf("parsed a checkpoint not in canonical form: %+v (%v)", pc, err)
 			}
 		}
 		_, err = governance.VerifyCheckpoint(ctx, st, msg, verifiers)

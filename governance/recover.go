@@ -33,6 +33,16 @@ func RecoverRun(ctx context.Context, store Store, tenantID, runID, message strin
 		return run, fmt.Errorf("stopline: recover run %s: %w", runID, err)
 	}
 	last := records[len(records)-1]
+	// The totals the run_end states are the last recorded step's, from
+	// its verified record, not from what the store keeps beside it.
+	var tokens int64
+	var cost float64
+	for i := len(records) - 1; i >= 0; i-- {
+		if records[i].Kind == trace.KindStep {
+			tokens, cost = records[i].TotalTokens, records[i].TotalCostCents
+			break
+		}
+	}
 	if message == "" {
 		message = "recovered: the run's process ended without finishing it"
 	}
@@ -43,7 +53,7 @@ func RecoverRun(ctx context.Context, store Store, tenantID, runID, message strin
 	end := trace.Record{
 		TenantID: tenantID, RunID: runID, Seq: len(records), Kind: trace.KindRunEnd, At: at.UTC(),
 		SnapshotID: run.SnapshotID, StepIndex: -1, RunStatus: string(StatusFailed), Reason: prevention.ReasonSystemFailure,
-		Message: message, TotalTokens: run.TotalTokens, TotalCostCents: run.TotalCostCents,
+		Message: message, TotalTokens: tokens, TotalCostCents: cost,
 	}
 	body := trace.Seal(&end, head, nil)
 	c := Close{

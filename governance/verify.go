@@ -1,9 +1,12 @@
 package governance
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"time"
 
 	"github.com/stopline/stopline/trace"
 )
@@ -38,16 +41,39 @@ func (e *IntegrityError) Unwrap() error { return e.Err }
 
 // VerifyRun recomputes a run's hash chain from the store and checks that
 // everything stored about the run agrees with it: the snapshot's content
-// hash and the one bound in run_start, the run's head hash, status,
-// reason, stopped-at step and violating policy against the run_end record,
-// the incident against the inflection record, and each step's content
-// against its content hash. It returns the chain's length and the first
-// problem found.
+// hash and the one bound in run_start; the run's head hash, size, step
+// count and totals, and (once ended) its status, reason, stopped-at step,
+// violating policy and incident against the run_end record; the incidents
+// that name the run (exactly the one its stop created, with the facts of
+// the inflection record; none for a run that never stopped); each step's
+// content against its content hash, and no content where no step is; and,
+// for a store that implements AuditStore, the columns it keeps beside
+// each record against the record. It returns the chain's length and the
+// first problem found: a *trace.ChainError, or an *IntegrityError naming
+// the run and the record (ErrIntegrity).
+//
+// The store's reads are not one snapshot: a run that records a step while
+// it is verified can look inconsistent. A run that has not ended and
+// whose chain grew while it was read is verified again (up to three
+// times); the last error stands.
 func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (records int, err error) {
-	run, err := store.Run(ctx, tenantID, runID)
-	if err != nil {
-		return 0, err
+	for attempt := 1; ; attempt++ {
+		run, rerr := store.Run(ctx, tenantID, runID)
+		if rerr != nil {
+			return 0, rerr
+		}
+		records, err = verifyRun(ctx, store, tenantID, runID, run)
+		if err == nil || run.Status.Ended() || attempt == 3 {
+			return records, err
+		}
+		now, rerr := store.Run(ctx, tenantID, runID)
+		if rerr != nil || (now.ChainLength == run.ChainLength && now.HeadHash == run.HeadHash && now.Status == run.Status) {
+			return records, err // nothing moved: the failure is the store's
+		}
 	}
+}
+
+func verifyRun(ctx context.Context, store Store, tenantID, runID string, run RunRecord) (records int, err error) {
 	bad := func(seq int, format string, args ...any) error {
 		return &IntegrityError{TenantID: tenantID, RunID: runID, Seq: seq, Problem: fmt.Sprintf(format, args...)}
 	}
@@ -83,6 +109,38 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 	if run.HeadHash != head {
 		return len(recs), bad(-1, "run head hash %s is not the chain's head %s", run.HeadHash, head)
 	}
+	if as, ok := store.(AuditStore); ok {
+		idx, err := as.RecordIndexes(ctx, tenantID, runID)
+		if err != nil {
+			return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its records' stored columns: " + err.Error(), Err: err}
+		}
+		if len(idx) != len(recs) {
+			return len(recs), bad(-1, "the store indexes %d records, its chain has %d", len(idx), len(recs))
+		}
+		var buf []byte
+		for i := range recs {
+			if d := idx[i].diff(IndexOf(&recs[i])); d != "" {
+				return len(recs), bad(recs[i].Seq, "%s", d)
+			}
+			if idx[i].Body != nil {
+				if buf = trace.Encode(buf[:0], &recs[i]); !bytes.Equal(idx[i].Body, buf) {
+					return len(recs), bad(recs[i].Seq, "the stored body is not the canonical encoding of the record it decodes to (a key given twice or spelled another way, other spacing): a reader of the database may read another record than the one hashed")
+				}
+			}
+		}
+	}
+	// What the run row states about the chain's size and its last step.
+	steps, tokens, cost := 0, int64(0), 0.0
+	for i := len(recs) - 1; i >= 0; i-- {
+		if r := &recs[i]; r.Kind == trace.KindStep {
+			steps, tokens, cost = r.StepIndex+1, r.TotalTokens, r.TotalCostCents
+			break
+		}
+	}
+	if run.ChainLength != len(recs) || run.StepCount != steps || run.TotalTokens != tokens || run.TotalCostCents != cost {
+		return len(recs), bad(-1, "run row states %d records, %d steps, %d tokens, %g cents; the chain has %d records, %d steps, %d tokens, %g cents",
+			run.ChainLength, run.StepCount, run.TotalTokens, run.TotalCostCents, len(recs), steps, tokens, cost)
+	}
 	last := recs[len(recs)-1]
 	if run.Status.Ended() != (last.Kind == trace.KindRunEnd) {
 		return len(recs), bad(-1, "run status %s but chain ends with a %s record", run.Status, last.Kind)
@@ -95,34 +153,88 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 				run.Status, run.TerminationReason, run.ViolationPolicyID, run.IncidentID,
 				last.RunStatus, last.Reason, last.ViolationPolicyID, last.IncidentID)
 		}
+		if run.EndedAt == nil || !run.EndedAt.Equal(last.At) {
+			return len(recs), bad(last.Seq, "run row says ended %s, its run_end record at %s", fmtTimePtr(run.EndedAt), fmtTime(last.At))
+		}
+	} else if run.EndedAt != nil || run.TerminationReason != "" || run.StoppedAtStep != nil || run.ViolationPolicyID != "" {
+		return len(recs), bad(-1, "run row of a run that has not ended states an end (ended %s, reason %q, stopped at %v, policy %q)",
+			fmtTimePtr(run.EndedAt), run.TerminationReason, derefInt(run.StoppedAtStep), run.ViolationPolicyID)
 	}
-	if inf, ok := trace.InflectionOf(recs); ok {
+	// When the run was created is its run_start record's time; a queued
+	// run has no step.
+	if !run.CreatedAt.Equal(recs[0].At) {
+		return len(recs), bad(0, "run row says created at %s, run_start record at %s", fmtTime(run.CreatedAt), fmtTime(recs[0].At))
+	}
+	if run.Status == StatusQueued && steps > 0 {
+		return len(recs), bad(-1, "run row says queued but the chain has %d steps", steps)
+	}
+	// The policy version the run row names, if any, published the
+	// snapshot the chain is bound to.
+	if run.PolicyVersion != 0 {
+		vs, err := store.PolicyVersions(ctx, tenantID)
+		if err != nil {
+			return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading the policy versions: " + err.Error(), Err: err}
+		}
+		ok := false
+		for _, v := range vs {
+			ok = ok || v.Version == run.PolicyVersion && v.SnapshotID == run.SnapshotID
+		}
+		if !ok {
+			return len(recs), bad(-1, "run row names policy version %d, which did not publish snapshot %s", run.PolicyVersion, run.SnapshotID)
+		}
+	}
+	// Every incident that names the run: exactly the one its stop created,
+	// and none for a run that never stopped.
+	incs, err := store.Incidents(ctx, IncidentFilter{TenantID: tenantID, RunID: runID})
+	if err != nil {
+		return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its incidents: " + err.Error(), Err: err}
+	}
+	inf, stopped := trace.InflectionOf(recs)
+	if !stopped {
+		if run.IncidentID != "" {
+			return len(recs), bad(-1, "run row names incident %s but the chain has no inflection point", run.IncidentID)
+		}
+		if len(incs) > 0 {
+			return len(recs), bad(-1, "incident %s names this run, which never stopped (its chain has no inflection point)", incs[0].ID)
+		}
+	} else {
 		if run.StoppedAtStep == nil || *run.StoppedAtStep != inf.StepIndex {
 			return len(recs), bad(inf.Seq, "inflection at step %d but run row says stopped at %v", inf.StepIndex, derefInt(run.StoppedAtStep))
 		}
-		if run.IncidentID != "" {
-			inc, err := store.Incident(ctx, tenantID, run.IncidentID)
-			if err != nil {
-				return len(recs), bad(-1, "incident %s: %v", run.IncidentID, err)
+		if run.IncidentID == "" {
+			return len(recs), bad(inf.Seq, "the run stopped at step %d but names no incident", inf.StepIndex)
+		}
+		for _, other := range incs {
+			if other.ID != run.IncidentID {
+				return len(recs), bad(inf.Seq, "incident %s also names this run, whose stop created incident %s", other.ID, run.IncidentID)
 			}
-			if inc.RunID != runID || inc.StepIndex != inf.StepIndex || inc.PolicyID != inf.PolicyID ||
-				inc.RecordHash != inf.Hash || inc.SnapshotID != run.SnapshotID || inc.Reason != inf.Reason {
-				return len(recs), bad(inf.Seq, "incident %s does not match the inflection record (step %d, policy %s, hash %s)",
-					inc.ID, inf.StepIndex, inf.PolicyID, inf.Hash)
-			}
-			// The facts an incident states are the blocking decision's.
-			if d := recs[inf.Seq].Decision; d != nil && (inc.Source != d.Source || inc.Threshold != d.Threshold ||
-				inc.Limit != d.Limit || inc.Observed != d.Observed || inc.Message != d.Message) {
-				return len(recs), bad(inf.Seq, "incident %s states %s %q, %s limit %g observed %g (%q); the inflection record's decision says %s %q, %s limit %g observed %g (%q)",
-					inc.ID, inc.Source, inc.PolicyID, inc.Threshold, inc.Limit, inc.Observed, inc.Message,
-					d.Source, d.PolicyID, d.Threshold, d.Limit, d.Observed, d.Message)
-			}
+		}
+		if len(incs) != 1 {
+			return len(recs), bad(inf.Seq, "the store lists %d incidents of this run, want its one incident %s", len(incs), run.IncidentID)
+		}
+		inc, err := store.Incident(ctx, tenantID, run.IncidentID)
+		if err != nil {
+			return len(recs), bad(-1, "incident %s: %v", run.IncidentID, err)
+		}
+		if inc.RunID != runID || inc.StepIndex != inf.StepIndex || inc.PolicyID != inf.PolicyID ||
+			inc.RecordHash != inf.Hash || inc.SnapshotID != run.SnapshotID || inc.Reason != inf.Reason ||
+			inc.TraceID != run.TraceID || !inc.CreatedAt.Equal(inf.At) {
+			return len(recs), bad(inf.Seq, "incident %s does not match the inflection record (step %d, policy %s, hash %s)",
+				inc.ID, inf.StepIndex, inf.PolicyID, inf.Hash)
+		}
+		// The facts an incident states are the blocking decision's.
+		if d := recs[inf.Seq].Decision; d != nil && (inc.Source != d.Source || inc.Threshold != d.Threshold ||
+			inc.Limit != d.Limit || inc.Observed != d.Observed || inc.Message != d.Message) {
+			return len(recs), bad(inf.Seq, "incident %s states %s %q, %s limit %g observed %g (%q); the inflection record's decision says %s %q, %s limit %g observed %g (%q)",
+				inc.ID, inc.Source, inc.PolicyID, inc.Threshold, inc.Limit, inc.Observed, inc.Message,
+				d.Source, d.PolicyID, d.Threshold, d.Limit, d.Observed, d.Message)
 		}
 	}
 	contents, err := store.Contents(ctx, tenantID, runID)
 	if err != nil {
 		return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its step contents: " + err.Error(), Err: err}
 	}
+	bound := 0
 	for _, r := range recs {
 		if r.Kind != trace.KindStep {
 			continue
@@ -134,9 +246,21 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 			}
 			continue
 		}
+		bound++
 		if got := trace.ContentHashOf(c); got != r.ContentHash {
 			return len(recs), bad(r.Seq, "content of step %d does not match its content hash", r.StepIndex)
 		}
+	}
+	if bound != len(contents) {
+		// Content stored for a step the chain does not have.
+		var extra []int
+		for idx := range contents {
+			if idx < 0 || idx >= steps {
+				extra = append(extra, idx)
+			}
+		}
+		sort.Ints(extra)
+		return len(recs), bad(-1, "content is stored for steps %v, which the chain does not have", extra)
 	}
 	return len(recs), nil
 }
@@ -148,6 +272,15 @@ func sameIntPtr(a, b *int) bool {
 	return *a == *b
 }
 
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func fmtTimePtr(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return fmtTime(*t)
+}
+
 func derefInt(p *int) any {
 	if p == nil {
 		return "none"
@@ -155,18 +288,26 @@ func derefInt(p *int) any {
 	return *p
 }
 
-// StoreReport is the outcome of VerifyStore.
+// StoreReport is the outcome of VerifyStore and VerifyTenant.
 type StoreReport struct {
 	Tenants  int
 	Runs     int
 	Records  int
+	Orphans  int     // rows found without their run's row
 	Failures []error // one per run that failed, naming the run and the first bad record
 }
 
-// VerifyStore runs VerifyRun on every run of every tenant. progress, if
-// not nil, is called after each run with the number verified so far.
-// The error is non-nil only when the store itself could not be read;
-// failed runs are in the report.
+// VerifyStore runs VerifyRun on every run of every tenant, and looks for
+// rows whose run's row is missing (records, step contents, checkpoints,
+// incidents: one *OrphanError per run, matching ErrOrphan). That needs a
+// store that implements AuditStore; for one that does not, the report
+// has a failure matching ErrAuditUnsupported. progress, if not nil, is
+// called after each run with the number verified so far. The error is
+// non-nil only when the store itself could not be read; failed runs are
+// in the report.
+//
+// A run deleted together with everything it recorded leaves nothing to
+// find: per-run chains and checkpoints cannot reveal it.
 func VerifyStore(ctx context.Context, store Store, progress func(done int)) (StoreReport, error) {
 	var rep StoreReport
 	tenants, err := store.Tenants(ctx)
@@ -175,21 +316,55 @@ func VerifyStore(ctx context.Context, store Store, progress func(done int)) (Sto
 	}
 	rep.Tenants = len(tenants)
 	for _, t := range tenants {
-		runs, err := store.Runs(ctx, RunFilter{TenantID: t})
-		if err != nil {
+		if err := verifyRuns(ctx, store, t, &rep, progress); err != nil {
 			return rep, err
 		}
-		for _, r := range runs {
-			n, err := VerifyRun(ctx, store, t, r.RunID)
-			rep.Runs++
-			rep.Records += n
-			if err != nil {
-				rep.Failures = append(rep.Failures, err)
-			}
-			if progress != nil {
-				progress(rep.Runs)
-			}
+	}
+	return rep, verifyOrphans(ctx, store, "", &rep)
+}
+
+// VerifyTenant is VerifyStore for one tenant: its runs, and the rows of
+// that tenant whose run's row is missing.
+func VerifyTenant(ctx context.Context, store Store, tenantID string, progress func(done int)) (StoreReport, error) {
+	rep := StoreReport{Tenants: 1}
+	if err := verifyRuns(ctx, store, tenantID, &rep, progress); err != nil {
+		return rep, err
+	}
+	return rep, verifyOrphans(ctx, store, tenantID, &rep)
+}
+
+func verifyRuns(ctx context.Context, store Store, tenantID string, rep *StoreReport, progress func(done int)) error {
+	runs, err := store.Runs(ctx, RunFilter{TenantID: tenantID})
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		n, err := VerifyRun(ctx, store, tenantID, r.RunID)
+		rep.Runs++
+		rep.Records += n
+		if err != nil {
+			rep.Failures = append(rep.Failures, err)
+		}
+		if progress != nil {
+			progress(rep.Runs)
 		}
 	}
-	return rep, nil
+	return nil
+}
+
+func verifyOrphans(ctx context.Context, store Store, tenantID string, rep *StoreReport) error {
+	as, ok := store.(AuditStore)
+	if !ok {
+		rep.Failures = append(rep.Failures, fmt.Errorf("%w: %T: rows left without their run's row and the columns beside each record were not checked", ErrAuditUnsupported, store))
+		return nil
+	}
+	rows, err := as.Orphans(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range orphanFailures(rows, tenantID) {
+		rep.Orphans += len(f.(*OrphanError).Rows)
+		rep.Failures = append(rep.Failures, f)
+	}
+	return nil
 }

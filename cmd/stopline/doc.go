@@ -5,8 +5,8 @@
 //
 // It has no logic of its own: runs go through governance.Runner and the
 // store, explanations are governance.Explain, verification is
-// governance.VerifyRun, VerifyStore and VerifyCheckpoint, bundles are made
-// and checked by package export.
+// governance.VerifyRun, VerifyStore, VerifyTenant and the checkpoint
+// verifiers, bundles are made and checked by package export.
 //
 // # Contract
 //
@@ -103,16 +103,21 @@
 //	stopline verify [RUN_ID] [--tenant T] [--checkpoint FILE] [--checkpoint-key FILE] [--json]
 //
 // Recomputes the hash chain of one run or of every run and checks the
-// stored facts against it; exit 1 with one line per failed run naming the
-// run and its first bad record. --checkpoint-key also checks the runs'
-// stored checkpoints; --checkpoint FILE verifies that signed checkpoint's
-// run against it. --json: {"ok","tenants","runs","records","checkpoints",
-// "failures"}, each failure {"tenant_id","run_id","seq","error"}.
+// stored facts against it; without RUN_ID, also finds rows whose run's row
+// is missing; exit 1 with one line per failed run naming the run and its
+// first bad record. --checkpoint-key also checks the runs' stored
+// checkpoints (each must be of the run it is stored with);
+// --checkpoint FILE verifies that signed checkpoint's run against it (with
+// RUN_ID, it must be that run's). --json: {"ok","tenants","runs","records",
+// "checkpoints","failures"}, each failure {"tenant_id","run_id","seq","error"}.
 //
 //	stopline checkpoint RUN_ID --key FILE [-o FILE] [--tenant T] [--json]
 //
 // Signs a checkpoint of the run's chain (size and head hash, signed-note
-// format), stores it, and writes the note to -o FILE or stdout. --json:
+// format) with the key given, stores it, and writes the note to -o FILE or
+// stdout (a note already stored for that size is written again only if
+// that very key signed it; if another key of the same name did, the new
+// note is written but cannot be stored, and the exit status is 1). --json:
 // {"tenant_id","run_id","size","head_hash","at","key_name","note"}.
 //
 //	stopline export evidence|soc2|debrief INCIDENT_ID [--format json|pdf] [-o FILE]
@@ -130,13 +135,16 @@
 // "bundle_hash","run_id","incident_id","key_id","exported_by",
 // "export_reason","created_at"}.
 //
-//	stopline verify-bundle FILE [--pubkey FILE] [--json]
+//	stopline verify-bundle FILE [--pubkey FILE] [--checkpoint-key FILE] [--json]
 //
 // Verifies an exported JSON bundle offline; without --pubkey every check
-// but the signature. Exit 1 with one line per failed check. --json:
-// {"ok","file","bundle_id","bundle_type","bundle_hash",
-// "signature_verified","key_id","tenant_id","run_id","incident_id",
-// "failures"}.
+// but the signature. JSON that readers can read two ways (a key twice, a
+// key in another case, invalid UTF-8) is refused, and a carried checkpoint
+// must be a well-formed checkpoint of the bundle's chain; with
+// --checkpoint-key it must also be signed by that key (and be there).
+// Exit 1 with one line per failed check. --json: {"ok","file","bundle_id",
+// "bundle_type","bundle_hash","signature_verified","key_id","tenant_id",
+// "run_id","incident_id","checkpoint","failures"}.
 //
 //	stopline keygen -o PREFIX [--checkpoint NAME] [--json]
 //

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -224,115 +222,6 @@ func parsePeriodTime(s string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Parse(time.RFC3339Nano, s)
-}
-
-// bundleResult is what `stopline verify-bundle --json` prints.
-type bundleResult struct {
-	OK         bool     `json:"ok"`
-	File       string   `json:"file"`
-	BundleID   string   `json:"bundle_id,omitempty"`
-	BundleType string   `json:"bundle_type,omitempty"`
-	BundleHash string   `json:"bundle_hash,omitempty"`
-	Signed     bool     `json:"signature_verified"`
-	KeyID      string   `json:"key_id,omitempty"`
-	TenantID   string   `json:"tenant_id,omitempty"`
-	RunID      string   `json:"run_id,omitempty"`
-	IncidentID string   `json:"incident_id,omitempty"`
-	Failures   []string `json:"failures"`
-}
-
-func verifyBundleCmd() *command {
-	var pubkey string
-	return &command{
-		name:     "verify-bundle",
-		section:  "Evidence and integrity",
-		synopsis: "FILE [--pubkey FILE] [--json]",
-		summary:  "verify an exported JSON bundle offline, without the database",
-		desc: `Verifies a JSON bundle written by stopline export (or the HTTP API) without any
-database: the envelope, the bundle's SHA-256 against bundle_hash, the
-signature by --pubkey, the policy snapshot against its hash, the hash chain
-recomputed record by record, every step against its chain record, included
-content against its hash, and the bundle's facts against the chain.
-
-Without --pubkey every check but the signature is made: that proves the bundle
-is internally sound, not who issued it. Exit 1 when any check fails, with one
-line on stderr per failure.
-
---json prints {"ok","file","bundle_id","bundle_type","bundle_hash",
-"signature_verified","key_id","tenant_id","run_id","incident_id","failures"}.`,
-		examples: []string{
-			"stopline verify-bundle evidence-INC-9d1c2b3a4f5e6d7c-BND-0123456789abcdef.json --pubkey export.key.pub",
-		},
-		minArgs: 1, maxArgs: 1, json: true,
-		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&pubkey, "pubkey", "", "ed25519 public key `FILE` the bundle must be signed with (from stopline keygen)")
-		},
-		run: func(ctx context.Context, e *env, args []string) error {
-			var pub ed25519.PublicKey
-			if pubkey != "" {
-				var err error
-				if pub, err = export.ReadPublicKeyFile(pubkey); err != nil {
-					return fmt.Errorf("--pubkey: %w", err)
-				}
-			}
-			data, err := os.ReadFile(args[0])
-			if err != nil {
-				return err
-			}
-			var v *export.Verified
-			if pub != nil {
-				v, err = export.Verify(data, pub)
-			} else {
-				v, err = export.VerifyUnsigned(data)
-			}
-			res := bundleResult{OK: err == nil, File: args[0], Failures: []string{}}
-			if err != nil {
-				var ve *export.VerificationError
-				if errors.As(err, &ve) {
-					for _, f := range ve.Failures {
-						res.Failures = append(res.Failures, oneLine(f.Error()))
-					}
-				} else {
-					res.Failures = append(res.Failures, oneLine(err.Error()))
-				}
-			} else {
-				res.BundleID, res.BundleType, res.BundleHash = v.Bundle.ID(), string(v.Bundle.Type()), v.Hash
-				res.Signed, res.KeyID = v.KeyID != "", v.KeyID
-				if h := headerOf(v.Bundle); h != nil {
-					res.TenantID, res.RunID, res.IncidentID = h.TenantID, h.RunID, h.IncidentID
-				}
-			}
-			if e.jsonOut {
-				if err := writeJSON(e.stdout, res); err != nil {
-					return err
-				}
-			}
-			if !res.OK {
-				for _, f := range res.Failures {
-					fmt.Fprintf(e.stderr, "stopline verify-bundle: %s: %s\n", args[0], f)
-				}
-				return errSilent
-			}
-			if e.jsonOut {
-				return nil
-			}
-			fmt.Fprintf(e.stdout, "%s: verified\n", args[0])
-			t := newTable(e.stdout)
-			t.row("Bundle:", fmt.Sprintf("%s (%s)", res.BundleID, res.BundleType))
-			t.row("Bundle hash:", res.BundleHash)
-			if res.Signed {
-				t.row("Signature:", "valid, key "+res.KeyID)
-			} else {
-				t.row("Signature:", "not checked (no --pubkey): the bundle is sound, its issuer unproven")
-			}
-			t.row("Tenant:", res.TenantID)
-			t.row("Run:", res.RunID)
-			if res.IncidentID != "" {
-				t.row("Incident:", res.IncidentID)
-			}
-			return t.flush()
-		},
-	}
 }
 
 func headerOf(b export.Bundle) *export.Header {

@@ -45,14 +45,19 @@ func verifyCmd() *command {
 		desc: `Recomputes the hash chain of one run (RUN_ID), or of every run of every tenant,
 from the stored records, and checks that everything stored about each run
 agrees with its chain: the snapshot's content hash, the run's head hash,
-status, reason, stopped-at step and violating policy, the incident, and each
-step's content. Any changed, removed or reordered record is found.
+status, reason, stopped-at step, violating policy, size and totals, its one
+incident (and no incident for a run that never stopped), each step's content,
+and the columns the store keeps beside each record. Any changed, removed or
+reordered record is found. Without RUN_ID, rows whose run's row is missing
+(records, contents, checkpoints, incidents of a deleted run) are found too.
 
 With --checkpoint-key PUB (the .pub of stopline keygen --checkpoint), the
-checkpoints stored with each verified run are checked too. With --checkpoint
-FILE (a note written by stopline checkpoint) that checkpoint's run is verified
-against it: this catches even a writer who rewrote the records and recomputed
-every hash.
+checkpoints stored with each verified run are checked too: each must be signed
+by that key, name that run and tenant, and cover records that are unchanged.
+With --checkpoint FILE (a note written by stopline checkpoint) that
+checkpoint's run is verified against it (with RUN_ID, the note must be of that
+run): this catches even a writer who rewrote the records and recomputed every
+hash.
 
 Exit 0 when everything verifies; exit 1 when anything was altered, with one
 line on stderr per failed run naming the run and its first bad record
@@ -135,14 +140,29 @@ func verify(ctx context.Context, e *env, st governance.Store, args []string, ten
 	var runs []governance.RunRecord // the runs verified, for their stored checkpoints
 	switch {
 	case cpNote != nil:
-		cp, err := governance.VerifyCheckpoint(ctx, st, cpNote, verifiers)
+		var (
+			cp  governance.Checkpoint
+			err error
+		)
+		if len(args) == 1 {
+			// The note must be of this run: a note of another run proves
+			// nothing about it.
+			run, ferr := findRun(ctx, st, tenant, args[0])
+			if ferr != nil {
+				return res, ferr
+			}
+			cp, err = governance.VerifyRunCheckpoint(ctx, st, run.TenantID, run.RunID, cpNote, verifiers)
+			cp.TenantID, cp.RunID = run.TenantID, run.RunID
+		} else {
+			cp, err = governance.VerifyCheckpoint(ctx, st, cpNote, verifiers)
+			if err == nil && tenant != "" && cp.TenantID != tenant {
+				err = &governance.CheckpointRunError{TenantID: tenant, RunID: cp.RunID, NoteTenantID: cp.TenantID, NoteRunID: cp.RunID, Size: cp.Size}
+			}
+		}
 		if err != nil {
 			res.Runs, res.Tenants = 1, 1
 			res.Failures = append(res.Failures, failureOf(fmt.Errorf("checkpoint: %w", err), cp.TenantID, cp.RunID))
 			return res, nil
-		}
-		if len(args) == 1 && args[0] != cp.RunID {
-			return res, fmt.Errorf("the checkpoint is of run %s, not %s", cp.RunID, args[0])
 		}
 		res.Checkpoints = 1
 		run, err := st.Run(ctx, cp.TenantID, cp.RunID)
@@ -159,18 +179,25 @@ func verify(ctx context.Context, e *env, st governance.Store, args []string, ten
 		runs = append(runs, run)
 		res.verifyOne(ctx, st, run)
 	case tenant != "":
-		// One tenant's runs: VerifyRun on each, as VerifyStore does for all.
-		rs, err := st.Runs(ctx, governance.RunFilter{TenantID: tenant})
+		// One tenant's runs, and the rows of that tenant left without
+		// their run's row.
+		prog := newProgress(e, "runs verified:")
+		rep, err := governance.VerifyTenant(ctx, st, tenant, prog.update)
+		prog.done()
 		if err != nil {
 			return res, err
 		}
-		prog := newProgress(e, "runs verified:")
-		for _, run := range rs {
-			res.verifyOne(ctx, st, run)
-			prog.update(res.Runs)
+		res.Tenants, res.Runs, res.Records = 1, rep.Runs, rep.Records
+		for _, f := range rep.Failures {
+			res.Failures = append(res.Failures, failureOf(f, "", ""))
 		}
-		prog.done()
-		res.Tenants, res.runID, runs = 1, "", rs
+		if verifiers != nil {
+			rs, err := st.Runs(ctx, governance.RunFilter{TenantID: tenant})
+			if err != nil {
+				return res, err
+			}
+			runs = rs
+		}
 	default:
 		prog := newProgress(e, "runs verified:")
 		rep, err := governance.VerifyStore(ctx, st, prog.update)
@@ -234,6 +261,9 @@ func failureOf(err error, tenantID, runID string) verifyFailure {
 		ce *trace.ChainError
 		ie *governance.IntegrityError
 		me *governance.CheckpointMismatchError
+		re *governance.CheckpointRunError
+		we *governance.CheckpointRowError
+		oe *governance.OrphanError
 	)
 	switch {
 	case errors.As(err, &ce):
@@ -241,11 +271,18 @@ func failureOf(err error, tenantID, runID string) verifyFailure {
 		if ce.RunID != "" {
 			f.TenantID, f.RunID = ce.TenantID, ce.RunID
 		}
+	case errors.As(err, &oe):
+		seq := -1 // the run's row is what is missing
+		f.TenantID, f.RunID, f.Seq = oe.TenantID, oe.RunID, &seq
 	case errors.As(err, &ie):
 		f.TenantID, f.RunID, f.Seq = ie.TenantID, ie.RunID, &ie.Seq
 	case errors.As(err, &me):
 		seq := me.Size - 1
 		f.RunID, f.Seq = me.RunID, &seq
+	case errors.As(err, &re):
+		f.TenantID, f.RunID = re.TenantID, re.RunID
+	case errors.As(err, &we):
+		f.TenantID, f.RunID = we.TenantID, we.RunID
 	}
 	if f.RunID != "" && !strings.Contains(f.Error, f.RunID) {
 		f.Error = fmt.Sprintf("run %s: %s", f.RunID, f.Error)

@@ -13,9 +13,10 @@
 //	fs.Heal() // the disk came back: recover and verify
 //
 // A Store is safe for concurrent use; calls are numbered in the order they
-// take its lock. It implements governance.Store only, not the optional
-// interfaces of the store it wraps (governance.LedgerStore): a runner over
-// it refuses runs whose policies limit a tenant across runs.
+// take its lock. It implements governance.Store and governance.AuditStore
+// (passed to the wrapped store, so that verification over a Store sees
+// everything), but not governance.LedgerStore: a runner over it refuses
+// runs whose policies limit a tenant across runs.
 package faultstore
 
 import (
@@ -352,4 +353,33 @@ func (s *Store) PutCheckpoint(ctx context.Context, c governance.Checkpoint) erro
 // Checkpoints implements governance.Store.
 func (s *Store) Checkpoints(ctx context.Context, tenantID, runID string) ([]governance.Checkpoint, error) {
 	return call(s, "Checkpoints", func() ([]governance.Checkpoint, error) { return s.inner.Checkpoints(ctx, tenantID, runID) })
+}
+
+// AuditMethods are the names of the governance.AuditStore methods, which
+// only read.
+var AuditMethods = []string{"Orphans", "RecordIndexes"}
+
+var _ governance.AuditStore = (*Store)(nil)
+
+// Orphans implements governance.AuditStore for a wrapped store that does;
+// for one that does not, it fails with governance.ErrAuditUnsupported.
+func (s *Store) Orphans(ctx context.Context) ([]governance.Orphan, error) {
+	return call(s, "Orphans", func() ([]governance.Orphan, error) {
+		as, ok := s.inner.(governance.AuditStore)
+		if !ok {
+			return nil, fmt.Errorf("faultstore: %T: %w", s.inner, governance.ErrAuditUnsupported)
+		}
+		return as.Orphans(ctx)
+	})
+}
+
+// RecordIndexes implements governance.AuditStore, as Orphans does.
+func (s *Store) RecordIndexes(ctx context.Context, tenantID, runID string) ([]governance.RecordIndex, error) {
+	return call(s, "RecordIndexes", func() ([]governance.RecordIndex, error) {
+		as, ok := s.inner.(governance.AuditStore)
+		if !ok {
+			return nil, fmt.Errorf("faultstore: %T: %w", s.inner, governance.ErrAuditUnsupported)
+		}
+		return as.RecordIndexes(ctx, tenantID, runID)
+	})
 }

@@ -474,3 +474,46 @@ func (s *Store) Checkpoints(ctx context.Context, tenantID, runID string) ([]gove
 	}
 	return slices.Clone(s.checkpts[key{tenantID, runID}]), nil
 }
+
+var _ governance.AuditStore = (*Store)(nil)
+
+// Orphans implements governance.AuditStore: the incidents and checkpoints
+// whose run the store does not hold. (A run's records and contents live
+// with its row: they cannot outlive it here.)
+func (s *Store) Orphans(ctx context.Context) ([]governance.Orphan, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []governance.Orphan
+	for k, inc := range s.incidents {
+		if _, ok := s.runs[key{k.tenant, inc.RunID}]; !ok {
+			out = append(out, governance.Orphan{TenantID: k.tenant, RunID: inc.RunID, Kind: governance.OrphanIncident, Seq: -1, ID: inc.ID})
+		}
+	}
+	for k, cps := range s.checkpts {
+		if _, ok := s.runs[k]; ok {
+			continue
+		}
+		for _, c := range cps {
+			out = append(out, governance.Orphan{TenantID: k.tenant, RunID: k.id, Kind: governance.OrphanCheckpoint, Seq: c.Size, ID: c.KeyName})
+		}
+	}
+	return out, nil
+}
+
+// RecordIndexes implements governance.AuditStore: the records as the
+// store keeps them beside their bodies (it answers Run and Contents from
+// them).
+func (s *Store) RecordIndexes(ctx context.Context, tenantID, runID string) ([]governance.RecordIndex, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, ok := s.runs[key{tenantID, runID}]
+	if !ok {
+		return nil, notFound("run", tenantID, runID)
+	}
+	out := make([]governance.RecordIndex, len(st.records))
+	for i := range st.records {
+		out[i] = governance.IndexOf(&st.records[i])
+		out[i].Body = bytes.Clone(st.bodies[i])
+	}
+	return out, nil
+}

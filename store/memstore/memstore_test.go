@@ -11,3 +11,10 @@ import (
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) governance.Store { return memstore.New() })
 }
+
+func TestTamper(t *testing.T) {
+	storetest.RunTamper(t, func(t *testing.T) (governance.Store, storetest.Tamper) {
+		s := memstore.New()
+		return s, memstore.Tamper{S: s}
+	})
+}

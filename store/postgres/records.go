@@ -82,14 +82,13 @@ func recordArgs(w *governance.StepWrite) ([]any, error) {
 	if e.err != nil {
 		return nil, e.err
 	}
-	policyID := r.ViolationPolicyID
-	if r.Decision != nil {
-		policyID = r.Decision.PolicyID
-	}
+	// The columns beside the body: governance.IndexOf, which verification
+	// compares with the body (RecordIndexes).
+	x := governance.IndexOf(r)
 	return []any{
-		r.TenantID, r.RunID, r.Seq, string(r.Kind), r.StepIndex, at,
-		nullString(string(r.Status)), r.Inflection, nullString(policyID),
-		r.TotalTokens, r.TotalCostCents, w.Body, r.PrevHash, r.Hash, content,
+		r.TenantID, r.RunID, x.Seq, string(x.Kind), x.StepIndex, at,
+		nullString(string(x.Status)), x.Inflection, nullString(x.PolicyID),
+		x.TotalTokens, x.TotalCostCents, w.Body, r.PrevHash, r.Hash, content,
 	}, nil
 }
 

@@ -136,18 +136,17 @@ func recordArgs(w *governance.StepWrite) ([]any, error) {
 	if e.err != nil {
 		return nil, e.err
 	}
-	policyID := r.ViolationPolicyID
-	if r.Decision != nil {
-		policyID = r.Decision.PolicyID
-	}
+	// The columns beside the body: governance.IndexOf, which verification
+	// compares with the body (RecordIndexes).
+	x := governance.IndexOf(r)
 	inflection := 0
-	if r.Inflection {
+	if x.Inflection {
 		inflection = 1
 	}
 	return []any{
-		r.TenantID, r.RunID, int64(r.Seq), string(r.Kind), int64(r.StepIndex), at,
-		nullString(string(r.Status)), inflection, nullString(policyID),
-		r.TotalTokens, r.TotalCostCents, w.Body, r.PrevHash, r.Hash, content,
+		r.TenantID, r.RunID, int64(x.Seq), string(x.Kind), int64(x.StepIndex), at,
+		nullString(string(x.Status)), inflection, nullString(x.PolicyID),
+		x.TotalTokens, x.TotalCostCents, w.Body, r.PrevHash, r.Hash, content,
 	}, nil
 }
 

@@ -150,19 +150,21 @@ type verdict struct {
 	openErr    error   // the file did not even open
 	chain      []error // VerifyStore failures, and reads that failed
 	checkpoint []error // checkpoints kept outside that no longer verify
+	stored     []error // stored checkpoints that do not verify (VerifyRunCheckpoints)
 }
 
 func (v verdict) detected() bool {
-	return v.openErr != nil || len(v.chain) > 0 || len(v.checkpoint) > 0
+	return v.openErr != nil || len(v.chain) > 0 || len(v.checkpoint) > 0 || len(v.stored) > 0
 }
 
 func (v verdict) String() string {
-	return fmt.Sprintf("open: %v; chain and store: %v; checkpoints: %v", v.openErr, v.chain, v.checkpoint)
+	return fmt.Sprintf("open: %v; chain and store: %v; checkpoints kept outside: %v; stored checkpoints: %v", v.openErr, v.chain, v.checkpoint, v.stored)
 }
 
 // verify opens path and runs every verifier an auditor has: VerifyStore
 // over the file, a read of every run the auditor knows of (from the
-// checkpoints kept outside), and every kept checkpoint. It returns the
+// checkpoints kept outside), every kept checkpoint, and the checkpoints
+// stored with every run (with the trusted key). It returns the
 // verdict, and the decoded records and contents of every run it could
 // read, for comparison with the originals.
 func (f *tamperFixture) verify(t testing.TB, path string) (verdict, map[string][]trace.Record, map[string]map[int]trace.Content) {
@@ -198,6 +200,15 @@ func (f *tamperFixture) verify(t testing.TB, path string) (verdict, map[string][
 			if _, err := governance.VerifyCheckpoint(ctx, s, []byte(n), f.verifiers); err != nil {
 				v.checkpoint = append(v.checkpoint, err)
 			}
+		}
+	}
+	runs, err := s.Runs(ctx, governance.RunFilter{TenantID: "acme"})
+	if err != nil {
+		v.chain = append(v.chain, err)
+	}
+	for _, r := range runs {
+		if _, err := governance.VerifyRunCheckpoints(ctx, s, "acme", r.RunID, f.verifiers); err != nil {
+			v.stored = append(v.stored, err)
 		}
 	}
 	return v, recs, conts
@@ -314,6 +325,7 @@ func TestTamperLogicalEdits(t *testing.T) {
 		byChain      = "chain"
 		byIntegrity  = "integrity"
 		byCheckpoint = "checkpoint"
+		byStored     = "stored checkpoints" // only the checkpoints stored with the run, verified with the trusted key
 	)
 	tests := []struct {
 		name string
@@ -363,9 +375,7 @@ func TestTamperLogicalEdits(t *testing.T) {
 			mustExec(t, db, `DELETE FROM records WHERE run_id = ? AND seq = 3`, open)
 		}},
 		{"truncate a stop: delete the inflection, end and incident, reopen", byCheckpoint, func(t *testing.T, db *sql.DB) {
-			mustExec(t, db, `DELETE FROM records WHERE run_id = ? AND seq >= 4`, blocked)
-			mustExec(t, db, `DELETE FROM incidents WHERE run_id = ?`, blocked)
-			mustExec(t, db, `UPDATE runs SET status = 'running', termination_reason = '', stopped_at_step = NULL, violation_policy_id = '', incident_id = '', ended_at = NULL, head_hash = '', chain_length = 0 WHERE run_id = ?`, blocked)
+			eraseStop(t, db, blocked)
 		}},
 		{"insert a forged record after run_end", byChain, func(t *testing.T, db *sql.DB) {
 			recs := rawRecords(t, db, completed)
@@ -421,6 +431,20 @@ func TestTamperLogicalEdits(t *testing.T) {
 			recs[3].Model = "other-model"
 			rewrite(t, db, recs, 3)
 		}},
+		{"erase a stop and store another run's notes as its checkpoints", byStored, func(t *testing.T, db *sql.DB) {
+			eraseStop(t, db, blocked)
+			mustExec(t, db, `DELETE FROM checkpoints WHERE run_id = ?`, blocked)
+			mustExec(t, db, `INSERT INTO checkpoints SELECT tenant_id, ?, size, key_name, head_hash, at_ns, note FROM checkpoints WHERE run_id = ?`, blocked, completed)
+		}},
+		{"store another run's note as a run's checkpoint, its columns made to fit", byStored, func(t *testing.T, db *sql.DB) {
+			// The completed run's note of size 2 in place of the open run's
+			// own: size and key as the row had them, the head the other's.
+			mustExec(t, db, `UPDATE checkpoints SET note = (SELECT note FROM checkpoints WHERE run_id = ? AND size = 2),
+				head_hash = (SELECT head_hash FROM checkpoints WHERE run_id = ? AND size = 2) WHERE run_id = ? AND size = 2`, completed, completed, open)
+		}},
+		{"change a stored checkpoint's size and head columns", byStored, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE checkpoints SET size = 100 WHERE run_id = ? AND size = 2`, open)
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -452,9 +476,16 @@ func TestTamperLogicalEdits(t *testing.T) {
 				if !anyIs(v.checkpoint, governance.ErrCheckpointMismatch) {
 					t.Errorf("want a checkpoint mismatch; got %v", v)
 				}
+			case byStored:
+				if len(v.chain) > 0 {
+					t.Logf("(also caught without checkpoints: %v)", v.chain)
+				}
+				if !anyIs(v.stored, governance.ErrCheckpointMismatch) {
+					t.Errorf("want a stored checkpoint refused; got %v", v)
+				}
 			}
 			// Every error names the run it is about.
-			for _, err := range append(append([]error{}, v.chain...), v.checkpoint...) {
+			for _, err := range append(append(append([]error{}, v.chain...), v.checkpoint...), v.stored...) {
 				named := false
 				for _, id := range f.runs {
 					named = named || strings.Contains(err.Error(), id)
@@ -465,6 +496,17 @@ func TestTamperLogicalEdits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// eraseStop deletes a stopped run's inflection record, run_end and
+// incident, and reopens the run, consistently: the chain that is left
+// verifies.
+func eraseStop(t testing.TB, db *sql.DB, runID string) {
+	t.Helper()
+	mustExec(t, db, `DELETE FROM records WHERE run_id = ? AND seq >= 4`, runID)
+	mustExec(t, db, `DELETE FROM incidents WHERE run_id = ?`, runID)
+	mustExec(t, db, `UPDATE runs SET status = 'running', termination_reason = '', stopped_at_step = NULL, violation_policy_id = '', incident_id = '',
+		ended_at = NULL, head_hash = '', chain_length = 0, step_count = 0, total_tokens = 0, total_cost_cents = 0 WHERE run_id = ?`, runID)
 }
 
 func anyIs(errs []error, target error) bool {
@@ -685,4 +727,150 @@ func TestTamperDeepJSON(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTamperColumnEdits edits, with the triggers dropped, only what the
+// store keeps BESIDE the hashed bodies — a column of a record that the
+// store queries by, a run row's totals, a row of another table — or a
+// body's spelling but not what it decodes to, so that every chain still
+// verifies. Each edit is reported by VerifyStore (and
+// VerifyRun), naming the run and the record (seq -1: the run's row).
+func TestTamperColumnEdits(t *testing.T) {
+	f := newTamperFixture(t)
+	blocked, completed, open := f.runs["blocked"], f.runs["completed"], f.runs["open"]
+	tests := []struct {
+		name string
+		run  string
+		seq  int // the record the error must name; -1 the run's row
+		edit func(t *testing.T, db *sql.DB)
+	}{
+		{"a step's status column", completed, 2, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET status = 'violation' WHERE run_id = ? AND seq = 2`, completed)
+		}},
+		{"the inflection's policy_id column", blocked, 4, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET policy_id = 'steps' WHERE run_id = ? AND seq = 4`, blocked)
+		}},
+		{"the inflection column moved to an earlier step", blocked, 3, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET inflection = 0 WHERE run_id = ? AND seq = 4`, blocked)
+			mustExec(t, db, `UPDATE records SET inflection = 1 WHERE run_id = ? AND seq = 3`, blocked)
+		}},
+		{"the total_tokens column of a running run's last step (its row's totals)", open, 3, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET total_tokens = 1, total_cost_cents = 0 WHERE run_id = ? AND seq = 3`, open)
+		}},
+		{"a record's time column", completed, 1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET at_ns = at_ns - 3600000000000 WHERE run_id = ? AND seq = 1`, completed)
+		}},
+		{"a running run's last step made its run_end by its kind column", open, 3, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET kind = 'run_end' WHERE run_id = ? AND seq = 3`, open)
+		}},
+		{"step_index columns swapped (contents change steps)", completed, 1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET step_index = CASE seq WHEN 1 THEN 1 ELSE 0 END WHERE run_id = ? AND seq IN (1, 2)`, completed)
+		}},
+		{"the seq column of a running run's last record", open, 3, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET seq = 9 WHERE run_id = ? AND seq = 3`, open)
+		}},
+		{"an ended run's step_count, totals and chain_length", completed, -1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE runs SET step_count = 2, total_tokens = 21, total_cost_cents = 2.5, chain_length = 4 WHERE run_id = ?`, completed)
+		}},
+		{"a body key in another case (the record decodes the same)", completed, 2, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET body = CAST(replace(CAST(body AS TEXT), '"tool":', '"TOOL":') AS BLOB) WHERE run_id = ? AND seq = 2`, completed)
+		}},
+		{"a forged first copy of a key in a body (the record decodes the same)", blocked, 4, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET body = CAST(replace(CAST(body AS TEXT), '"tool":"shell"', '"tool":"search","tool":"shell"') AS BLOB) WHERE run_id = ? AND seq = 4`, blocked)
+		}},
+		{"an ended run's ended_at", completed, 4, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE runs SET ended_at = ended_at + 1 WHERE run_id = ?`, completed)
+		}},
+		{"a running run's row stating a stop", open, -1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE runs SET termination_reason = 'policy_block', stopped_at_step = 1, violation_policy_id = 'tools' WHERE run_id = ?`, open)
+		}},
+		{"a run's created_at", completed, 0, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE runs SET created_at = created_at - 86400000000000 WHERE run_id = ?`, completed)
+		}},
+		{"a running run with steps made queued", open, -1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE runs SET status = 'queued' WHERE run_id = ?`, open)
+		}},
+		{"a policy version that never published the run's snapshot", completed, -1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE runs SET policy_version = 7 WHERE run_id = ?`, completed)
+		}},
+		{"the incident's trace_id and created_at", blocked, 4, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE incidents SET trace_id = 'TRC-other', created_at = created_at + 1 WHERE run_id = ?`, blocked)
+		}},
+		{"content stored on a run_end record", completed, -1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `UPDATE records SET content = '{"input":"never said"}' WHERE run_id = ? AND kind = 'run_end'`, completed)
+		}},
+		{"an incident added to a run that never stopped", completed, -1, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `INSERT INTO incidents SELECT tenant_id, 'INC-forged', ?, trace_id, snapshot_id, policy_id, source, step_index, record_hash,
+				reason, threshold, limit_value, observed, severity, title, message, created_at, status, acknowledged_at, acknowledged_by,
+				resolved_at, resolved_by, resolution FROM incidents WHERE run_id = ?`, completed, blocked)
+		}},
+		{"a second incident of a stopped run", blocked, 4, func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `INSERT INTO incidents SELECT tenant_id, 'INC-second', run_id, trace_id, snapshot_id, 'steps', source, step_index, record_hash,
+				reason, threshold, limit_value, observed, severity, title, 'another story', created_at, status, acknowledged_at, acknowledged_by,
+				resolved_at, resolved_by, resolution FROM incidents WHERE run_id = ?`, blocked)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := f.copy(t)
+			db := tamperDB(t, path)
+			tc.edit(t, db)
+			db.Close()
+			s := openStore(t, path)
+			// Every chain still verifies: only the columns changed.
+			recs, err := s.Records(ctx, "acme", tc.run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := trace.Verify(recs); err != nil {
+				t.Fatalf("the edit broke the chain, fix the test: %v", err)
+			}
+			rep, err := governance.VerifyStore(ctx, s, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Failures) != 1 {
+				t.Fatalf("VerifyStore: want one failure, got %v", rep.Failures)
+			}
+			for _, err := range []error{rep.Failures[0], second(governance.VerifyRun(ctx, s, "acme", tc.run))} {
+				var ie *governance.IntegrityError
+				if !errors.As(err, &ie) || !errors.Is(err, governance.ErrIntegrity) {
+					t.Fatalf("got %v, want an IntegrityError", err)
+				}
+				if ie.RunID != tc.run || ie.TenantID != "acme" || ie.Seq != tc.seq || !strings.Contains(err.Error(), tc.run) {
+					t.Errorf("error names run %s record %d, want run %s record %d: %v", ie.RunID, ie.Seq, tc.run, tc.seq, err)
+				}
+			}
+		})
+	}
+
+	t.Run("the run's row deleted, its records, checkpoints and incident left", func(t *testing.T) {
+		path := f.copy(t)
+		db := tamperDB(t, path)
+		mustExec(t, db, `DELETE FROM runs WHERE run_id = ?`, blocked)
+		db.Close()
+		s := openStore(t, path)
+		rep, err := governance.VerifyStore(ctx, s, nil)
+		if err != nil || len(rep.Failures) != 1 || rep.Runs != 2 {
+			t.Fatalf("VerifyStore: %+v %v", rep, err)
+		}
+		var oe *governance.OrphanError
+		if err := rep.Failures[0]; !errors.As(err, &oe) || !errors.Is(err, governance.ErrOrphan) || oe.RunID != blocked ||
+			!strings.Contains(err.Error(), blocked) {
+			t.Fatalf("got %v, want an OrphanError naming run %s", err, blocked)
+		}
+		kinds := map[governance.OrphanKind]int{}
+		for _, o := range oe.Rows {
+			kinds[o.Kind]++
+		}
+		if kinds[governance.OrphanRecord] != 6 || kinds[governance.OrphanContent] != 4 || kinds[governance.OrphanIncident] != 1 ||
+			kinds[governance.OrphanCheckpoint] != len(f.notes[blocked]) || rep.Orphans != len(oe.Rows) {
+			t.Errorf("orphans: %v (report: %d)", kinds, rep.Orphans)
+		}
+		// The checkpoints kept outside: the run is gone.
+		notes := f.notes[blocked]
+		if _, err := governance.VerifyCheckpoint(ctx, s, []byte(notes[len(notes)-1]), f.verifiers); !errors.Is(err, governance.ErrNotFound) {
+			t.Errorf("kept note of the run: got %v, want ErrNotFound", err)
+		}
+	})
 }

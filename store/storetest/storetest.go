@@ -22,6 +22,13 @@
 // and racing appends and closes, the export log and checkpoints, and
 // Explain and VerifyRun over what the store returns.
 //
+// Every store must implement governance.AuditStore (rows left without
+// their run's row; the columns kept beside each record), checked by the
+// Audit test. RunTamper is a second suite, for a store whose tests can
+// edit its database behind its back (a Tamper): every edit a writer of the
+// database could make that leaves the chains intact is reported by
+// verification.
+//
 // A store that also implements governance.LedgerStore (limits that span
 // runs: tenant_budget, tenant_rate_limit) is checked for those too:
 // calendar and rolling windows, concurrent charges at the edge of a limit
@@ -99,6 +106,7 @@ func Run(t *testing.T, open Opener) {
 		{"ExplainAndVerify", testExplainVerify},
 		{"ExportLog", testExportLog},
 		{"Checkpoints", testCheckpoints},
+		{"Audit", testAudit},
 		{"AppendRace", testAppendRace},
 		{"CloseRace", testCloseRace},
 		{"PublishRace", testPublishRace},

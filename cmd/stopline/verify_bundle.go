@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/stopline/stopline/export"
+)
+
+// bundleResult is what `stopline verify-bundle --json` prints.
+type bundleResult struct {
+	OK         bool      `json:"ok"`
+	File       string    `json:"file"`
+	BundleID   string    `json:"bundle_id,omitempty"`
+	BundleType string    `json:"bundle_type,omitempty"`
+	BundleHash string    `json:"bundle_hash,omitempty"`
+	Signed     bool      `json:"signature_verified"`
+	KeyID      string    `json:"key_id,omitempty"`
+	TenantID   string    `json:"tenant_id,omitempty"`
+	RunID      string    `json:"run_id,omitempty"`
+	IncidentID string    `json:"incident_id,omitempty"`
+	Checkpoint *bundleCP `json:"checkpoint,omitempty"`
+	Failures   []string  `json:"failures"`
+}
+
+// bundleCP is the carried checkpoint, as verify-bundle --checkpoint-key
+// found it.
+type bundleCP struct {
+	Verified bool   `json:"verified"`
+	Size     int    `json:"size"`
+	Head     string `json:"head_hash"`
+	KeyName  string `json:"key_name"`
+}
+
+func verifyBundleCmd() *command {
+	var pubkey, cpKey string
+	return &command{
+		name:     "verify-bundle",
+		section:  "Evidence and integrity",
+		synopsis: "FILE [--pubkey FILE] [--checkpoint-key FILE] [--json]",
+		summary:  "verify an exported JSON bundle offline, without the database",
+		desc: `Verifies a JSON bundle written by stopline export (or the HTTP API) without any
+database: the envelope (JSON that every reader reads the same way: no key
+twice, no key in another case, valid UTF-8, nothing but what the bundle's
+fields write), the bundle's SHA-256 against bundle_hash, the signature by
+--pubkey, the policy snapshot against its hash, the hash chain recomputed
+record by record, every step against its chain record, included content
+against its hash, the bundle's facts against the chain, and the checkpoint
+it carries, if any: a well-formed checkpoint of this tenant, run and chain.
+
+With --checkpoint-key PUB (the .pub of stopline keygen --checkpoint), the
+carried checkpoint must also be signed by that key: this proves the chain in
+the bundle is the one the checkpoint key signed, even if the database it was
+exported from was rewritten. A bundle without a checkpoint then fails.
+
+Without --pubkey every check but the signature is made: that proves the bundle
+is internally sound, not who issued it. Exit 1 when any check fails, with one
+line on stderr per failure.
+
+--json prints {"ok","file","bundle_id","bundle_type","bundle_hash",
+"signature_verified","key_id","tenant_id","run_id","incident_id","checkpoint",
+"failures"}, checkpoint {"verified","size","head_hash","key_name"} with
+--checkpoint-key.`,
+		examples: []string{
+			"stopline verify-bundle evidence-INC-9d1c2b3a4f5e6d7c-BND-0123456789abcdef.json --pubkey export.key.pub",
+			"stopline verify-bundle evidence-INC-9d1c2b3a4f5e6d7c-BND-0123456789abcdef.json --pubkey export.key.pub --checkpoint-key checkpoint.key.pub",
+		},
+		minArgs: 1, maxArgs: 1, json: true,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&pubkey, "pubkey", "", "ed25519 public key `FILE` the bundle must be signed with (from stopline keygen)")
+			fs.StringVar(&cpKey, "checkpoint-key", "", "checkpoint verifier key `FILE`: the carried checkpoint must be signed by it")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			var pub ed25519.PublicKey
+			if pubkey != "" {
+				var err error
+				if pub, err = export.ReadPublicKeyFile(pubkey); err != nil {
+					return fmt.Errorf("--pubkey: %w", err)
+				}
+			}
+			var verifiers note.Verifiers
+			if cpKey != "" {
+				var err error
+				if verifiers, err = readCheckpointVerifier(cpKey); err != nil {
+					return err
+				}
+			}
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var v *export.Verified
+			if pub != nil {
+				v, err = export.Verify(data, pub)
+			} else {
+				v, err = export.VerifyUnsigned(data)
+			}
+			res := bundleResult{OK: err == nil, File: args[0], Failures: []string{}}
+			if err != nil {
+				var ve *export.VerificationError
+				if errors.As(err, &ve) {
+					for _, f := range ve.Failures {
+						res.Failures = append(res.Failures, oneLine(f.Error()))
+					}
+				} else {
+					res.Failures = append(res.Failures, oneLine(err.Error()))
+				}
+			} else {
+				res.BundleID, res.BundleType, res.BundleHash = v.Bundle.ID(), string(v.Bundle.Type()), v.Hash
+				res.Signed, res.KeyID = v.KeyID != "", v.KeyID
+				if h := headerOf(v.Bundle); h != nil {
+					res.TenantID, res.RunID, res.IncidentID = h.TenantID, h.RunID, h.IncidentID
+				}
+				if verifiers != nil {
+					cp, err := export.VerifyBundleCheckpoint(v, verifiers)
+					res.Checkpoint = &bundleCP{Verified: err == nil, Size: cp.Size, Head: cp.Head, KeyName: cp.KeyName}
+					if err != nil {
+						res.OK = false
+						res.Failures = append(res.Failures, oneLine("checkpoint: "+err.Error()))
+					}
+				}
+			}
+			if e.jsonOut {
+				if err := writeJSON(e.stdout, res); err != nil {
+					return err
+				}
+			}
+			if !res.OK {
+				for _, f := range res.Failures {
+					fmt.Fprintf(e.stderr, "stopline verify-bundle: %s: %s\n", args[0], f)
+				}
+				return errSilent
+			}
+			if e.jsonOut {
+				return nil
+			}
+			fmt.Fprintf(e.stdout, "%s: verified\n", args[0])
+			t := newTable(e.stdout)
+			t.row("Bundle:", fmt.Sprintf("%s (%s)", res.BundleID, res.BundleType))
+			t.row("Bundle hash:", res.BundleHash)
+			if res.Signed {
+				t.row("Signature:", "valid, key "+res.KeyID)
+			} else {
+				t.row("Signature:", "not checked (no --pubkey): the bundle is sound, its issuer unproven")
+			}
+			if cp := res.Checkpoint; cp != nil {
+				t.row("Checkpoint:", fmt.Sprintf("valid, key %s: %d records, head %s", cp.KeyName, cp.Size, cp.Head))
+			}
+			t.row("Tenant:", res.TenantID)
+			t.row("Run:", res.RunID)
+			if res.IncidentID != "" {
+				t.row("Incident:", res.IncidentID)
+			}
+			return t.flush()
+		},
+	}
+}
