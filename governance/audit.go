@@ -35,12 +35,12 @@ type AuditStore interface {
 // ErrAuditUnsupported is reported by VerifyStore and VerifyTenant for a
 // store that does not implement AuditStore: rows without a run and the
 // columns beside the records could not be checked.
-var ErrAuditUnsupported = errors.New("stopline: the store does not implement governance.AuditStore")
+var ErrAuditUnsupported = errors.New("governance: the store does not implement governance.AuditStore")
 
 // ErrOrphan is matched when a store holds rows of a run — records, step
 // contents, checkpoints, incidents — but not the run's row: the run was
 // deleted, and what it recorded was left. It also matches ErrIntegrity.
-var ErrOrphan = errors.New("stopline: rows of a run whose row is missing")
+var ErrOrphan = errors.New("governance: rows of a run whose row is missing")
 
 // OrphanKind says what an orphan row is.
 type OrphanKind string

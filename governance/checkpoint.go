@@ -22,15 +22,15 @@ const CheckpointOrigin = "stopline/run-checkpoint/v1"
 var (
 	// ErrCheckpoint is matched when a checkpoint note cannot be opened
 	// (bad signature, unknown key) or is malformed.
-	ErrCheckpoint = errors.New("stopline: invalid checkpoint")
+	ErrCheckpoint = errors.New("governance: invalid checkpoint")
 	// ErrCheckpointMismatch is matched when the stored records do not
 	// match a valid checkpoint: the records it covers were changed,
 	// removed or rewritten.
-	ErrCheckpointMismatch = errors.New("stopline: records do not match the checkpoint")
+	ErrCheckpointMismatch = errors.New("governance: records do not match the checkpoint")
 	// ErrCheckpointRun is matched when a valid checkpoint note names
 	// another tenant or run than the one it is stored with or verified
 	// for. It also matches ErrCheckpointMismatch.
-	ErrCheckpointRun = errors.New("stopline: checkpoint is of another run")
+	ErrCheckpointRun = errors.New("governance: checkpoint is of another run")
 )
 
 // GenerateCheckpointKey makes a key pair for signing checkpoints, in the
@@ -81,7 +81,7 @@ func SignCheckpoint(ctx context.Context, store Store, signer note.Signer, tenant
 		return Checkpoint{}, err
 	}
 	if err := store.PutCheckpoint(ctx, cp); err != nil {
-		err = fmt.Errorf("stopline: storing checkpoint of run %s at size %d: %w", runID, cp.Size, err)
+		err = fmt.Errorf("governance: storing checkpoint of run %s at size %d: %w", runID, cp.Size, err)
 		if errors.Is(err, ErrChainConflict) {
 			return cp, err
 		}
@@ -99,7 +99,7 @@ func NewCheckpoint(signer note.Signer, tenantID, runID string, size int, head st
 	}
 	msg, err := note.Sign(&note.Note{Text: text}, signer)
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("stopline: signing checkpoint of run %s: %w", runID, err)
+		return Checkpoint{}, fmt.Errorf("governance: signing checkpoint of run %s: %w", runID, err)
 	}
 	return Checkpoint{TenantID: tenantID, RunID: runID, Size: size, Head: head, At: at.UTC(), KeyName: signer.Name(), Note: string(msg)}, nil
 }
@@ -110,7 +110,7 @@ func putCheckpoint(ctx context.Context, store Store, signer note.Signer, tenantI
 		return Checkpoint{}, err
 	}
 	if err := store.PutCheckpoint(ctx, cp); err != nil {
-		return Checkpoint{}, fmt.Errorf("stopline: storing checkpoint of run %s at size %d: %w", runID, size, err)
+		return Checkpoint{}, fmt.Errorf("governance: storing checkpoint of run %s at size %d: %w", runID, size, err)
 	}
 	return cp, nil
 }
@@ -136,7 +136,7 @@ func StoredCheckpoint(ctx context.Context, store Store, verifier note.Verifier, 
 		}
 		return cp, nil
 	}
-	return Checkpoint{}, fmt.Errorf("stopline: checkpoint of run %s (tenant %s) at size %d with head %s signed by key %s: %w",
+	return Checkpoint{}, fmt.Errorf("governance: checkpoint of run %s (tenant %s) at size %d with head %s signed by key %s: %w",
 		runID, tenantID, size, head, verifier.Name(), ErrNotFound)
 }
 

@@ -10,17 +10,17 @@ import (
 var (
 	// ErrRunStopped is matched by the error of any step reported to a run
 	// that has ended (stopped by a policy, finished, aborted or failed).
-	ErrRunStopped = errors.New("stopline: run stopped")
+	ErrRunStopped = errors.New("governance: run stopped")
 	// ErrPolicyViolation is matched by the *Violation a blocked step returns.
-	ErrPolicyViolation = errors.New("stopline: policy violation")
+	ErrPolicyViolation = errors.New("governance: policy violation")
 	// ErrRecordFailed is matched when the store could not record something
 	// the runner had to: a run's start (or its snapshot), a step, the
 	// run's end, a checkpoint, a published policy version. A step that
 	// could not be recorded was not allowed (unless WithFailOpen); a run
 	// whose start could not be recorded did not start.
-	ErrRecordFailed = errors.New("stopline: could not record")
+	ErrRecordFailed = errors.New("governance: could not record")
 	// ErrInvalidStep is matched when a reported step is malformed.
-	ErrInvalidStep = errors.New("stopline: invalid step")
+	ErrInvalidStep = errors.New("governance: invalid step")
 )
 
 // Violation is the error a step returns when a policy blocked it: the run
@@ -46,7 +46,7 @@ func (v *Violation) PolicyID() string { return v.Decision.PolicyID }
 func (v *Violation) Reason() prevention.RunTerminationReason { return v.Decision.Reason }
 
 func (v *Violation) Error() string {
-	return fmt.Sprintf("stopline: run %s stopped at step %d: %s", v.RunID, v.StepIndex, v.Decision)
+	return fmt.Sprintf("governance: run %s stopped at step %d: %s", v.RunID, v.StepIndex, v.Decision)
 }
 
 // Is matches ErrPolicyViolation and ErrRunStopped.
@@ -65,7 +65,7 @@ type StoppedError struct {
 }
 
 func (e *StoppedError) Error() string {
-	return fmt.Sprintf("stopline: run %s has ended (%s, %s): no further steps accepted", e.RunID, e.Status, e.Reason)
+	return fmt.Sprintf("governance: run %s has ended (%s, %s): no further steps accepted", e.RunID, e.Status, e.Reason)
 }
 
 // Is matches ErrRunStopped.

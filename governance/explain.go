@@ -13,7 +13,7 @@ import (
 )
 
 // ErrBeforeRun is returned by Explain for an instant before the run was created.
-var ErrBeforeRun = errors.New("stopline: instant is before the run was created")
+var ErrBeforeRun = errors.New("governance: instant is before the run was created")
 
 // ExecutionState says whether, at an instant, the run was waiting,
 // continuing or stopped.
@@ -104,7 +104,7 @@ type RecordLocation struct {
 func Explain(ctx context.Context, store Store, tenantID, runID string, at time.Time) (*Explanation, error) {
 	run, err := store.Run(ctx, tenantID, runID)
 	if err != nil {
-		return nil, fmt.Errorf("stopline: explain: %w", err)
+		return nil, fmt.Errorf("governance: explain: %w", err)
 	}
 	if at.Before(run.CreatedAt) {
 		return nil, fmt.Errorf("%w: %s is before run %s was created at %s", ErrBeforeRun,
@@ -112,18 +112,18 @@ func Explain(ctx context.Context, store Store, tenantID, runID string, at time.T
 	}
 	snap, err := store.Snapshot(ctx, tenantID, run.SnapshotID)
 	if err != nil {
-		return nil, fmt.Errorf("stopline: explain: snapshot of run %s: %w", runID, err)
+		return nil, fmt.Errorf("governance: explain: snapshot of run %s: %w", runID, err)
 	}
 	if err := snap.Verify(); err != nil {
-		return nil, fmt.Errorf("stopline: explain: %w", err)
+		return nil, fmt.Errorf("governance: explain: %w", err)
 	}
 	records, err := store.Records(ctx, tenantID, runID)
 	if err != nil {
-		return nil, fmt.Errorf("stopline: explain: records of run %s: %w", runID, err)
+		return nil, fmt.Errorf("governance: explain: records of run %s: %w", runID, err)
 	}
 	head, err := trace.Verify(records)
 	if err != nil {
-		return nil, fmt.Errorf("stopline: explain: %w", err)
+		return nil, fmt.Errorf("governance: explain: %w", err)
 	}
 
 	// The last record at or before the instant.

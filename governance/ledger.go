@@ -12,7 +12,7 @@ import (
 // across runs (tenant_budget, tenant_rate_limit, or a hook that is a
 // prevention.ChargedHook) but the runner's store keeps no ledger: Start
 // and Enqueue refuse such a run.
-var ErrLedgerUnsupported = errors.New("stopline: store keeps no ledger for tenant-wide limits")
+var ErrLedgerUnsupported = errors.New("governance: store keeps no ledger for tenant-wide limits")
 
 // LedgerStore is an optional interface of a Store: one that keeps the
 // tenants' shared counters that limits spanning runs are checked against
@@ -42,7 +42,7 @@ func (r *Runner) checkLedger(eng *prevention.Engine) error {
 	if id == "" || r.ledger() != nil {
 		return nil
 	}
-	return fmt.Errorf("stopline: start: policy %q of snapshot %s limits tenant %q across runs, and the store (%T) does not implement governance.LedgerStore: %w",
+	return fmt.Errorf("governance: start: policy %q of snapshot %s limits tenant %q across runs, and the store (%T) does not implement governance.LedgerStore: %w",
 		id, eng.Snapshot().ID(), eng.Snapshot().TenantID(), r.store, ErrLedgerUnsupported)
 }
 
@@ -106,14 +106,14 @@ func (run *Run) releaseHolds(ctx context.Context, holds []prevention.Hold) error
 	}
 	l := run.r.ledger()
 	if l == nil {
-		return fmt.Errorf("stopline: releasing holds of run %s: %w", run.rec.RunID, ErrLedgerUnsupported)
+		return fmt.Errorf("governance: releasing holds of run %s: %w", run.rec.RunID, ErrLedgerUnsupported)
 	}
 	wctx, cancel := run.r.writeContext(ctx)
 	defer cancel()
 	var first error
 	for _, h := range holds {
 		if err := l.Release(wctx, h); err != nil && first == nil {
-			first = fmt.Errorf("stopline: releasing %d on %s for run %s: %w", h.Amount, h.Counter, run.rec.RunID, err)
+			first = fmt.Errorf("governance: releasing %d on %s for run %s: %w", h.Amount, h.Counter, run.rec.RunID, err)
 		}
 	}
 	return first

@@ -22,7 +22,7 @@ func RecoverRun(ctx context.Context, store Store, tenantID, runID, message strin
 		return RunRecord{}, err
 	}
 	if run.Status.Ended() {
-		return run, fmt.Errorf("stopline: recover run %s: %w", runID, ErrRunEnded)
+		return run, fmt.Errorf("governance: recover run %s: %w", runID, ErrRunEnded)
 	}
 	records, err := store.Records(ctx, tenantID, runID)
 	if err != nil {
@@ -30,7 +30,7 @@ func RecoverRun(ctx context.Context, store Store, tenantID, runID, message strin
 	}
 	head, err := trace.Verify(records)
 	if err != nil {
-		return run, fmt.Errorf("stopline: recover run %s: %w", runID, err)
+		return run, fmt.Errorf("governance: recover run %s: %w", runID, err)
 	}
 	last := records[len(records)-1]
 	// The totals the run_end states are the last recorded step's, from
@@ -62,7 +62,7 @@ func RecoverRun(ctx context.Context, store Store, tenantID, runID, message strin
 		MarkRunning: run.Status == StatusQueued,
 	}
 	if err := store.CloseRun(ctx, c); err != nil {
-		return run, fmt.Errorf("stopline: recover run %s: %w", runID, err)
+		return run, fmt.Errorf("governance: recover run %s: %w", runID, err)
 	}
 	return store.Run(ctx, tenantID, runID)
 }

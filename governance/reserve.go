@@ -28,7 +28,7 @@ type Reservation struct {
 
 // ErrReservationDone is matched when a Reservation is used after it was
 // settled or released.
-var ErrReservationDone = errors.New("stopline: reservation already settled or released")
+var ErrReservationDone = errors.New("governance: reservation already settled or released")
 
 // Reserve evaluates attempted — the most a step about to happen can add:
 // for an LLM call, its prompt priced at the model's input rate plus

@@ -354,7 +354,7 @@ func (run *Run) Finish(ctx context.Context) (RunRecord, error) {
 // (cancelled), timeout or system_failure (failed). message says why.
 func (run *Run) Abort(ctx context.Context, reason prevention.RunTerminationReason, message string) (RunRecord, error) {
 	if !reason.Valid() || reason == prevention.ReasonCompleted {
-		return RunRecord{}, fmt.Errorf("stopline: abort: %q is not an abort reason", reason)
+		return RunRecord{}, fmt.Errorf("governance: abort: %q is not an abort reason", reason)
 	}
 	run.mu.Lock()
 	defer run.mu.Unlock()

@@ -35,7 +35,7 @@ type Runner struct {
 // field.
 func NewRunner(store Store, opts ...Option) (*Runner, error) {
 	if store == nil {
-		return nil, errors.New("stopline: NewRunner: nil store")
+		return nil, errors.New("governance: NewRunner: nil store")
 	}
 	cfg := config{
 		clock:       systemClock{},
@@ -46,7 +46,7 @@ func NewRunner(store Store, opts ...Option) (*Runner, error) {
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
-			return nil, fmt.Errorf("stopline: NewRunner: %w", err)
+			return nil, fmt.Errorf("governance: NewRunner: %w", err)
 		}
 	}
 	return &Runner{store: store, cfg: cfg, engines: map[string]*prevention.Engine{}}, nil
@@ -90,16 +90,16 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 		if tenant == "" {
 			tenant = opts.Snapshot.TenantID()
 		} else if tenant != opts.Snapshot.TenantID() {
-			return nil, fmt.Errorf("stopline: start: snapshot %s belongs to tenant %q, not %q", opts.Snapshot.ID(), opts.Snapshot.TenantID(), tenant)
+			return nil, fmt.Errorf("governance: start: snapshot %s belongs to tenant %q, not %q", opts.Snapshot.ID(), opts.Snapshot.TenantID(), tenant)
 		}
 	}
 	if tenant == "" {
-		return nil, errors.New("stopline: start: a run needs a tenant id")
+		return nil, errors.New("governance: start: a run needs a tenant id")
 	}
 	// Ids are keys, compared byte for byte: invalid UTF-8, which records
 	// would hold replaced, is refused rather than changed.
 	if !utf8.ValidString(tenant) || !utf8.ValidString(opts.RunID) {
-		return nil, fmt.Errorf("stopline: start: tenant id %q or run id %q is not valid UTF-8", tenant, opts.RunID)
+		return nil, fmt.Errorf("governance: start: tenant id %q or run id %q is not valid UTF-8", tenant, opts.RunID)
 	}
 	var (
 		eng     *prevention.Engine
@@ -112,7 +112,7 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 		var v PolicyVersion
 		v, err = r.store.ActivePolicy(ctx, tenant)
 		if err != nil {
-			return nil, fmt.Errorf("stopline: start: no snapshot given and no active policy for tenant %q: %w", tenant, err)
+			return nil, fmt.Errorf("governance: start: no snapshot given and no active policy for tenant %q: %w", tenant, err)
 		}
 		version = v.Version
 		eng, err = r.engineFor(ctx, tenant, v.SnapshotID, nil)
@@ -165,7 +165,7 @@ func (r *Runner) engineFor(ctx context.Context, tenant, snapID string, snap *sna
 	r.mu.Unlock()
 	if eng != nil {
 		if snap != nil && snap.ContentHash() != eng.Snapshot().ContentHash() {
-			return nil, fmt.Errorf("stopline: snapshot %s: %w", snapID, ErrSnapshotConflict)
+			return nil, fmt.Errorf("governance: snapshot %s: %w", snapID, ErrSnapshotConflict)
 		}
 		return eng, nil
 	}
@@ -183,12 +183,12 @@ func (r *Runner) engineFor(ctx context.Context, tenant, snapID string, snap *sna
 			var err error
 			s, err = r.store.Snapshot(ctx, tenant, snapID)
 			if err != nil {
-				return nil, fmt.Errorf("stopline: loading snapshot %s of tenant %q: %w", snapID, tenant, err)
+				return nil, fmt.Errorf("governance: loading snapshot %s of tenant %q: %w", snapID, tenant, err)
 			}
 		}
 		e, err := r.cfg.kinds.Compile(s, r.cfg.hooks...)
 		if err != nil {
-			return nil, fmt.Errorf("stopline: compiling snapshot %s: %w", snapID, err)
+			return nil, fmt.Errorf("governance: compiling snapshot %s: %w", snapID, err)
 		}
 		if snap != nil {
 			if err := r.store.PutSnapshot(ctx, s); err != nil {
@@ -205,7 +205,7 @@ func (r *Runner) engineFor(ctx context.Context, tenant, snapID string, snap *sna
 	}
 	eng = v.(*prevention.Engine)
 	if snap != nil && snap.ContentHash() != eng.Snapshot().ContentHash() {
-		return nil, fmt.Errorf("stopline: snapshot %s: %w", snapID, ErrSnapshotConflict)
+		return nil, fmt.Errorf("governance: snapshot %s: %w", snapID, ErrSnapshotConflict)
 	}
 	return eng, nil
 }
@@ -215,11 +215,11 @@ func (r *Runner) engineFor(ctx context.Context, tenant, snapID string, snap *sna
 // Runs already started keep their own snapshot.
 func (r *Runner) Publish(ctx context.Context, snap *snapshot.PolicySnapshot, by, note string) (PolicyVersion, error) {
 	if snap == nil {
-		return PolicyVersion{}, errors.New("stopline: publish: nil snapshot")
+		return PolicyVersion{}, errors.New("governance: publish: nil snapshot")
 	}
 	eng, err := r.cfg.kinds.Compile(snap, r.cfg.hooks...)
 	if err != nil {
-		return PolicyVersion{}, fmt.Errorf("stopline: publish: %w", err)
+		return PolicyVersion{}, fmt.Errorf("governance: publish: %w", err)
 	}
 	v := PolicyVersion{
 		TenantID: snap.TenantID(), SnapshotID: snap.ID(), ContentHash: snap.ContentHash(),
@@ -324,7 +324,9 @@ type PanicError struct {
 	Stack string
 }
 
-func (e *PanicError) Error() string { return fmt.Sprintf("stopline: agent loop panicked: %v", e.Value) }
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("governance: agent loop panicked: %v", e.Value)
+}
 
 func callLoop(ctx context.Context, run *Run, fn func(context.Context, *Run) error) (err error) {
 	defer func() {

@@ -15,21 +15,21 @@ import (
 var (
 	// ErrNotFound: no such run, incident, snapshot or policy version for
 	// this tenant. A record of another tenant is not found, never shown.
-	ErrNotFound = errors.New("stopline: not found")
+	ErrNotFound = errors.New("governance: not found")
 	// ErrSnapshotConflict: a snapshot with this id but different content
 	// is already stored. Snapshots are never overwritten.
-	ErrSnapshotConflict = errors.New("stopline: snapshot id already stored with different content")
+	ErrSnapshotConflict = errors.New("governance: snapshot id already stored with different content")
 	// ErrRunExists: a run with this id is already stored.
-	ErrRunExists = errors.New("stopline: run already exists")
+	ErrRunExists = errors.New("governance: run already exists")
 	// ErrRunEnded: the store refused to append to or close a run that
 	// has already ended.
-	ErrRunEnded = errors.New("stopline: run already ended")
+	ErrRunEnded = errors.New("governance: run already ended")
 	// ErrExportExists: an export with this bundle id and format is
 	// already in the export log.
-	ErrExportExists = errors.New("stopline: export already recorded")
+	ErrExportExists = errors.New("governance: export already recorded")
 	// ErrChainConflict: the record does not extend the stored chain (its
 	// seq is taken or its prev_hash is not the stored head).
-	ErrChainConflict = errors.New("stopline: record does not extend the chain")
+	ErrChainConflict = errors.New("governance: record does not extend the chain")
 )
 
 // Store is where a Runner records runs, their hash-chained trace, policy

@@ -13,7 +13,7 @@ import (
 // Runner makes: a record of the wrong kind, without a body or hashes, a
 // close whose parts belong to different runs. Stores call Validate on
 // what they are given before they write; the error names what is wrong.
-var ErrMalformedWrite = errors.New("stopline: malformed store write")
+var ErrMalformedWrite = errors.New("governance: malformed store write")
 
 // Validate checks that w is a record of the given kind with a tenant, a
 // run, a body within trace.MaxRecordSize and 64-digit hashes. It does not

@@ -15,7 +15,7 @@ import (
 // chain: a run row whose head, status or links do not match its records,
 // an incident that does not match its inflection point, or step content
 // that does not match its hash. Chain errors match trace.ErrChainBroken.
-var ErrIntegrity = errors.New("stopline: stored run disagrees with its chain")
+var ErrIntegrity = errors.New("governance: stored run disagrees with its chain")
 
 // IntegrityError names the run and what disagrees.
 type IntegrityError struct {

@@ -73,16 +73,24 @@ func usagef(format string, args ...any) error {
 }
 
 // oneLine makes a message fit on one line: line breaks (as in CEL
-// compiler output) become "; ", and the library's "stopline: " prefixes,
-// which the command's own prefix replaces, are dropped.
+// compiler output) become "; ", and the library's package prefixes
+// ("governance: ", ...), which say where an error came from to a program
+// but nothing to a person reading the command's own prefix, are dropped.
 func oneLine(s string) string {
 	lines := strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
 	for i := range lines {
 		lines[i] = strings.TrimSpace(lines[i])
 	}
 	s = strings.Join(lines, "; ")
-	for strings.HasPrefix(s, "stopline: ") {
-		s = strings.TrimPrefix(s, "stopline: ")
+	for _, p := range libraryPrefixes {
+		for strings.HasPrefix(s, p) {
+			s = strings.TrimPrefix(s, p)
+		}
+		s = strings.ReplaceAll(s, ": "+p, ": ")
 	}
-	return strings.ReplaceAll(s, ": stopline: ", ": ")
+	return s
 }
+
+// libraryPrefixes are the prefixes of the library's errors that the
+// command drops from what it prints.
+var libraryPrefixes = []string{"stopline: ", "governance: "}
