@@ -108,3 +108,37 @@ func ExampleRun_Reserve() {
 	// recorded step 0 ok
 	// refused: budget budget_exceeded 10.75 of 10
 }
+
+// A Go tool governed wherever it is called from: the run travels in the
+// context. The call is a tool_call step before the tool runs, its result a
+// tool_result step before it is returned.
+func ExampleWrapTool() {
+	ctx := context.Background()
+	runner, _ := governance.NewRunner(memstore.New(), governance.WithClock(exampleClock()))
+	snap, _ := snapshot.Parse("policies.json", []byte(`{"tenant_id":"acme","thresholds":{},
+		"policies":[{"id":"tools","kind":"tool_denylist","params":{"deny":["delete_repo"]}}]}`), time.Time{}, runner.Kinds())
+
+	weather, _ := governance.WrapTool("weather", func(_ context.Context, city string) (string, error) {
+		return "sunny in " + city, nil
+	})
+	deleteRepo, _ := governance.WrapTool("delete_repo", func(_ context.Context, repo string) (bool, error) {
+		fmt.Println("deleting", repo) // never reached
+		return true, nil
+	})
+
+	_, err := runner.Run(ctx, governance.StartOptions{Snapshot: snap}, func(ctx context.Context, run *governance.Run) error {
+		ctx = governance.ContextWithRun(ctx, run)
+		w, err := weather(ctx, "Lyon")
+		if err != nil {
+			return err
+		}
+		fmt.Println(w)
+		_, err = deleteRepo(ctx, "acme/prod")
+		return err
+	})
+	var v *governance.Violation
+	fmt.Println(errors.As(err, &v), v.StepIndex, v.PolicyID())
+	// Output:
+	// sunny in Lyon
+	// true 2 tools
+}
