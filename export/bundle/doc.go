@@ -1,8 +1,8 @@
 // Package bundle is the format of stopline's evidence bundles and their
 // offline verification: the package an auditor imports. It needs no
 // database and imports nothing of stopline's runtime (no governance, no
-// store, no PDF): only the standard library, golang.org/x/mod's signed
-// notes, and the domain packages that define what a bundle holds
+// store, no PDF): only the standard library, golang.org/x (signed notes,
+// text), and the domain packages that define what a bundle holds
 // (snapshot, trace, incident, prevention).
 //
 // A bundle is one of three documents about a run that a policy governed:
@@ -20,10 +20,21 @@
 //     means, in plain words, with a risk level, time to detect and cost.
 //
 // Package export builds bundles from a store; this package seals them
-// (Seal: canonical JSON per RFC 8785, SHA-256, ed25519 signatures) and
-// verifies them (Verify: the signature, the snapshot's hash, the chain
+// and verifies them. Seal encodes a bundle as canonical JSON (RFC 8785;
+// its SHA-256 is the bundle hash) and signs it with ed25519 keys as a
+// DSSE envelope (https://github.com/secure-systems-lab/dsse):
+//
+//	{"payload": "<base64 of the canonical JSON>",
+//	 "payloadType": "application/vnd.stopline.bundle+json; version=1",
+//	 "signatures": [{"keyid": "<KeyID>", "sig": "<base64 ed25519 over PAE(payloadType, payload)>"}]}
+//
+// so that any DSSE or in-toto verifier checks the signature. Verify
+// checks all of it: the envelope and payload read strictly (one reading
+// for every JSON reader), the signature, the snapshot's hash, the chain
 // recomputed, every step and fact against the chain, with a sentinel
-// error for each kind of failure). Key files are PEM (GenerateKey,
+// error for each kind of failure. An unsigned bundle has no signatures;
+// VerifyUnsigned checks it, and its hash ties it to the PDF and export
+// log that cite it. Key files are PEM (GenerateKey,
 // WriteKeyFiles, ReadPublicKeyFile); a key's id is its fingerprint
 // (KeyID). VerifyCheckpoint checks the signed checkpoint a bundle
 // carries with the checkpoint key.
