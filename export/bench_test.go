@@ -1,6 +1,7 @@
 package export_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stopline/stopline/export"
+	"github.com/stopline/stopline/export/internal/fixture"
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/store/sqlite"
 )
@@ -26,8 +28,9 @@ func BenchmarkEvidencePDF10k(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	_, incID := longRun(b, st, 10_000)
-	exp, err := export.New(st, export.WithClock(governance.NewFakeClock(T0)), export.WithSigner(testKey("bench")))
+	_, incID := fixture.LongRun(b, st, 10_000)
+	renderer := fixture.Renderer(b)
+	exp, err := export.New(st, export.WithClock(governance.NewFakeClock(fixture.T0)), export.WithSigner(fixture.Key("bench")), export.WithRenderer(renderer))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,11 +72,11 @@ func BenchmarkEvidencePDF10k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		pdf, err := exp.Renderer().Render(s)
-		if err != nil {
+		var pdf bytes.Buffer
+		if err := renderer.Render(&pdf, s); err != nil {
 			b.Fatal(err)
 		}
-		size, last = len(pdf), pdf
+		size, last = pdf.Len(), pdf.Bytes()
 	}
 	b.StopTimer()
 	if dir := os.Getenv("STOPLINE_PDF_DIR"); dir != "" {

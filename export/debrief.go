@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stopline/stopline/export/bundle"
+	"github.com/stopline/stopline/export/internal/words"
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/incident"
 	"github.com/stopline/stopline/prevention"
@@ -12,68 +14,7 @@ import (
 	"github.com/stopline/stopline/trace"
 )
 
-// ExecutiveDebriefBundle tells an executive what an incident means for
-// the business, in plain words generated deterministically from the
-// records (no model is asked): what happened, the business impact, a risk
-// level by documented rules (RiskFor), the policy violated in words, when,
-// how long it took to detect (run start to the blocked step), what it cost
-// up to and including the blocked step, what to do next, and where the
-// incident stands. It carries the snapshot and chain like every bundle, so
-// its figures verify offline.
-type ExecutiveDebriefBundle struct {
-	Header
-	Provenance
-
-	IncidentSummary string    `json:"incident_summary"`
-	BusinessImpact  string    `json:"business_impact"`
-	RiskLevel       RiskLevel `json:"risk_level"`
-	RiskRationale   string    `json:"risk_rationale"`
-
-	// PolicyViolated describes the policy in words; ViolatedPolicyID
-	// names it.
-	PolicyViolated     string    `json:"policy_violated"`
-	ViolatedPolicyID   string    `json:"violated_policy_id"`
-	ViolationStepIndex int       `json:"violation_step_index"`
-	ViolationTime      time.Time `json:"violation_time"`
-
-	// RunStartedAt is when the run started; TimeToDetectSeconds the time
-	// from then to the blocked step.
-	RunStartedAt        time.Time `json:"run_started_at"`
-	TimeToDetectSeconds float64   `json:"time_to_detect_seconds"`
-	// CostIncurredCents is the run's cost up to and including the blocked
-	// step; StepsTaken the number of steps, the blocked one included.
-	CostIncurredCents float64 `json:"cost_incurred_cents"`
-	StepsTaken        int     `json:"steps_taken"`
-	// SimilarIncidents counts other incidents of the same policy for the
-	// tenant in the 30 days before this one.
-	SimilarIncidents int `json:"similar_incidents_30d"`
-
-	RecommendedActions []string        `json:"recommended_actions"`
-	IncidentStatus     incident.Status `json:"incident_status"`
-	RemediationStatus  string          `json:"remediation_status"`
-}
-
-// Type returns TypeExecutiveDebrief.
-func (b *ExecutiveDebriefBundle) Type() BundleType { return b.BundleType }
-
-// ID returns the bundle id.
-func (b *ExecutiveDebriefBundle) ID() string { return b.BundleID }
-
-func (b *ExecutiveDebriefBundle) header() *Header         { return &b.Header }
-func (b *ExecutiveDebriefBundle) provenance() *Provenance { return &b.Provenance }
-
-// RiskLevel ranks an incident for executives.
-type RiskLevel string
-
-// Risk levels, lowest first.
-const (
-	RiskLow      RiskLevel = "low"
-	RiskMedium   RiskLevel = "medium"
-	RiskHigh     RiskLevel = "high"
-	RiskCritical RiskLevel = "critical"
-)
-
-var riskOrder = []RiskLevel{RiskLow, RiskMedium, RiskHigh, RiskCritical}
+var riskOrder = []bundle.RiskLevel{bundle.RiskLow, bundle.RiskMedium, bundle.RiskHigh, bundle.RiskCritical}
 
 // SimilarWindow is how far back RiskFor's repeat rule looks.
 const SimilarWindow = 30 * 24 * time.Hour
@@ -96,38 +37,38 @@ const SimilarWindow = 30 * 24 * time.Hour
 // (similar >= 2): a repeated stop is a pattern, not an accident.
 //
 // It returns the level and the rationale in one sentence.
-func RiskFor(reason prevention.RunTerminationReason, blocked prevention.StepType, similar int) (RiskLevel, string) {
+func RiskFor(reason prevention.RunTerminationReason, blocked prevention.StepType, similar int) (bundle.RiskLevel, string) {
 	var (
-		level RiskLevel
+		level bundle.RiskLevel
 		why   string
 	)
 	switch {
 	case reason == prevention.ReasonPolicyBlock && blocked == prevention.StepToolCall:
-		level, why = RiskCritical, "the agent tried to take an action it is not allowed to take (rule 1)"
+		level, why = bundle.RiskCritical, "the agent tried to take an action it is not allowed to take (rule 1)"
 	case reason == prevention.ReasonPolicyBlock:
-		level, why = RiskHigh, "the agent produced or received content a policy forbids (rule 2)"
+		level, why = bundle.RiskHigh, "the agent produced or received content a policy forbids (rule 2)"
 	case reason == prevention.ReasonSystemFailure:
-		level, why = RiskHigh, "a safety check could not be made, so the run was stopped without it (rule 2)"
+		level, why = bundle.RiskHigh, "a safety check could not be made, so the run was stopped without it (rule 2)"
 	case reason == prevention.ReasonRateLimited:
-		level, why = RiskLow, "the agent acted faster than allowed (rule 4)"
+		level, why = bundle.RiskLow, "the agent acted faster than allowed (rule 4)"
 	case reason == prevention.ReasonBudgetExceeded:
-		level, why = RiskMedium, "the run's spending reached its limit (rule 3)"
+		level, why = bundle.RiskMedium, "the run's spending reached its limit (rule 3)"
 	case reason == prevention.ReasonTimeout:
-		level, why = RiskMedium, "the run's running time reached its limit (rule 3)"
+		level, why = bundle.RiskMedium, "the run's running time reached its limit (rule 3)"
 	default:
-		level, why = RiskMedium, fmt.Sprintf("the run was stopped (%s) (rule 3)", reason)
+		level, why = bundle.RiskMedium, fmt.Sprintf("the run was stopped (%s) (rule 3)", reason)
 	}
 	if similar >= 2 {
 		i := min(indexOf(riskOrder, level)+1, len(riskOrder)-1)
 		if riskOrder[i] != level {
 			level = riskOrder[i]
-			why += fmt.Sprintf(", raised one level because the same policy stopped %s in the previous 30 days (repeat rule)", plural(similar, "other run", "other runs"))
+			why += fmt.Sprintf(", raised one level because the same policy stopped %s in the previous 30 days (repeat rule)", words.Plural(similar, "other run", "other runs"))
 		}
 	}
-	return level, capitalize(string(level)) + ": " + why + "."
+	return level, words.Capitalize(string(level)) + ": " + why + "."
 }
 
-func indexOf(levels []RiskLevel, l RiskLevel) int {
+func indexOf(levels []bundle.RiskLevel, l bundle.RiskLevel) int {
 	for i, x := range levels {
 		if x == l {
 			return i
@@ -136,16 +77,9 @@ func indexOf(levels []RiskLevel, l RiskLevel) int {
 	return 1
 }
 
-func capitalize(s string) string {
-	if s == "" {
-		return s
-	}
-	return string(s[0]-'a'+'A') + s[1:]
-}
-
 // ExecutiveDebrief builds the executive debrief of an incident.
-func (e *Exporter) ExecutiveDebrief(ctx context.Context, req Request) (*ExecutiveDebriefBundle, error) {
-	if err := req.validate(TypeExecutiveDebrief); err != nil {
+func (e *Exporter) ExecutiveDebrief(ctx context.Context, req Request) (*bundle.ExecutiveDebrief, error) {
+	if err := req.validate(bundle.TypeExecutiveDebrief); err != nil {
 		return nil, err
 	}
 	d, err := e.load(ctx, &req)
@@ -178,11 +112,10 @@ func (e *Exporter) ExecutiveDebrief(ctx context.Context, req Request) (*Executiv
 			similar++
 		}
 	}
-	run := d.runSummary()
-	b := &ExecutiveDebriefBundle{
-		Header: d.header(TypeExecutiveDebrief, &req, e.clock.Now()), Provenance: d.provenance(),
+	b := &bundle.ExecutiveDebrief{
+		Header: d.header(bundle.TypeExecutiveDebrief, &req, e.clock.Now()), Provenance: d.provenance(),
 		ViolatedPolicyID: inf.PolicyID, ViolationStepIndex: inf.StepIndex, ViolationTime: inf.At.UTC(),
-		RunStartedAt: runStart(&run), CostIncurredCents: rec.TotalCostCents, StepsTaken: inf.StepIndex + 1,
+		RunStartedAt: d.runStart(), CostIncurredCents: rec.TotalCostCents, StepsTaken: inf.StepIndex + 1,
 		SimilarIncidents: similar, IncidentStatus: d.inc.Status,
 	}
 	b.TimeToDetectSeconds = b.ViolationTime.Sub(b.RunStartedAt).Seconds()
@@ -195,7 +128,7 @@ func (e *Exporter) ExecutiveDebrief(ctx context.Context, req Request) (*Executiv
 	if b.BundleID, err = e.bundleID(&b.Header, b.HeadHash, &req); err != nil {
 		return nil, err
 	}
-	if err := checkBuilt(b, d.records); err != nil {
+	if err := checkBuilt(b); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -212,37 +145,37 @@ func blockedBecause(rec *trace.Record, snap *snapshot.PolicySnapshot) string {
 	}
 	p, inSnapshot := snap.Policy(d.PolicyID)
 	if d.Source == prevention.SourceHook || !inSnapshot {
-		return fmt.Sprintf("because a safeguard built into the application (%s) blocked it", quote(d.PolicyID))
+		return fmt.Sprintf("because a safeguard built into the application (%s) blocked it", words.Quote(d.PolicyID))
 	}
 	pp := paramsOf(p)
 	switch p.Kind {
 	case "budget":
 		switch pp.Metric {
 		case "tokens":
-			return fmt.Sprintf("because it had processed %s tokens of text, more than its limit of %s", count(int64(d.Observed)), count(int64(d.Limit)))
+			return fmt.Sprintf("because it had processed %s tokens of text, more than its limit of %s", words.Count(int64(d.Observed)), words.Count(int64(d.Limit)))
 		case "cost_cents":
-			return fmt.Sprintf("because its cost had reached %s, more than its limit of %s", money(d.Observed), money(d.Limit))
+			return fmt.Sprintf("because its cost had reached %s, more than its limit of %s", words.Money(d.Observed), words.Money(d.Limit))
 		case "steps":
-			return fmt.Sprintf("because it had taken %s, more than its limit of %s", plural(int(d.Observed), "step", "steps"), count(int64(d.Limit)))
+			return fmt.Sprintf("because it had taken %s, more than its limit of %s", words.Plural(int(d.Observed), "step", "steps"), words.Count(int64(d.Limit)))
 		}
 	case "rate_limit":
-		return fmt.Sprintf("because it was acting too fast: %s in a short window, more than the %s allowed", plural(int(d.Observed), "step", "steps"), count(int64(d.Limit)))
+		return fmt.Sprintf("because it was acting too fast: %s in a short window, more than the %s allowed", words.Plural(int(d.Observed), "step", "steps"), words.Count(int64(d.Limit)))
 	case "timeout":
-		return fmt.Sprintf("because it had been running for %s, longer than the %s allowed", seconds(d.Observed), seconds(d.Limit))
+		return fmt.Sprintf("because it had been running for %s, longer than the %s allowed", words.Seconds(d.Observed), words.Seconds(d.Limit))
 	case "content":
 		fields := pp.Fields
 		if len(fields) == 0 {
 			fields = []string{"output"}
 		}
-		return fmt.Sprintf("because the agent's %s contained text that a content rule forbids", list(fields))
+		return fmt.Sprintf("because the agent's %s contained text that a content rule forbids", words.List(fields))
 	case "tool_allowlist":
-		return fmt.Sprintf("before it could use the tool %s, which is not on its list of allowed tools", quote(rec.Tool))
+		return fmt.Sprintf("before it could use the tool %s, which is not on its list of allowed tools", words.Quote(rec.Tool))
 	case "tool_denylist":
-		return fmt.Sprintf("before it could use the tool %s, which it is not allowed to use", quote(rec.Tool))
+		return fmt.Sprintf("before it could use the tool %s, which it is not allowed to use", words.Quote(rec.Tool))
 	case "expression":
-		return fmt.Sprintf("because a custom rule (%s) matched what it was doing", quote(p.ID))
+		return fmt.Sprintf("because a custom rule (%s) matched what it was doing", words.Quote(p.ID))
 	}
-	return fmt.Sprintf("because the policy %s blocked it", quote(d.PolicyID))
+	return fmt.Sprintf("because the policy %s blocked it", words.Quote(d.PolicyID))
 }
 
 func ordinal(n int) string {
@@ -257,17 +190,17 @@ func ordinal(n int) string {
 			suffix = "rd"
 		}
 	}
-	return count(int64(n)) + suffix
+	return words.Count(int64(n)) + suffix
 }
 
-func incidentSummary(b *ExecutiveDebriefBundle, rec *trace.Record, snap *snapshot.PolicySnapshot) string {
+func incidentSummary(b *bundle.ExecutiveDebrief, rec *trace.Record, snap *snapshot.PolicySnapshot) string {
 	return fmt.Sprintf("On %s, stopline stopped an automated agent run (%s) at its %s step, %s. The stop came %s after the run started, and the blocked step had no further effect. Incident %s was opened at the same moment.",
-		when(b.ViolationTime), b.RunID, ordinal(b.StepsTaken), blockedBecause(rec, snap), seconds(b.TimeToDetectSeconds), b.IncidentID)
+		words.When(b.ViolationTime), b.RunID, ordinal(b.StepsTaken), blockedBecause(rec, snap), words.Seconds(b.TimeToDetectSeconds), b.IncidentID)
 }
 
-func businessImpact(b *ExecutiveDebriefBundle, rec *trace.Record) string {
+func businessImpact(b *bundle.ExecutiveDebrief, rec *trace.Record) string {
 	s := fmt.Sprintf("The agent took %s and spent %s before it was stopped, the blocked step included. ",
-		plural(b.StepsTaken, "step", "steps"), money(b.CostIncurredCents))
+		words.Plural(b.StepsTaken, "step", "steps"), words.Money(b.CostIncurredCents))
 	switch rec.StepType {
 	case prevention.StepToolCall:
 		s += "The blocked action was never carried out. "
@@ -298,7 +231,7 @@ func reasonOf(rec *trace.Record) prevention.RunTerminationReason {
 	return rec.Decision.Reason
 }
 
-func recommendedActions(b *ExecutiveDebriefBundle, rec *trace.Record, snap *snapshot.PolicySnapshot, inc *incident.Incident) []string {
+func recommendedActions(b *bundle.ExecutiveDebrief, rec *trace.Record, snap *snapshot.PolicySnapshot, inc *incident.Incident) []string {
 	var out []string
 	kind := ""
 	if p, ok := snap.Policy(b.ViolatedPolicyID); ok && (rec.Decision == nil || rec.Decision.Source != prevention.SourceHook) {
@@ -308,7 +241,7 @@ func recommendedActions(b *ExecutiveDebriefBundle, rec *trace.Record, snap *snap
 	case reasonOf(rec) == prevention.ReasonSystemFailure:
 		out = append(out, "Have engineering fix the check that failed: while it fails, runs are stopped for safety.")
 	case kind == "tool_allowlist" || kind == "tool_denylist":
-		out = append(out, fmt.Sprintf("Confirm with the team that owns this agent whether it should ever use the tool %s. If not, nothing needs to change; if it should, change the tool list through the normal, reviewed policy change.", quote(rec.Tool)))
+		out = append(out, fmt.Sprintf("Confirm with the team that owns this agent whether it should ever use the tool %s. If not, nothing needs to change; if it should, change the tool list through the normal, reviewed policy change.", words.Quote(rec.Tool)))
 	case kind == "content":
 		out = append(out, "Find out where the forbidden text came from (the user's request, a tool's result or the AI model) and whether the data needs protecting at its source.")
 	case kind == "budget":
@@ -318,11 +251,11 @@ func recommendedActions(b *ExecutiveDebriefBundle, rec *trace.Record, snap *snap
 	case kind == "timeout":
 		out = append(out, "Check why the run took so long (a slow tool, a loop, a task too large) before raising the time limit.")
 	default:
-		out = append(out, fmt.Sprintf("Ask the team that owns the rule %s to review the blocked step and confirm the rule stopped it for the right reason.", quote(b.ViolatedPolicyID)))
+		out = append(out, fmt.Sprintf("Ask the team that owns the rule %s to review the blocked step and confirm the rule stopped it for the right reason.", words.Quote(b.ViolatedPolicyID)))
 	}
 	if b.SimilarIncidents > 0 {
 		out = append(out, fmt.Sprintf("The same safeguard stopped %s in the previous 30 days: look for a common cause rather than treating each stop on its own.",
-			plural(b.SimilarIncidents, "other run", "other runs")))
+			words.Plural(b.SimilarIncidents, "other run", "other runs")))
 	}
 	switch inc.Status {
 	case incident.StatusOpen:
@@ -344,7 +277,7 @@ func remediationStatus(inc *incident.Incident) string {
 			s += " by " + inc.AcknowledgedBy
 		}
 		if inc.AcknowledgedAt != nil {
-			s += " on " + when(*inc.AcknowledgedAt)
+			s += " on " + words.When(*inc.AcknowledgedAt)
 		}
 		return s + "; not yet resolved."
 	case incident.StatusResolved:
@@ -353,7 +286,7 @@ func remediationStatus(inc *incident.Incident) string {
 			s += " by " + inc.ResolvedBy
 		}
 		if inc.ResolvedAt != nil {
-			s += " on " + when(*inc.ResolvedAt)
+			s += " on " + words.When(*inc.ResolvedAt)
 		}
 		if inc.Resolution != "" {
 			return s + ": " + inc.Resolution

@@ -1,6 +1,7 @@
 package export_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stopline/stopline/export"
+	"github.com/stopline/stopline/export/bundle"
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
@@ -40,35 +42,38 @@ func Example() {
 		return
 	}
 
-	// The issuer's key; a real one comes from export.GenerateKey and a key file.
+	// The issuer's key; a real one comes from a key file
+	// (bundle.ReadPrivateKeyFile, written by stopline keygen).
 	seed := sha256.Sum256([]byte("example"))
 	key := ed25519.NewKeyFromSeed(seed[:])
 	exp, _ := export.New(store, export.WithSigner(key), export.WithClock(clock))
-	a, err := exp.Export(ctx, export.TypeEvidence, export.Request{TenantID: "acme", IncidentID: v.IncidentID, ExportedBy: "alice"}, export.FormatJSON)
+	a, err := exp.Export(ctx, bundle.TypeEvidence, export.Request{TenantID: "acme", IncidentID: v.IncidentID, ExportedBy: "alice"}, export.FormatJSON)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	var file bytes.Buffer // os.Create(a.Filename)
+	a.WriteTo(&file)
+	fmt.Println("exported:", a.Record.BundleType, a.Record.Format, "signed by", a.Record.KeyID)
 
 	// Anywhere, without the database:
-	verified, err := export.Verify(a.Data, key.Public().(ed25519.PublicKey))
+	verified, err := bundle.Verify(file.Bytes(), key.Public().(ed25519.PublicKey))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	b := verified.Bundle.(*export.EvidenceBundle)
+	b := verified.Bundle.(*bundle.Evidence)
 	inf, _ := b.Inflection()
 	fmt.Println("verified:", b.BundleType, "signed by", verified.KeyID)
 	fmt.Println("steps:", len(b.Steps), "chain records:", len(b.Chain))
 	fmt.Printf("stopped at step %d by %s: %s observed %g, limit %g\n",
 		inf.StepIndex, inf.Decision.PolicyID, inf.Decision.Threshold, *inf.Decision.Observed, *inf.Decision.Limit)
 
-	// One changed byte, and verification says what failed.
-	tampered := []byte(string(a.Data) + " ")
-	tampered[len(tampered)-1] = '!'
-	_, err = export.Verify(tampered, key.Public().(ed25519.PublicKey))
-	fmt.Println(errors.Is(err, export.ErrTrailingData))
+	// One byte added, and verification says what failed.
+	_, err = bundle.Verify(append(file.Bytes(), '!'), key.Public().(ed25519.PublicKey))
+	fmt.Println(errors.Is(err, bundle.ErrTrailingData))
 	// Output:
+	// exported: evidence json signed by fff7b47d68d6151d
 	// verified: evidence signed by fff7b47d68d6151d
 	// steps: 3 chain records: 5
 	// stopped at step 2 by step-limit: max_steps observed 3, limit 2

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stopline/stopline/export/bundle"
+	"github.com/stopline/stopline/export/internal/words"
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/incident"
 	"github.com/stopline/stopline/snapshot"
@@ -72,8 +74,8 @@ func (e *Exporter) load(ctx context.Context, req *Request) (*runData, error) {
 
 // header fills a bundle header; the bundle id is derived from what makes
 // the bundle unique (see bundleID).
-func (d *runData) header(t BundleType, req *Request, createdAt time.Time) Header {
-	h := Header{
+func (d *runData) header(t bundle.Type, req *Request, createdAt time.Time) bundle.Header {
+	h := bundle.Header{
 		BundleType: t, CreatedAt: createdAt.UTC(), TenantID: d.run.TenantID, RunID: d.run.RunID,
 		TraceID: d.run.TraceID, ExportedBy: exportedBy(req), ExportReason: req.Reason,
 	}
@@ -89,27 +91,24 @@ func (d *runData) header(t BundleType, req *Request, createdAt time.Time) Header
 // why, the request's options and the ids of the keys that will sign it).
 // The same export asked for at the same instant gets the same id;
 // anything different gets another.
-func (e *Exporter) bundleID(h *Header, head string, req *Request) (string, error) {
-	keys := make([]string, len(e.signers))
-	for i, s := range e.signers {
-		keys[i] = s.KeyID()
-	}
+func (e *Exporter) bundleID(h *bundle.Header, head string, req *Request) (string, error) {
+	keys := append([]string{}, e.keyIDs...)
 	key := struct {
-		Type           BundleType `json:"type"`
-		Tenant         string     `json:"tenant"`
-		Run            string     `json:"run"`
-		Incident       string     `json:"incident"`
-		Head           string     `json:"head"`
-		CreatedAt      string     `json:"created_at"`
-		By             string     `json:"by"`
-		Reason         string     `json:"reason"`
-		IncludeContent bool       `json:"include_content"`
-		From           string     `json:"from"`
-		To             string     `json:"to"`
-		Notes          string     `json:"notes"`
-		Keys           []string   `json:"keys"`
-	}{h.BundleType, h.TenantID, h.RunID, h.IncidentID, head, rfc3339(h.CreatedAt), h.ExportedBy, h.ExportReason,
-		req.IncludeContent, rfc3339(req.From), rfc3339(req.To), req.AuditorNotes, keys}
+		Type           bundle.Type `json:"type"`
+		Tenant         string      `json:"tenant"`
+		Run            string      `json:"run"`
+		Incident       string      `json:"incident"`
+		Head           string      `json:"head"`
+		CreatedAt      string      `json:"created_at"`
+		By             string      `json:"by"`
+		Reason         string      `json:"reason"`
+		IncludeContent bool        `json:"include_content"`
+		From           string      `json:"from"`
+		To             string      `json:"to"`
+		Notes          string      `json:"notes"`
+		Keys           []string    `json:"keys"`
+	}{h.BundleType, h.TenantID, h.RunID, h.IncidentID, head, words.RFC3339(h.CreatedAt), h.ExportedBy, h.ExportReason,
+		req.IncludeContent, words.RFC3339(req.From), words.RFC3339(req.To), req.AuditorNotes, keys}
 	canon, err := snapshot.CanonicalOf(key)
 	if err != nil {
 		return "", err
@@ -119,10 +118,10 @@ func (e *Exporter) bundleID(h *Header, head string, req *Request) (string, error
 }
 
 // provenance returns the snapshot and chain of the run.
-func (d *runData) provenance() Provenance {
-	p := Provenance{
+func (d *runData) provenance() bundle.Provenance {
+	p := bundle.Provenance{
 		PolicySnapshotID: d.snap.ID(), Snapshot: d.snap,
-		Chain: make([]ChainRecord, len(d.records)), ChainLength: d.run.ChainLength, HeadHash: d.run.HeadHash,
+		Chain: make([]bundle.ChainRecord, len(d.records)), ChainLength: d.run.ChainLength, HeadHash: d.run.HeadHash,
 		Checkpoint: d.cpNote,
 	}
 	var buf []byte
@@ -131,16 +130,16 @@ func (d *runData) provenance() Provenance {
 		buf = trace.Encode(buf[:0], r)
 		body := make([]byte, len(buf))
 		copy(body, buf)
-		p.Chain[i] = ChainRecord{PrevHash: r.PrevHash, Hash: r.Hash, Record: body}
+		p.Chain[i] = bundle.ChainRecord{PrevHash: r.PrevHash, Hash: r.Hash, Record: body}
 	}
 	return p
 }
 
 // runSummary is the run row as the bundle states it.
-func (d *runData) runSummary() RunSummary {
+func (d *runData) runSummary() bundle.RunSummary {
 	r := d.run
-	s := RunSummary{
-		Status: r.Status, TerminationReason: r.TerminationReason, ViolationPolicyID: r.ViolationPolicyID,
+	s := bundle.RunSummary{
+		Status: string(r.Status), TerminationReason: r.TerminationReason, ViolationPolicyID: r.ViolationPolicyID,
 		PolicyVersion: r.PolicyVersion, Message: r.Message, Labels: r.Labels, CreatedAt: r.CreatedAt.UTC(),
 		StepCount: r.StepCount,
 	}
@@ -160,17 +159,16 @@ func (d *runData) runSummary() RunSummary {
 }
 
 // steps derives every step's evidence from the chain.
-func (d *runData) steps() []TraceStepEvidence {
-	out := make([]TraceStepEvidence, 0, len(d.records))
+func (d *runData) steps() []bundle.TraceStepEvidence {
+	out := make([]bundle.TraceStepEvidence, 0, len(d.records))
 	for i := range d.records {
 		r := &d.records[i]
 		if r.Kind != trace.KindStep {
 			continue
 		}
-		s := stepOf(r)
+		s := bundle.StepOf(r)
 		if d.contents != nil {
 			if c, ok := d.contents[r.StepIndex]; ok {
-				c := c
 				s.Content = &c
 			}
 		}
@@ -180,31 +178,23 @@ func (d *runData) steps() []TraceStepEvidence {
 }
 
 // runStart is when the run started: its start time, or its creation when
-// it never left the queue.
-func runStart(s *RunSummary) time.Time {
-	if s.StartedAt != nil {
-		return *s.StartedAt
+// it never left the queue (bundle.TotalsOf's start).
+func (d *runData) runStart() time.Time {
+	if d.run.StartedAt != nil {
+		return d.run.StartedAt.UTC()
 	}
-	return s.CreatedAt
+	return d.run.CreatedAt.UTC()
 }
 
-// totalsOf computes a run's totals from its records: tokens and cost from
-// the last record that carries them, duration from the run's start to its
-// end (the run_end record) or, for a run still open, its last record.
-func totalsOf(records []trace.Record, start time.Time) Totals {
-	var t Totals
-	if len(records) == 0 {
-		return t
-	}
-	for i := len(records) - 1; i >= 0; i-- {
-		r := &records[i]
-		if r.Kind == trace.KindStep || r.Kind == trace.KindRunEnd {
-			t.Tokens, t.CostCents = r.TotalTokens, r.TotalCostCents
-			break
+// latestCheckpoint returns the note of the checkpoint that covers most of
+// a chain of n records, among a run's stored checkpoints (smallest size
+// first): one signed after the records were read covers records the
+// bundle does not hold, and is left out.
+func latestCheckpoint(cps []governance.Checkpoint, n int) string {
+	for i := len(cps) - 1; i >= 0; i-- {
+		if cps[i].Size <= n {
+			return cps[i].Note
 		}
 	}
-	if d := records[len(records)-1].At.Sub(start); d > 0 {
-		t.DurationSeconds = d.Seconds()
-	}
-	return t
+	return ""
 }

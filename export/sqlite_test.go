@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stopline/stopline/export"
+	"github.com/stopline/stopline/export/bundle"
+	"github.com/stopline/stopline/export/internal/fixture"
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/store/memstore"
 	"github.com/stopline/stopline/store/sqlite"
@@ -20,23 +22,23 @@ func TestSQLiteStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	fs, fm := newFixture(t, st), newFixture(t, memstore.New())
-	for _, typ := range []export.BundleType{export.TypeEvidence, export.TypeSOC2, export.TypeExecutiveDebrief} {
+	fs, fm := fixture.New(t, st), fixture.New(t, memstore.New())
+	for _, typ := range []bundle.Type{bundle.TypeEvidence, bundle.TypeSOC2, bundle.TypeExecutiveDebrief} {
 		t.Run(string(typ), func(t *testing.T) {
-			req := export.Request{TenantID: "acme", IncidentID: "INC-0001", ExportedBy: "alice", IncludeContent: typ != export.TypeExecutiveDebrief}
-			a, err := fs.exp.Export(ctx, typ, req, export.FormatJSON)
+			req := export.Request{TenantID: "acme", IncidentID: "INC-0001", ExportedBy: "alice", IncludeContent: typ != bundle.TypeExecutiveDebrief}
+			a, err := fs.Exp.Export(ctx, typ, req, export.FormatJSON)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := export.Verify(a.Data, fs.pub); err != nil {
+			if _, err := bundle.Verify(dataOf(t, a), fs.Pub); err != nil {
 				t.Fatalf("bundle from SQLite does not verify: %v", err)
 			}
-			m, err := fm.exp.Export(ctx, typ, req, export.FormatJSON)
+			m, err := fm.Exp.Export(ctx, typ, req, export.FormatJSON)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(a.Data, m.Data) {
-				t.Errorf("SQLite and memstore bundles differ:\n%s\n%s", a.Data, m.Data)
+			if !bytes.Equal(dataOf(t, a), dataOf(t, m)) {
+				t.Errorf("SQLite and memstore bundles differ:\n%s\n%s", dataOf(t, a), dataOf(t, m))
 			}
 		})
 	}

@@ -6,31 +6,34 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/stopline/stopline/internal/checkpoint"
 	"github.com/stopline/stopline/trace"
 )
 
+// The note format is read in internal/checkpoint, which export/bundle
+// reads carried checkpoints with too: one reading of a note, and the same
+// sentinels for both.
+
 // CheckpointOrigin is the first line of every checkpoint note.
-const CheckpointOrigin = "stopline/run-checkpoint/v1"
+const CheckpointOrigin = checkpoint.Origin
 
 var (
 	// ErrCheckpoint is matched when a checkpoint note cannot be opened
 	// (bad signature, unknown key) or is malformed.
-	ErrCheckpoint = errors.New("governance: invalid checkpoint")
+	ErrCheckpoint = checkpoint.ErrInvalid
 	// ErrCheckpointMismatch is matched when the stored records do not
 	// match a valid checkpoint: the records it covers were changed,
 	// removed or rewritten.
-	ErrCheckpointMismatch = errors.New("governance: records do not match the checkpoint")
+	ErrCheckpointMismatch = checkpoint.ErrMismatch
 	// ErrCheckpointRun is matched when a valid checkpoint note names
 	// another tenant or run than the one it is stored with or verified
 	// for. It also matches ErrCheckpointMismatch.
-	ErrCheckpointRun = errors.New("governance: checkpoint is of another run")
+	ErrCheckpointRun = checkpoint.ErrRun
 )
 
 // GenerateCheckpointKey makes a key pair for signing checkpoints, in the
@@ -46,19 +49,7 @@ func GenerateCheckpointKey(name string) (signerKey, verifierKey string, err erro
 // tenant and the run (path-escaped, url.PathEscape), the chain size, the
 // head hash and the time (RFC 3339, UTC), one per line.
 func CheckpointText(tenantID, runID string, size int, head string, at time.Time) (string, error) {
-	if tenantID == "" || runID == "" {
-		return "", fmt.Errorf("%w: empty tenant or run id", ErrCheckpoint)
-	}
-	if size < 1 {
-		return "", fmt.Errorf("%w: size %d is not positive", ErrCheckpoint, size)
-	}
-	if len(head) != 64 || strings.Trim(head, "0123456789abcdef") != "" {
-		return "", fmt.Errorf("%w: head hash %q is not 64 lower-case hex digits", ErrCheckpoint, head)
-	}
-	// Ids are path-escaped so that any id (spaces, slashes, any script)
-	// fits on one line of a signed note, in one spelling.
-	return fmt.Sprintf("%s\n%s\n%s\n%d\n%s\n%s\n", CheckpointOrigin, url.PathEscape(tenantID), url.PathEscape(runID), size, head,
-		at.UTC().Format(time.RFC3339Nano)), nil
+	return checkpoint.Text(tenantID, runID, size, head, at)
 }
 
 // SignCheckpoint signs a checkpoint of the run's chain as it is stored
@@ -162,16 +153,8 @@ func CheckpointVerifierKey(signerKey string) (string, error) {
 // verifiers and returns what it states. A bad or unknown signature, or a
 // text that is not a stopline checkpoint, matches ErrCheckpoint.
 func OpenCheckpoint(msg []byte, verifiers note.Verifiers) (Checkpoint, error) {
-	n, err := note.Open(msg, verifiers)
-	if err != nil {
-		return Checkpoint{}, fmt.Errorf("%w: %w", ErrCheckpoint, err)
-	}
-	cp, err := parseCheckpointText(n.Text)
-	if err != nil {
-		return Checkpoint{}, err
-	}
-	cp.KeyName, cp.Note = n.Sigs[0].Name, string(msg)
-	return cp, nil
+	st, err := checkpoint.Open(msg, verifiers)
+	return Checkpoint(st), err
 }
 
 // ParseCheckpoint returns what a checkpoint note states WITHOUT checking
@@ -183,66 +166,8 @@ func OpenCheckpoint(msg []byte, verifiers note.Verifiers) (Checkpoint, error) {
 // kept or carried somewhere is at least a checkpoint of the right run;
 // use OpenCheckpoint to trust it.
 func ParseCheckpoint(msg []byte) (Checkpoint, error) {
-	_, err := note.Open(msg, note.VerifierList())
-	var un *note.UnverifiedNoteError
-	if !errors.As(err, &un) {
-		return Checkpoint{}, fmt.Errorf("%w: not a signed note: %w", ErrCheckpoint, err)
-	}
-	for _, sig := range un.Note.UnverifiedSigs {
-		// A key hash (4 bytes) and an Ed25519 signature (64 bytes).
-		if b, err := base64.StdEncoding.DecodeString(sig.Base64); err != nil || len(b) != 4+ed25519.SignatureSize {
-			return Checkpoint{}, fmt.Errorf("%w: signature by %s is not an Ed25519 signature", ErrCheckpoint, sig.Name)
-		}
-	}
-	cp, err := parseCheckpointText(un.Note.Text)
-	if err != nil {
-		return Checkpoint{}, err
-	}
-	cp.KeyName, cp.Note = un.Note.UnverifiedSigs[0].Name, string(msg)
-	return cp, nil
-}
-
-// parseCheckpointText parses the text of a checkpoint note; it must be
-// exactly the text CheckpointText makes.
-func parseCheckpointText(text string) (Checkpoint, error) {
-	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	if len(lines) != 6 {
-		return Checkpoint{}, fmt.Errorf("%w: %d lines of text, want 6 (origin, tenant, run, size, head hash, time): %q", ErrCheckpoint, len(lines), lines)
-	}
-	if lines[0] != CheckpointOrigin {
-		return Checkpoint{}, fmt.Errorf("%w: origin %q, want %q", ErrCheckpoint, lines[0], CheckpointOrigin)
-	}
-	size, err := strconv.Atoi(lines[3])
-	if err != nil || size < 1 {
-		return Checkpoint{}, fmt.Errorf("%w: size %q is not a positive number", ErrCheckpoint, lines[3])
-	}
-	at, err := time.Parse(time.RFC3339Nano, lines[5])
-	if err != nil {
-		return Checkpoint{}, fmt.Errorf("%w: time %q is not an RFC 3339 time", ErrCheckpoint, lines[5])
-	}
-	tenantID, terr := url.PathUnescape(lines[1])
-	runID, rerr := url.PathUnescape(lines[2])
-	if terr != nil || rerr != nil {
-		return Checkpoint{}, fmt.Errorf("%w: tenant %q or run %q is not path-escaped", ErrCheckpoint, lines[1], lines[2])
-	}
-	// One spelling per checkpoint: exactly the text CheckpointText makes
-	// (no empty ids, ids escaped one way, no "+5" or "007" sizes, a
-	// lower-case hex head, a UTC time).
-	want, err := CheckpointText(tenantID, runID, size, lines[4], at)
-	if err != nil {
-		return Checkpoint{}, err
-	}
-	if want != text {
-		fields := []string{"origin", "tenant", "run", "size", "head hash", "time"}
-		wl := strings.Split(want, "\n")
-		for i := range lines {
-			if lines[i] != wl[i] {
-				return Checkpoint{}, fmt.Errorf("%w: %s %q is not in canonical form %q", ErrCheckpoint, fields[i], lines[i], wl[i])
-			}
-		}
-		return Checkpoint{}, fmt.Errorf("%w: text is not in canonical form", ErrCheckpoint)
-	}
-	return Checkpoint{TenantID: tenantID, RunID: runID, Size: size, Head: lines[4], At: at}, nil
+	st, err := checkpoint.Parse(msg)
+	return Checkpoint(st), err
 }
 
 // CheckpointMismatchError says how the stored records disagree with a

@@ -6,7 +6,8 @@
 // It has no logic of its own: runs go through governance.Runner and the
 // store, explanations are governance.Explain, verification is
 // governance.VerifyRun, VerifyStore, VerifyTenant and the checkpoint
-// verifiers, bundles are made and checked by package export.
+// verifiers, bundles are made by package export, sealed and checked by
+// export/bundle, rendered by export/pdf and served by export/httpapi.
 //
 // # Contract
 //
@@ -125,7 +126,8 @@
 //	        [--from TIME --to TIME] [--notes TEXT]
 //
 // Builds, seals (and with --sign-key signs) and writes an incident's
-// evidence bundle (default json), SOC 2 bundle (default pdf; --from/--to
+// evidence bundle (default json: a DSSE envelope whose payload is the
+// bundle's canonical JSON), SOC 2 bundle (default pdf; --from/--to
 // is the compliance period, RFC 3339 or YYYY-MM-DD, default the incident's
 // calendar quarter; --notes auditor notes) or executive debrief (default
 // pdf). --content includes step content (evidence and soc2). The file goes
@@ -135,15 +137,17 @@
 // "bundle_hash","run_id","incident_id","key_id","exported_by",
 // "export_reason","created_at"}.
 //
-//	stopline verify-bundle FILE [--pubkey FILE] [--checkpoint-key FILE] [--json]
+//	stopline verify-bundle FILE [--pubkey FILE] [--hash HEX] [--checkpoint-key FILE] [--json]
 //
 // Verifies an exported JSON bundle offline; without --pubkey every check
 // but the signature. JSON that readers can read two ways (a key twice, a
-// key in another case, invalid UTF-8) is refused, and a carried checkpoint
-// must be a well-formed checkpoint of the bundle's chain; with
-// --checkpoint-key it must also be signed by that key (and be there).
-// Exit 1 with one line per failed check. --json: {"ok","file","bundle_id",
-// "bundle_type","bundle_hash","signature_verified","key_id","tenant_id",
+// key in another case, invalid UTF-8, a payload that is not the bundle's
+// canonical JSON) is refused, and a carried checkpoint must be a
+// well-formed checkpoint of the bundle's chain; with --checkpoint-key it
+// must also be signed by that key (and be there). --hash requires the
+// bundle hash (the payload's SHA-256) to be the one given. Exit 1 with one
+// line per failed check. --json: {"ok","file","bundle_id","bundle_type",
+// "bundle_hash","signature_verified","hash_matched","key_id","tenant_id",
 // "run_id","incident_id","checkpoint","failures"}.
 //
 //	stopline keygen -o PREFIX [--checkpoint NAME] [--json]
@@ -156,7 +160,7 @@
 //
 //	stopline serve [--addr HOST:PORT] [--tenant-header NAME] [--sign-key FILE]
 //
-// Serves export.Handler over the database on --addr (default
+// Serves httpapi.Handler (package export/httpapi) over the database on --addr (default
 // 127.0.0.1:8080). The tenant of each request is taken from a request
 // header, X-Stopline-Tenant by default: put serve behind a proxy that
 // authenticates callers and sets that header. SIGINT or SIGTERM shuts it

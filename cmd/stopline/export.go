@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stopline/stopline/export"
+	"github.com/stopline/stopline/export/bundle"
+	"github.com/stopline/stopline/export/pdf"
 	"github.com/stopline/stopline/governance"
 )
 
@@ -22,20 +24,20 @@ type exportResult struct {
 
 func exportCmds() []*command {
 	return []*command{
-		exportCmd("evidence", export.TypeEvidence, export.FormatJSON,
+		exportCmd("evidence", bundle.TypeEvidence, export.FormatJSON,
 			"export an incident's evidence bundle: every step, the snapshot and the hash chain",
 			`The evidence bundle is what exactly happened in the incident's run, for an
 engineer: the run and its incident, the whole policy snapshot it was bound to,
 every step with its decision (policy, threshold, limit, observed value),
 status, inflection flag and hashes, the run's whole hash chain, and totals.`),
-		exportCmd("soc2", export.TypeSOC2, export.FormatPDF,
+		exportCmd("soc2", bundle.TypeSOC2, export.FormatPDF,
 			"export a SOC 2 bundle: the evidence plus the compliance period, population and controls",
 			`The SOC 2 bundle is for an auditor: the evidence bundle plus the compliance
 period (--from/--to, by default the calendar quarter, UTC, that contains the
 incident), every run of the tenant in the period (the population to sample),
 the period's incidents, the policy version history, an attestation statement,
 and which evidence supports which control (CC7.2, CC7.3, CC7.4, CC8.1).`),
-		exportCmd("debrief", export.TypeExecutiveDebrief, export.FormatPDF,
+		exportCmd("debrief", bundle.TypeExecutiveDebrief, export.FormatPDF,
 			"export an executive debrief: summary, business impact, risk, time to detect, cost",
 			`The executive debrief says what the incident means for the business, in plain
 words generated from the records: what happened, the business impact, a risk
@@ -44,10 +46,10 @@ detect, what it cost, and what to do next.`),
 	}
 }
 
-func exportCmd(name string, typ export.BundleType, defFormat export.Format, summary, desc string) *command {
+func exportCmd(name string, typ bundle.Type, defFormat export.Format, summary, desc string) *command {
 	var format, out, signKey, by, reason, tenant, from, to, notes string
 	var content bool
-	soc2 := typ == export.TypeSOC2
+	soc2 := typ == bundle.TypeSOC2
 	synopsis := "INCIDENT_ID [--format json|pdf] [-o FILE] [--sign-key FILE] [--by NAME] [--reason TEXT]"
 	if soc2 {
 		synopsis += " [--from TIME --to TIME]"
@@ -68,11 +70,14 @@ func exportCmd(name string, typ export.BundleType, defFormat export.Format, summ
 		desc: desc + fmt.Sprintf(`
 
 The store's records are verified first; nothing is exported from records that
-do not verify (exit 1). The JSON format is the sealed envelope {"bundle",
-"bundle_hash","signatures","version"}: canonical JSON whose SHA-256 is
-bundle_hash, signed with --sign-key (an ed25519 key from stopline keygen) when
-given; stopline verify-bundle checks it offline. The PDF shows the bundle's
-hash on every page. Every export is recorded in the store's export log.
+do not verify (exit 1). The JSON format is a DSSE envelope {"payload",
+"payloadType","signatures"}: the payload is the bundle's canonical JSON (RFC
+8785), whose SHA-256 is the bundle hash, of type
+application/vnd.stopline.bundle+json; version=1, signed with --sign-key (an
+ed25519 key from stopline keygen) when given; stopline verify-bundle checks it
+offline, and any DSSE verifier checks its signature. The PDF shows the
+bundle's hash on every page. Every export is recorded in the store's export
+log.
 
 The file is written to -o FILE (- for stdout), by default to the bundle's own
 name in the current directory (%s-INCIDENT-BND-….FORMAT); its name is printed.
@@ -85,13 +90,13 @@ it is %s. A --format that contradicts the file's extension is refused.
 		examples: examples,
 		minArgs:  1, maxArgs: 1, store: true, json: true,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&format, "format", "", fmt.Sprintf("json (the signed envelope) or pdf (default: from -o's extension, else %s)", defFormat))
+			fs.StringVar(&format, "format", "", fmt.Sprintf("json (the signed DSSE envelope) or pdf (default: from -o's extension, else %s)", defFormat))
 			fs.StringVar(&out, "o", "", "write to `FILE` (- for stdout); default: the bundle's file name in the current directory")
 			fs.StringVar(&signKey, "sign-key", "", "sign the bundle with this ed25519 private key `FILE` (from stopline keygen)")
 			fs.StringVar(&by, "by", "", "who the bundle is exported by or for, part of the bundle (default $USER)")
 			fs.StringVar(&reason, "reason", "", "why it is exported, part of the bundle")
 			fs.StringVar(&tenant, "tenant", "", "the incident's tenant (`T`); needed only if the id exists under several")
-			if typ != export.TypeExecutiveDebrief {
+			if typ != bundle.TypeExecutiveDebrief {
 				fs.BoolVar(&content, "content", false, "include each step's stored input, output and metadata (may hold personal data)")
 			}
 			if soc2 {
@@ -125,11 +130,18 @@ it is %s. A --format that contradicts the file's extension is refused.
 			}
 			var opts []export.Option
 			if signKey != "" {
-				key, err := export.ReadPrivateKeyFile(signKey)
+				key, err := bundle.ReadPrivateKeyFile(signKey)
 				if err != nil {
 					return fmt.Errorf("--sign-key: %w", err)
 				}
 				opts = append(opts, export.WithSigner(key))
+			}
+			if f == export.FormatPDF {
+				r, err := pdf.New()
+				if err != nil {
+					return err
+				}
+				opts = append(opts, export.WithRenderer(r))
 			}
 			return withStore(ctx, e, true, func(st governance.Store) error {
 				inc, err := findIncident(ctx, st, tenant, args[0])
@@ -156,17 +168,18 @@ it is %s. A --format that contradicts the file's extension is refused.
 					path = a.Filename
 				}
 				if path == "-" {
-					_, err := e.stdout.Write(a.Data)
+					_, err := a.WriteTo(e.stdout)
 					return err
 				}
-				if err := os.WriteFile(path, a.Data, 0o644); err != nil {
+				size, err := writeArtifact(path, a)
+				if err != nil {
 					return err
 				}
 				if e.jsonOut {
 					return writeJSON(e.stdout, exportResult{File: path, ExportRecord: a.Record})
 				}
 				t := newTable(e.stdout)
-				t.row("Wrote:", fmt.Sprintf("%s (%d bytes)", path, len(a.Data)))
+				t.row("Wrote:", fmt.Sprintf("%s (%d bytes)", path, size))
 				t.row("Bundle:", fmt.Sprintf("%s (%s, %s)", a.Sealed.Bundle.ID(), typ, f))
 				t.row("Bundle hash:", a.Sealed.Hash)
 				if k := a.Sealed.KeyID(); k != "" {
@@ -224,14 +237,20 @@ func parsePeriodTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, s)
 }
 
-func headerOf(b export.Bundle) *export.Header {
-	switch b := b.(type) {
-	case *export.EvidenceBundle:
-		return &b.Header
-	case *export.SOC2Bundle:
-		return &b.Header
-	case *export.ExecutiveDebriefBundle:
-		return &b.Header
+// writeArtifact writes an export to path (mode 0644), and returns its
+// size. A file that could not be written whole is removed.
+func writeArtifact(path string, a *export.Artifact) (int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return 0, err
 	}
-	return nil
+	n, err := a.WriteTo(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return 0, err
+	}
+	return n, nil
 }

@@ -78,16 +78,21 @@ func TestExportAndVerifyBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	changed := bytes.Replace(data, []byte(`"tool":"shell"`), []byte(`"tool":"shelm"`), 1)
-	if bytes.Equal(changed, data) {
+	e, payload := readEnvelope(t, data)
+	if e.PayloadType != "application/vnd.stopline.bundle+json; version=1" || len(e.Signatures) != 1 {
+		t.Errorf("envelope: %q, %d signatures", e.PayloadType, len(e.Signatures))
+	}
+	changedPayload := bytes.Replace(payload, []byte(`"tool":"shell"`), []byte(`"tool":"shelm"`), 1)
+	if bytes.Equal(changedPayload, payload) {
 		t.Fatal("the bundle has no shell tool call to change")
 	}
+	changed := withPayload(t, e, changedPayload)
 	bad := filepath.Join(c.dir, "changed.json")
 	if err := os.WriteFile(bad, changed, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r = c.run("verify-bundle", bad, "--pubkey", key+".pub")
-	if r.code != 1 || !strings.Contains(r.stderr, "changed.json") || !strings.Contains(r.stderr, "hash") {
+	if r.code != 1 || !strings.Contains(r.stderr, "changed.json") || !strings.Contains(r.stderr, "signature") || !strings.Contains(r.stderr, "chain record") {
 		t.Errorf("verify-bundle of a changed bundle: exit %d\n%s", r.code, r.stderr)
 	}
 	for _, line := range strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n") {
@@ -99,6 +104,14 @@ func TestExportAndVerifyBundle(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &vb); err != nil || r.code != 1 || vb.OK || len(vb.Failures) == 0 {
 		t.Errorf("verify-bundle --json of a changed bundle: exit %d, %v, %+v", r.code, err, vb)
 	}
+	// The bundle hash from the export (or its PDF) proves the file is the
+	// one issued, signed or not.
+	out = c.ok("verify-bundle", bundle, "--hash", ex.BundleHash)
+	if !strings.Contains(out, "verified") {
+		t.Errorf("verify-bundle --hash:\n%s", out)
+	}
+	c.fails(1, []string{"bundle hash", "not the bundle that was issued"}, "verify-bundle", bundle, "--hash", strings.Repeat("0", 64))
+	c.fails(2, []string{"--hash"}, "verify-bundle", bundle, "--hash", "abc")
 
 	// SOC2 (PDF by default, to its own name in the current directory) and
 	// the debrief as JSON on stdout.
@@ -113,14 +126,12 @@ func TestExportAndVerifyBundle(t *testing.T) {
 		t.Errorf("soc2 pdf: %v", err)
 	}
 	debrief := c.ok("export", "debrief", inc, "--format", "json", "-o", "-")
-	var env struct {
-		Bundle struct {
-			RiskLevel string `json:"risk_level"`
-		} `json:"bundle"`
-		BundleHash string `json:"bundle_hash"`
+	denv, dpayload := readEnvelope(t, []byte(debrief))
+	var db struct {
+		RiskLevel string `json:"risk_level"`
 	}
-	if err := json.Unmarshal([]byte(debrief), &env); err != nil || env.Bundle.RiskLevel == "" || env.BundleHash == "" {
-		t.Errorf("debrief envelope: %v\n%.300s", err, debrief)
+	if err := json.Unmarshal(dpayload, &db); err != nil || db.RiskLevel == "" || len(denv.Signatures) != 0 {
+		t.Errorf("debrief envelope: %v, %d signatures\n%.300s", err, len(denv.Signatures), debrief)
 	}
 	unsigned := filepath.Join(c.dir, "debrief.json")
 	if err := os.WriteFile(unsigned, []byte(debrief), 0o644); err != nil {

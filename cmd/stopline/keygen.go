@@ -8,7 +8,7 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/stopline/stopline/export"
+	"github.com/stopline/stopline/export/bundle"
 	"github.com/stopline/stopline/governance"
 )
 
@@ -67,14 +67,14 @@ database.
 				}
 				res.KeyName = checkpoint
 			} else {
-				pub, priv, err := export.GenerateKey(nil)
+				pub, priv, err := bundle.GenerateKey(nil)
 				if err != nil {
 					return err
 				}
-				if err := export.WriteKeyFiles(prefix, priv); err != nil {
+				if err := bundle.WriteKeyFiles(prefix, priv); err != nil {
 					return err
 				}
-				res.KeyID = export.KeyID(pub)
+				res.KeyID = bundle.KeyID(pub)
 			}
 			if e.jsonOut {
 				return writeJSON(e.stdout, res)

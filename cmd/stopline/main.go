@@ -93,4 +93,4 @@ func oneLine(s string) string {
 
 // libraryPrefixes are the prefixes of the library's errors that the
 // command drops from what it prints.
-var libraryPrefixes = []string{"stopline: ", "governance: "}
+var libraryPrefixes = []string{"stopline: ", "governance: ", "checkpoint: "}

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/stopline/stopline/export"
+	"github.com/stopline/stopline/export/bundle"
+	"github.com/stopline/stopline/export/httpapi"
+	"github.com/stopline/stopline/export/pdf"
 	"github.com/stopline/stopline/governance"
 )
 
@@ -47,7 +50,7 @@ func serveCmd() *command {
 		section:  "Server",
 		synopsis: "[--addr HOST:PORT] [--tenant-header NAME] [--actor-header NAME] [--sign-key FILE]",
 		summary:  "serve the HTTP API: exports, runs, explanations, incidents",
-		desc: `Serves the HTTP API of the export package over the database:
+		desc: `Serves the HTTP API of the export/httpapi package over the database:
 
   POST /incidents/{id}/export/evidence           ?format=json|pdf (default json)
   POST /incidents/{id}/export/soc2               ?format=pdf|json (default pdf) &from=RFC3339&to=RFC3339
@@ -96,9 +99,13 @@ requests in flight. Server errors are logged on stderr.`,
 			if limits.read <= 0 || limits.write <= 0 {
 				return usagef("--read-timeout and --write-timeout must be positive")
 			}
-			var opts []export.Option
+			renderer, err := pdf.New()
+			if err != nil {
+				return err
+			}
+			opts := []export.Option{export.WithRenderer(renderer)}
 			if signKey != "" {
-				key, err := export.ReadPrivateKeyFile(signKey)
+				key, err := bundle.ReadPrivateKeyFile(signKey)
 				if err != nil {
 					return fmt.Errorf("--sign-key: %w", err)
 				}
@@ -109,9 +116,9 @@ requests in flight. Server errors are logged on stderr.`,
 				if err != nil {
 					return err
 				}
-				h := export.Handler(exp, export.HeaderTenant(tenantHeader),
-					export.WithActor(export.HeaderActor(actorHeader)),
-					export.WithErrorLog(func(r *http.Request, err error) {
+				h := httpapi.Handler(exp, httpapi.HeaderTenant(tenantHeader),
+					httpapi.WithActor(httpapi.HeaderActor(actorHeader)),
+					httpapi.WithErrorLog(func(r *http.Request, err error) {
 						fmt.Fprintf(e.stderr, "stopline serve: %s %s: %s\n", r.Method, r.URL.Path, oneLine(err.Error()))
 					}))
 				return serveHTTP(ctx, e, addr, tenantHeader, limits, h)

@@ -191,12 +191,15 @@ wait:
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("export: %d", resp.StatusCode)
 	}
-	var env struct {
-		Bundle struct {
-			ExportedBy string `json:"exported_by"`
-		} `json:"bundle"`
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || env.Bundle.ExportedBy != "alice@example.com" {
-		t.Errorf("exported_by %q (%v), want the actor header", env.Bundle.ExportedBy, err)
+	_, payload := readEnvelope(t, body)
+	var b struct {
+		ExportedBy string `json:"exported_by"`
+	}
+	if err := json.Unmarshal(payload, &b); err != nil || b.ExportedBy != "alice@example.com" {
+		t.Errorf("exported_by %q (%v), want the actor header", b.ExportedBy, err)
 	}
 }

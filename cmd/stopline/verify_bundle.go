@@ -7,26 +7,29 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/stopline/stopline/export"
+	"github.com/stopline/stopline/export/bundle"
 )
 
 // bundleResult is what `stopline verify-bundle --json` prints.
 type bundleResult struct {
-	OK         bool      `json:"ok"`
-	File       string    `json:"file"`
-	BundleID   string    `json:"bundle_id,omitempty"`
-	BundleType string    `json:"bundle_type,omitempty"`
-	BundleHash string    `json:"bundle_hash,omitempty"`
-	Signed     bool      `json:"signature_verified"`
-	KeyID      string    `json:"key_id,omitempty"`
-	TenantID   string    `json:"tenant_id,omitempty"`
-	RunID      string    `json:"run_id,omitempty"`
-	IncidentID string    `json:"incident_id,omitempty"`
-	Checkpoint *bundleCP `json:"checkpoint,omitempty"`
-	Failures   []string  `json:"failures"`
+	OK         bool   `json:"ok"`
+	File       string `json:"file"`
+	BundleID   string `json:"bundle_id,omitempty"`
+	BundleType string `json:"bundle_type,omitempty"`
+	BundleHash string `json:"bundle_hash,omitempty"`
+	Signed     bool   `json:"signature_verified"`
+	// HashMatched is set with --hash: the bundle hash is the one given.
+	HashMatched *bool     `json:"hash_matched,omitempty"`
+	KeyID       string    `json:"key_id,omitempty"`
+	TenantID    string    `json:"tenant_id,omitempty"`
+	RunID       string    `json:"run_id,omitempty"`
+	IncidentID  string    `json:"incident_id,omitempty"`
+	Checkpoint  *bundleCP `json:"checkpoint,omitempty"`
+	Failures    []string  `json:"failures"`
 }
 
 // bundleCP is the carried checkpoint, as verify-bundle --checkpoint-key
@@ -39,20 +42,24 @@ type bundleCP struct {
 }
 
 func verifyBundleCmd() *command {
-	var pubkey, cpKey string
+	var pubkey, cpKey, wantHash string
 	return &command{
 		name:     "verify-bundle",
 		section:  "Evidence and integrity",
-		synopsis: "FILE [--pubkey FILE] [--checkpoint-key FILE] [--json]",
+		synopsis: "FILE [--pubkey FILE] [--hash HEX] [--checkpoint-key FILE] [--json]",
 		summary:  "verify an exported JSON bundle offline, without the database",
 		desc: `Verifies a JSON bundle written by stopline export (or the HTTP API) without any
-database: the envelope (JSON that every reader reads the same way: no key
-twice, no key in another case, valid UTF-8, nothing but what the bundle's
-fields write), the bundle's SHA-256 against bundle_hash, the signature by
---pubkey, the policy snapshot against its hash, the hash chain recomputed
-record by record, every step against its chain record, included content
-against its hash, the bundle's facts against the chain, and the checkpoint
-it carries, if any: a well-formed checkpoint of this tenant, run and chain.
+database: the DSSE envelope and its payload (JSON that every reader reads the
+same way: no key twice, no key in another case, valid UTF-8; the payload
+exactly the canonical JSON of the bundle it holds), the signature by --pubkey
+(ed25519 over DSSE's PAE of the payload type and payload), the policy snapshot
+against its hash, the hash chain recomputed record by record, every step
+against its chain record, included content against its hash, the bundle's
+facts against the chain, and the checkpoint it carries, if any: a well-formed
+checkpoint of this tenant, run and chain. The bundle hash is the payload's
+SHA-256; --hash requires it to be the one given (from a PDF's footer, the
+export log or the X-Stopline-Bundle-Hash header), which proves an unsigned
+bundle is the one that was issued.
 
 With --checkpoint-key PUB (the .pub of stopline keygen --checkpoint), the
 carried checkpoint must also be signed by that key: this proves the chain in
@@ -64,23 +71,28 @@ is internally sound, not who issued it. Exit 1 when any check fails, with one
 line on stderr per failure.
 
 --json prints {"ok","file","bundle_id","bundle_type","bundle_hash",
-"signature_verified","key_id","tenant_id","run_id","incident_id","checkpoint",
-"failures"}, checkpoint {"verified","size","head_hash","key_name"} with
---checkpoint-key.`,
+"signature_verified","hash_matched","key_id","tenant_id","run_id",
+"incident_id","checkpoint","failures"}, hash_matched with --hash, checkpoint
+{"verified","size","head_hash","key_name"} with --checkpoint-key.`,
 		examples: []string{
 			"stopline verify-bundle evidence-INC-9d1c2b3a4f5e6d7c-BND-0123456789abcdef.json --pubkey export.key.pub",
 			"stopline verify-bundle evidence-INC-9d1c2b3a4f5e6d7c-BND-0123456789abcdef.json --pubkey export.key.pub --checkpoint-key checkpoint.key.pub",
+			"stopline verify-bundle evidence-INC-9d1c2b3a4f5e6d7c-BND-0123456789abcdef.json --hash 9b8f6e0c5d4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c",
 		},
 		minArgs: 1, maxArgs: 1, json: true,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&pubkey, "pubkey", "", "ed25519 public key `FILE` the bundle must be signed with (from stopline keygen)")
 			fs.StringVar(&cpKey, "checkpoint-key", "", "checkpoint verifier key `FILE`: the carried checkpoint must be signed by it")
+			fs.StringVar(&wantHash, "hash", "", "the bundle's SHA-256 must be `HEX` (64 hex digits, as the PDF and the export log show it)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
+			if wantHash != "" && (len(wantHash) != 64 || strings.Trim(strings.ToLower(wantHash), "0123456789abcdef") != "") {
+				return usagef("--hash %q: want the 64 hex digits of a SHA-256", wantHash)
+			}
 			var pub ed25519.PublicKey
 			if pubkey != "" {
 				var err error
-				if pub, err = export.ReadPublicKeyFile(pubkey); err != nil {
+				if pub, err = bundle.ReadPublicKeyFile(pubkey); err != nil {
 					return fmt.Errorf("--pubkey: %w", err)
 				}
 			}
@@ -95,15 +107,15 @@ line on stderr per failure.
 			if err != nil {
 				return err
 			}
-			var v *export.Verified
+			var v *bundle.Verified
 			if pub != nil {
-				v, err = export.Verify(data, pub)
+				v, err = bundle.Verify(data, pub)
 			} else {
-				v, err = export.VerifyUnsigned(data)
+				v, err = bundle.VerifyUnsigned(data)
 			}
 			res := bundleResult{OK: err == nil, File: args[0], Failures: []string{}}
 			if err != nil {
-				var ve *export.VerificationError
+				var ve *bundle.VerificationError
 				if errors.As(err, &ve) {
 					for _, f := range ve.Failures {
 						res.Failures = append(res.Failures, oneLine(f.Error()))
@@ -114,11 +126,18 @@ line on stderr per failure.
 			} else {
 				res.BundleID, res.BundleType, res.BundleHash = v.Bundle.ID(), string(v.Bundle.Type()), v.Hash
 				res.Signed, res.KeyID = v.KeyID != "", v.KeyID
-				if h := headerOf(v.Bundle); h != nil {
-					res.TenantID, res.RunID, res.IncidentID = h.TenantID, h.RunID, h.IncidentID
+				h := v.Header()
+				res.TenantID, res.RunID, res.IncidentID = h.TenantID, h.RunID, h.IncidentID
+				if wantHash != "" {
+					matched := strings.EqualFold(v.Hash, wantHash)
+					res.HashMatched = &matched
+					if !matched {
+						res.OK = false
+						res.Failures = append(res.Failures, fmt.Sprintf("bundle hash %s, want %s: this is not the bundle that was issued", v.Hash, strings.ToLower(wantHash)))
+					}
 				}
 				if verifiers != nil {
-					cp, err := export.VerifyBundleCheckpoint(v, verifiers)
+					cp, err := bundle.VerifyCheckpoint(v, verifiers)
 					res.Checkpoint = &bundleCP{Verified: err == nil, Size: cp.Size, Head: cp.Head, KeyName: cp.KeyName}
 					if err != nil {
 						res.OK = false
@@ -146,6 +165,8 @@ line on stderr per failure.
 			t.row("Bundle hash:", res.BundleHash)
 			if res.Signed {
 				t.row("Signature:", "valid, key "+res.KeyID)
+			} else if res.HashMatched != nil {
+				t.row("Signature:", "not checked (no --pubkey); the bundle hash is the one given")
 			} else {
 				t.row("Signature:", "not checked (no --pubkey): the bundle is sound, its issuer unproven")
 			}

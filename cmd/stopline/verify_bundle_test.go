@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,10 +11,10 @@ import (
 )
 
 // TestVerifyBundleRefusesDuplicateKeys: a bundle file whose JSON holds a
-// forged first copy of a duplicated key (the whole bundle, or its
-// incident) still hashes and verifies for encoding/json, which keeps the
-// last copy; a person or another parser reads the first. verify-bundle
-// refuses it, with the right key.
+// forged first copy of a duplicated key (the payload, which is the whole
+// bundle, or the payload type) verifies for encoding/json, which keeps
+// the last copy; a person, a DSSE library in another language or jq reads
+// the first. verify-bundle refuses it, with the right key or without.
 func TestVerifyBundleRefusesDuplicateKeys(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)
@@ -27,19 +28,12 @@ func TestVerifyBundleRefusesDuplicateKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var env struct {
-		Bundle map[string]json.RawMessage `json:"bundle"`
-	}
-	if err := json.Unmarshal(data, &env); err != nil {
-		t.Fatal(err)
-	}
-	forgedIncident := bytes.Replace(env.Bundle["incident"], []byte(`"policy_id":"tools"`), []byte(`"policy_id":"cost"`), 1)
-	env.Bundle["incident"] = forgedIncident
-	env.Bundle["export_reason"] = json.RawMessage(`"routine check, nothing was blocked"`)
-	forgedBundle, _ := json.Marshal(env.Bundle)
+	_, payload := readEnvelope(t, data)
+	forgedPayload := bytes.Replace(payload, []byte(`"policy_id":"tools"`), []byte(`"policy_id":"cost"`), 1)
+	forged, _ := json.Marshal(base64.StdEncoding.EncodeToString(forgedPayload))
 	for name, forged := range map[string][]byte{
-		"bundle":   append(append([]byte(`{"bundle":`), forgedBundle...), append([]byte(","), data[1:]...)...),
-		"incident": bytes.Replace(data, []byte(`{"bundle":{`), append(append([]byte(`{"bundle":{"incident":`), forgedIncident...), ','), 1),
+		"payload":     bytes.Replace(data, []byte(`{"payload":`), append(append([]byte(`{"payload":`), forged...), []byte(`,"payload":`)...), 1),
+		"payloadType": bytes.Replace(data, []byte(`"payloadType":`), []byte(`"payloadType":"application/vnd.in-toto+json","payloadType":`), 1),
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(c.dir, "forged-"+name+".json")
