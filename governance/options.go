@@ -28,6 +28,7 @@ type config struct {
 	maxContent   int
 	cpSigner     note.Signer
 	cpEvery      int
+	observers    []Observer
 }
 
 // Defaults of NewRunner.

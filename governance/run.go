@@ -62,6 +62,10 @@ type Run struct {
 	cause      error
 	unrecorded int
 	buf        []byte // the body of the step being recorded, reused
+	// The system-clock times of the Step call in progress, for observers
+	// (zero when the runner has none, or for a check that stops the run).
+	obsBegan time.Time
+	obsEval  time.Duration
 }
 
 // ID returns the run id.
@@ -136,6 +140,11 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 		return StepResult{}, err
 	}
 	cfg := &run.r.cfg
+	observed := run.r.observed()
+	if observed {
+		run.obsBegan = time.Now()
+		defer func() { run.obsBegan, run.obsEval = time.Time{}, 0 }()
+	}
 	idx := run.nextIndex
 	totalTokens := run.rec.TotalTokens + in.Tokens
 	totalCost := run.rec.TotalCostCents + in.CostCents
@@ -147,6 +156,9 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 		carried = true
 	}
 	now, ev, evalErr := run.evaluateNext(ctx, &in, ch)
+	if observed {
+		run.obsEval = time.Since(run.obsBegan)
+	}
 	if evalErr != nil && ctx.Err() != nil {
 		// The caller gave up while the step was being evaluated: nothing
 		// was decided, nothing is recorded, the run stays as it was.
@@ -193,17 +205,23 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 		if !cfg.failOpen {
 			run.releaseCharges(ctx, ch) // [tenant limits] not recorded, not allowed
 		}
+		recErr := fmt.Errorf("%w: step %d of run %s: %w", ErrRecordFailed, idx, run.rec.RunID, err)
+		if observed {
+			run.notifyStep(ctx, &rec, content, false, "", recErr)
+		}
 		if cfg.failOpen {
 			run.unrecorded++
 			run.rec.TotalTokens, run.rec.TotalCostCents = totalTokens, totalCost
 			return res, nil
 		}
-		recErr := fmt.Errorf("%w: step %d of run %s: %w", ErrRecordFailed, idx, run.rec.RunID, err)
 		run.failClosed(ctx, recErr)
 		return res, recErr
 	}
 	run.advance(&rec, now, totalTokens, totalCost)
 	res.Hash, res.Recorded = rec.Hash, true
+	if observed {
+		run.notifyStep(ctx, &rec, content, true, "", nil)
+	}
 	if every := cfg.cpEvery; every > 0 && cfg.cpSigner != nil && run.nextIndex%every == 0 {
 		if err := run.checkpoint(ctx, now); err != nil {
 			return res, err
@@ -291,11 +309,20 @@ func (run *Run) stopAt(ctx context.Context, rec *trace.Record, content trace.Con
 		run.ended = true
 		run.cause = err
 		run.rec.Status, run.rec.TerminationReason = status, d.Reason
-		return false, errors.Join(err, fmt.Errorf("%w: stop of run %s at step %d: %w", ErrRecordFailed, run.rec.RunID, idx, serr))
+		recErr := fmt.Errorf("%w: stop of run %s at step %d: %w", ErrRecordFailed, run.rec.RunID, idx, serr)
+		if run.r.observed() {
+			run.notifyStep(ctx, rec, content, false, "", recErr)
+			run.notifyEnd(ctx, now, v, recErr)
+		}
+		return false, errors.Join(err, recErr)
 	}
 	run.advance(rec, now, rec.TotalTokens, rec.TotalCostCents)
 	run.finishState(&end, c)
 	run.cause = err
+	if run.r.observed() {
+		run.notifyStep(ctx, rec, content, true, inc.ID, cause)
+		run.notifyEnd(ctx, now, v, nil)
+	}
 	if run.r.cfg.cpSigner != nil {
 		if cerr := run.checkpoint(ctx, now); cerr != nil {
 			return true, errors.Join(err, cerr)
@@ -376,9 +403,16 @@ func (run *Run) end(ctx context.Context, reason prevention.RunTerminationReason,
 	wctx, cancel := run.r.writeContext(ctx)
 	defer cancel()
 	if err := run.r.store.CloseRun(wctx, c); err != nil {
-		return run.rec, fmt.Errorf("%w: end of run %s: %w", ErrRecordFailed, run.rec.RunID, err)
+		err = fmt.Errorf("%w: end of run %s: %w", ErrRecordFailed, run.rec.RunID, err)
+		if run.r.observed() {
+			run.notifyEnd(ctx, now, nil, err)
+		}
+		return run.rec, err
 	}
 	run.finishState(&end, c)
+	if run.r.observed() {
+		run.notifyEnd(ctx, now, nil, nil)
+	}
 	if run.r.cfg.cpSigner != nil {
 		if err := run.checkpoint(ctx, now); err != nil {
 			return run.rec, err
@@ -514,4 +548,37 @@ func contentPtr(c trace.Content) *trace.Content {
 		return nil
 	}
 	return &c
+}
+
+// notifyStep tells the observers about the step rec (with its stored
+// content): recorded or not, the inflection point with its incident.
+// The caller holds run.mu.
+func (run *Run) notifyStep(ctx context.Context, rec *trace.Record, content trace.Content, recorded bool, incidentID string, err error) {
+	e := StepEvent{
+		RunID: run.rec.RunID, TenantID: run.rec.TenantID, SnapshotID: run.rec.SnapshotID,
+		SnapshotHash: run.engine.Snapshot().ContentHash(), Index: rec.StepIndex, At: rec.At,
+		Input: StepInput{Type: rec.StepType, Model: rec.Model, Tool: rec.Tool, Input: content.Input, Output: content.Output,
+			Tokens: rec.Tokens, CostCents: rec.CostCents, Metadata: content.Metadata},
+		Status: rec.Status, Recorded: recorded, RecordHash: rec.Hash, Inflection: rec.Inflection && recorded,
+		IncidentID: incidentID, TotalTokens: rec.TotalTokens, TotalCostCents: rec.TotalCostCents,
+		EvaluationTime: run.obsEval, Err: err,
+	}
+	if !recorded {
+		e.RecordHash = ""
+	}
+	if rec.Decision != nil {
+		e.Evaluation = prevention.Evaluation{Decision: *rec.Decision, Findings: rec.Findings}
+	}
+	if !run.obsBegan.IsZero() {
+		e.Duration = time.Since(run.obsBegan)
+	}
+	run.r.notify(func(o Observer) { o.StepDone(ctx, e) })
+}
+
+// notifyEnd tells the observers the run has ended (or that its end could
+// not be recorded: err). The caller holds run.mu.
+func (run *Run) notifyEnd(ctx context.Context, at time.Time, v *Violation, err error) {
+	e := RunEvent{Run: run.rec, SnapshotHash: run.engine.Snapshot().ContentHash(), Violation: v, Err: err, At: at}
+	e.Run.Labels = cloneLabels(e.Run.Labels)
+	run.r.notify(func(o Observer) { o.RunEnded(ctx, e) })
 }

@@ -150,10 +150,16 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	if err := r.store.CreateRun(wctx, rec, StepWrite{Record: start, Body: body}); err != nil {
 		return nil, fmt.Errorf("%w: start of run %s: %w", ErrRecordFailed, runID, err)
 	}
-	return &Run{
+	run := &Run{
 		r: r, engine: eng, rec: rec, head: start.Hash, seq: 1, startedAt: now,
 		queued: status == StatusQueued,
-	}, nil
+	}
+	if r.observed() {
+		e := RunEvent{Run: rec, SnapshotHash: snap.ContentHash(), At: now}
+		e.Run.Labels = cloneLabels(rec.Labels)
+		r.notify(func(o Observer) { o.RunStarted(ctx, e) })
+	}
+	return run, nil
 }
 
 // engineFor returns the compiled engine of a tenant's snapshot, storing
