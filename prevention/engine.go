@@ -144,11 +144,34 @@ func (e *Engine) Evaluate(ctx context.Context, step *Step) (Evaluation, error) {
 // then commits or releases. With a nil ch it is Evaluate, and such hooks
 // fail with ErrNoLedger.
 func (e *Engine) EvaluateCharged(ctx context.Context, step *Step, ch *Charges) (Evaluation, error) {
+	return e.evaluate(ctx, step, ch, nil)
+}
+
+// evaluate is EvaluateCharged, with the StreamHooks' states of st if it
+// is not nil (EvaluateStream).
+func (e *Engine) evaluate(ctx context.Context, step *Step, ch *Charges, st *Stream) (Evaluation, error) {
 	var ev Evaluation
 	warned := false
 	for i := range e.rules {
 		r := &e.rules[i]
-		d, err := callHook(ctx, r, step, ch)
+		var (
+			d   Decision
+			err error
+			ok  bool
+		)
+		if st != nil && (ch == nil || !isCharged(r.hook)) {
+			if ss := st.state(i, r); ss != nil {
+				// Any failure of the state, error or panic, is no
+				// decision: the hook evaluates the step in full, and every
+				// later step of the stream.
+				if d, ok = callStream(ctx, ss, step); !ok {
+					st.states[i] = nil
+				}
+			}
+		}
+		if !ok {
+			d, err = callHook(ctx, r, step, ch)
+		}
 		if err != nil {
 			return Evaluation{}, err
 		}
@@ -193,6 +216,11 @@ func (e *Engine) EvaluateCharged(ctx context.Context, step *Step, ch *Charges) (
 		ev.Decision = Decision{Action: Allow}
 	}
 	return ev, nil
+}
+
+func isCharged(h Hook) bool {
+	_, ok := h.(ChargedHook)
+	return ok
 }
 
 func callHook(ctx context.Context, r *rule, step *Step, ch *Charges) (d Decision, err error) {
