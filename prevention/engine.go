@@ -157,20 +157,11 @@ func (e *Engine) evaluate(ctx context.Context, step *Step, ch *Charges, st *Stre
 		var (
 			d   Decision
 			err error
-			ok  bool
 		)
-		if st != nil && (ch == nil || !isCharged(r.hook)) {
-			if ss := st.state(i, r); ss != nil {
-				// Any failure of the state, error or panic, is no
-				// decision: the hook evaluates the step in full, and every
-				// later step of the stream.
-				if d, ok = callStream(ctx, ss, step); !ok {
-					st.states[i] = nil
-				}
-			}
-		}
-		if !ok {
+		if st == nil {
 			d, err = callHook(ctx, r, step, ch)
+		} else {
+			d, err = st.call(ctx, i, r, step, ch)
 		}
 		if err != nil {
 			return Evaluation{}, err

@@ -68,6 +68,22 @@ func (e *Engine) EvaluateStream(ctx context.Context, step *Step, ch *Charges, st
 	return e.evaluate(ctx, step, ch, st)
 }
 
+// call evaluates rule i (r) on step with its state, or in full
+// (callHook) if it has none. Any failure of the state, an error or a
+// panic, is no decision: the hook evaluates the step in full, and every
+// later step of the stream.
+func (s *Stream) call(ctx context.Context, i int, r *rule, step *Step, ch *Charges) (Decision, error) {
+	if ch == nil || !isCharged(r.hook) {
+		if ss := s.state(i, r); ss != nil {
+			if d, ok := callStream(ctx, ss, step); ok {
+				return d, nil
+			}
+			s.states[i] = nil
+		}
+	}
+	return callHook(ctx, r, step, ch)
+}
+
 // callStream evaluates a rule with its stream state; ok is false if the
 // state failed (an error or a panic), which the caller then drops.
 func callStream(ctx context.Context, ss StreamState, step *Step) (d Decision, ok bool) {
