@@ -29,18 +29,19 @@ const MetadataWithheld = "stopline.withheld"
 // closed on it). Check takes the run's lock, like Step, so it is
 // serialized with the run's other steps.
 func (run *Run) Check(ctx context.Context, in StepInput) (prevention.Evaluation, error) {
-	return run.check(ctx, in, nil)
+	return run.check(ctx, in, nil, nil)
 }
 
 // check is Check, with the holds of a Reservation (exclude) left out of
-// the tenant's counters it reads.
-func (run *Run) check(ctx context.Context, in StepInput, exclude []prevention.Hold) (prevention.Evaluation, error) {
+// the tenant's counters it reads, through st if it is not nil (a
+// Stream's check).
+func (run *Run) check(ctx context.Context, in StepInput, exclude []prevention.Hold, st *Stream) (prevention.Evaluation, error) {
 	run.mu.Lock()
 	defer run.mu.Unlock()
 	if run.ended {
 		return prevention.Evaluation{}, run.stoppedError()
 	}
-	if err := validateStep(&in); err != nil {
+	if err := st.validate(&in); err != nil {
 		return prevention.Evaluation{}, err
 	}
 	if err := run.checkTotals(&in); err != nil {
@@ -49,7 +50,7 @@ func (run *Run) check(ctx context.Context, in StepInput, exclude []prevention.Ho
 	if err := ctx.Err(); err != nil {
 		return prevention.Evaluation{}, err
 	}
-	_, ev, err := run.evaluateNext(ctx, &in, run.peekCharges(exclude)) // [tenant limits] read, never count
+	_, ev, err := run.evaluateAt(ctx, &in, run.peekCharges(exclude), st.engine(run)) // [tenant limits] read, never count
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return prevention.Evaluation{}, cerr
@@ -81,22 +82,23 @@ func (run *Run) check(ctx context.Context, in StepInput, exclude []prevention.Ho
 // metadata are its own. Otherwise Withhold returns an error matching
 // ErrInvalidStep and records nothing. Other errors are those of Step.
 func (run *Run) Withhold(ctx context.Context, attempted, delivered StepInput) (prevention.Evaluation, error) {
-	return run.withhold(ctx, attempted, delivered, nil, nil)
+	return run.withhold(ctx, attempted, delivered, nil, nil, nil)
 }
 
 // withhold is Withhold, with the holds of a Reservation (exclude) left
-// out of the tenant's counters it reads; on a Block, blocked is called,
-// with run.mu held, before the run stops.
-func (run *Run) withhold(ctx context.Context, attempted, delivered StepInput, exclude []prevention.Hold, blocked func()) (prevention.Evaluation, error) {
+// out of the tenant's counters it reads, through st if it is not nil (a
+// Stream's check); on a Block, blocked is called, with run.mu held,
+// before the run stops.
+func (run *Run) withhold(ctx context.Context, attempted, delivered StepInput, exclude []prevention.Hold, blocked func(), st *Stream) (prevention.Evaluation, error) {
 	run.mu.Lock()
 	defer run.mu.Unlock()
 	if run.ended {
 		return prevention.Evaluation{}, run.stoppedError()
 	}
-	if err := validateStep(&attempted); err != nil {
+	if err := st.validate(&attempted); err != nil {
 		return prevention.Evaluation{}, err
 	}
-	if err := validateStep(&delivered); err != nil {
+	if err := validatePrefixOf(&delivered, &attempted); err != nil {
 		return prevention.Evaluation{}, err
 	}
 	if err := validatePart(&attempted, &delivered); err != nil {
@@ -108,7 +110,7 @@ func (run *Run) withhold(ctx context.Context, attempted, delivered StepInput, ex
 	if err := ctx.Err(); err != nil {
 		return prevention.Evaluation{}, err
 	}
-	now, ev, evalErr := run.evaluateNext(ctx, &attempted, run.peekCharges(exclude)) // [tenant limits] read, never count
+	now, ev, evalErr := run.evaluateAt(ctx, &attempted, run.peekCharges(exclude), st.engine(run)) // [tenant limits] read, never count
 	if evalErr != nil && ctx.Err() != nil {
 		return prevention.Evaluation{}, ctx.Err()
 	}
@@ -154,6 +156,12 @@ func (run *Run) withhold(ctx context.Context, attempted, delivered StepInput, ex
 // counting through ch (nil: no tenant-wide limit; see ledger.go). The
 // caller holds run.mu and has validated in.
 func (run *Run) evaluateNext(ctx context.Context, in *StepInput, ch *prevention.Charges) (time.Time, prevention.Evaluation, error) {
+	return run.evaluateAt(ctx, in, ch, nil)
+}
+
+// evaluateAt is evaluateNext, with the engine's state for a stream if es
+// is not nil (prevention.Engine.EvaluateStream).
+func (run *Run) evaluateAt(ctx context.Context, in *StepInput, ch *prevention.Charges, es *prevention.Stream) (time.Time, prevention.Evaluation, error) {
 	cfg := &run.r.cfg
 	now := cfg.clock.Now().UTC()
 	if n := len(run.times); n > 0 && now.UnixNano() < run.times[n-1] {
@@ -179,10 +187,10 @@ func (run *Run) evaluateNext(ctx context.Context, in *StepInput, ch *prevention.
 		// Only hooks and CEL can wait; built-in kinds only compute, and a
 		// deadline's timer is not free on the per-step path.
 		hctx, cancel := context.WithTimeout(ctx, cfg.stepTimeout)
-		ev, err = run.engine.EvaluateCharged(hctx, st, ch)
+		ev, err = run.engine.EvaluateStream(hctx, st, ch, es)
 		cancel()
 	} else {
-		ev, err = run.engine.EvaluateCharged(ctx, st, ch)
+		ev, err = run.engine.EvaluateStream(ctx, st, ch, es)
 	}
 	*st = prevention.Step{} // hold no reference to the caller's text
 	return now, ev, err

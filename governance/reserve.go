@@ -130,12 +130,17 @@ func (res *Reservation) Holds() []prevention.Hold {
 // returns ErrReservationDone. It is serialized with the reservation's
 // Step and Release, which wait for it.
 func (res *Reservation) Check(ctx context.Context, attempted StepInput) (prevention.Evaluation, error) {
+	return res.check(ctx, attempted, nil)
+}
+
+// check is Check, through st if it is not nil (a Stream's check).
+func (res *Reservation) check(ctx context.Context, attempted StepInput, st *Stream) (prevention.Evaluation, error) {
 	res.mu.Lock()
 	defer res.mu.Unlock()
 	if res.done {
 		return prevention.Evaluation{}, ErrReservationDone
 	}
-	return res.run.check(ctx, attempted, res.holds)
+	return res.run.check(ctx, attempted, res.holds, st)
 }
 
 // Withhold governs the reserved step while it is happening and can still
@@ -156,6 +161,11 @@ func (res *Reservation) Check(ctx context.Context, attempted StepInput) (prevent
 // or Release Withhold returns ErrReservationDone. It is serialized with
 // the reservation's Step and Release.
 func (res *Reservation) Withhold(ctx context.Context, attempted, delivered StepInput) (prevention.Evaluation, error) {
+	return res.withhold(ctx, attempted, delivered, nil)
+}
+
+// withhold is Withhold, through st if it is not nil (a Stream's check).
+func (res *Reservation) withhold(ctx context.Context, attempted, delivered StepInput, st *Stream) (prevention.Evaluation, error) {
 	res.mu.Lock()
 	defer res.mu.Unlock()
 	if res.done {
@@ -169,7 +179,7 @@ func (res *Reservation) Withhold(ctx context.Context, attempted, delivered StepI
 		holds := res.holds
 		res.holds, res.done = nil, true
 		_ = res.run.releaseHolds(ctx, holds)
-	})
+	}, st)
 }
 
 // Step reports the reserved step once it has happened, as Run.Step does,

@@ -52,10 +52,16 @@
 // delivered: events the provider has already sent are checked together,
 // up to 64 KiB, and one by one when that batch is blocked, so a check
 // runs at most once per event and the stream always ends just before the
-// event that broke the policy. A check costs time proportional to the
-// text so far (content policies scan it all), so a long answer streamed
-// token by token costs checks quadratic in its length;
-// WithStreamCheckBytes trades latency for that cost. On a Block the run
+// event that broke the policy. The checks of one stream go through a
+// governance.Stream (the reservation's, see Limits across runs): content
+// policies and the check of the text's UTF-8 go on from where the
+// previous check left off, so a check costs time proportional to the
+// text it adds, not to the text so far, and checking every event of a
+// long answer costs time linear in its length. The text of a chat
+// completion with several choices (n > 1) is their texts joined, which
+// does not grow by appends: its content policies scan all of it at each
+// check. WithStreamCheckBytes bounds the number of checks, at the price
+// of delivering text in pieces. On a Block the run
 // stops with a withheld llm_response step holding exactly the text
 // delivered ("stopline.stream": "blocked"), and the body's next Read
 // returns the *governance.Violation, which the SDK reports as the

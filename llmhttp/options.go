@@ -70,13 +70,14 @@ func WithOversizedPassThrough() Option {
 
 // WithStreamCheckBytes sets the least new text, in bytes, a streamed
 // response's check covers (default 0: every event that adds text is
-// checked before it is delivered). Checking costs time proportional to
-// the text so far, so checking each of the thousands of events of a long
-// answer costs time quadratic in its length; with n > 0, events are held
-// back until they add at least n bytes of text (or the stream ends or
-// completes a tool call) and checked together, which bounds the checks of
-// an answer to about its length divided by n, at the price of delivering
-// its text in pieces of about n bytes.
+// checked before it is delivered). A check costs the text it adds plus a
+// fixed part (evaluating every policy; a few microseconds) — except for a
+// chat completion with several choices, whose content policies scan the
+// whole text at each check; with n > 0, events are held back until they
+// add at least n bytes of text (or the stream ends or completes a tool
+// call) and checked together, which bounds the checks of an answer to
+// about its length divided by n, at the price of delivering its text in
+// pieces of about n bytes.
 func WithStreamCheckBytes(n int) Option {
 	return func(c *config) error {
 		if n < 0 {

@@ -149,30 +149,56 @@ func (h *hold) release(ctx context.Context) {
 }
 
 // check evaluates in, the call's step as it stands while it happens (a
-// stream so far), as the run's next step. While the reservation holds,
-// the tenant's counters already count the call's worst case: the check
-// is Reservation.Check, which leaves the reservation out of them, so
-// that the call is counted once, by in. Otherwise it is Run.Check.
-func (h *hold) check(ctx context.Context, run *governance.Run, in governance.StepInput) (prevention.Evaluation, error) {
+// stream so far), as the run's next step, through sc: one of the
+// successive checks of the stream, each evaluated from where the
+// previous one left off (governance.Stream). While the reservation
+// holds, the tenant's counters already count the call's worst case: the
+// check is the reservation's (Reservation.Stream), which leaves the
+// reservation out of them, so that the call is counted once, by in.
+// Otherwise it is the run's (Run.Stream).
+func (h *hold) check(ctx context.Context, run *governance.Run, sc *streamChecks, in governance.StepInput) (prevention.Evaluation, error) {
 	if res := h.current(); res != nil {
-		ev, err := res.Check(ctx, in)
+		ev, err := sc.of(res).Check(ctx, in)
 		if !errors.Is(err, governance.ErrReservationDone) {
 			return ev, err
 		}
 	}
-	return run.Check(ctx, in)
+	return sc.ofRun(run).Check(ctx, in)
 }
 
 // withhold is check, stopping the run on a Block with delivered recorded
 // (Run.Withhold). While the reservation holds it is
 // Reservation.Withhold, which on a Block also gives the reservation
 // back, exactly once; a pass leaves it held.
-func (h *hold) withhold(ctx context.Context, run *governance.Run, attempted, delivered governance.StepInput) (prevention.Evaluation, error) {
+func (h *hold) withhold(ctx context.Context, run *governance.Run, sc *streamChecks, attempted, delivered governance.StepInput) (prevention.Evaluation, error) {
 	if res := h.current(); res != nil {
-		ev, err := res.Withhold(ctx, attempted, delivered)
+		ev, err := sc.of(res).Withhold(ctx, attempted, delivered)
 		if !errors.Is(err, governance.ErrReservationDone) {
 			return ev, err
 		}
 	}
-	return run.Withhold(ctx, attempted, delivered)
+	return sc.ofRun(run).Withhold(ctx, attempted, delivered)
+}
+
+// streamChecks are the governance.Streams that a streamed response's
+// checks go through: its reservation's, made when first used, and the
+// run's, for checks after the reservation is gone.
+type streamChecks struct {
+	res       *governance.Reservation
+	resStream *governance.Stream
+	runStream *governance.Stream
+}
+
+func (sc *streamChecks) of(res *governance.Reservation) *governance.Stream {
+	if sc.res != res {
+		sc.res, sc.resStream = res, res.Stream()
+	}
+	return sc.resStream
+}
+
+func (sc *streamChecks) ofRun(run *governance.Run) *governance.Stream {
+	if sc.runStream == nil {
+		sc.runStream = run.Stream()
+	}
+	return sc.runStream
 }

@@ -302,6 +302,11 @@ func parseMessages(body []byte) (result, error) {
 			if err != nil {
 				return result{}, err
 			}
+			if len(bytes.TrimSpace(b.Input)) == 0 {
+				// A block without input reaches the agent without input
+				// (the SDK's Input is empty), not as {}.
+				tc.args = ""
+			}
 			out.tools = append(out.tools, tc)
 		}
 	}

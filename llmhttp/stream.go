@@ -61,6 +61,7 @@ type stream struct {
 	done      bool  // the response was recorded, or recording was attempted
 	delivered []int // per choice, bytes of text delivered
 	batch     []pending
+	checks    streamChecks // the governance.Streams its checks go through
 }
 
 // pending is an event read but not yet delivered.
@@ -233,7 +234,7 @@ func (s *stream) check() error {
 	}
 	last := &s.batch[n-1]
 	if n > 1 {
-		ev, err := s.rec.hold.check(s.ctx, s.g.run, s.attempted(last.lens, last.usage))
+		ev, err := s.rec.hold.check(s.ctx, s.g.run, &s.checks, s.attempted(last.lens, last.usage))
 		if err == nil && ev.Decision.Action != prevention.Block {
 			return nil
 		}
@@ -274,7 +275,7 @@ func (s *stream) withhold(dl []int, e *pending) error {
 	delivered := s.attempted(dl, e.usage)
 	delivered.Metadata[MetaStream] = "blocked"
 	delivered.Metadata[MetaUsage] = partialUsage(e.usage)
-	_, err := s.rec.hold.withhold(s.ctx, s.g.run, attempted, delivered)
+	_, err := s.rec.hold.withhold(s.ctx, s.g.run, &s.checks, attempted, delivered)
 	return err
 }
 

@@ -79,3 +79,54 @@ func BenchmarkEvaluateExpression(b *testing.B) {
 		`{"expr":"step.type == 'tool_call' && step.tool == 'shell' || run.total_cost_cents > thresholds.max_cost_cents"}`))
 	benchEvaluate(b, e, benchStep(""))
 }
+
+// streamTokens are the tokens of a streamed answer for
+// BenchmarkEvaluateContentStream.
+var streamTokens = []string{"The", " quarterly", " report", " lists", " 42", " shipments", " to", " 7", " regions", ";",
+	" totals", " are", " in", " table", " 3", "-B", ".", " People", " asked", " about", " passwords", " and", " AWS", " keys", ".\n"}
+
+// BenchmarkEvaluateContentStream measures the checks of a streamed
+// answer of n tokens, one check after each token of the text so far,
+// with one content policy of three patterns (two unbounded): through
+// EvaluateStream (stream), and with Evaluate, which scans the whole text
+// at every check (rescan). An op is the n checks of one answer.
+func BenchmarkEvaluateContentStream(b *testing.B) {
+	e := compile(b, benchThresholds, policy("secrets", "content",
+		`{"patterns":["\\b\\d{3}-\\d{2}-\\d{4}\\b","(?i)password\\s*[:=]","-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*)-----END"]}`))
+	ctx := context.Background()
+	for _, n := range []int{1000, 4000, 16000} {
+		var sb strings.Builder
+		ends := make([]int, n)
+		for i := range n {
+			sb.WriteString(streamTokens[i%len(streamTokens)])
+			ends[i] = sb.Len()
+		}
+		text := sb.String()
+		for _, mode := range []string{"stream", "rescan"} {
+			if mode == "rescan" && n > 4000 {
+				continue // quadratic: 16,000 checks take seconds
+			}
+			b.Run(fmt.Sprintf("events=%d/%s", n, mode), func(b *testing.B) {
+				st := benchStep("")
+				b.ReportAllocs()
+				for b.Loop() {
+					s := e.NewStream()
+					for _, end := range ends {
+						st.Output = text[:end]
+						var ev prevention.Evaluation
+						var err error
+						if mode == "stream" {
+							ev, err = e.EvaluateStream(ctx, st, nil, s)
+						} else {
+							ev, err = e.Evaluate(ctx, st)
+						}
+						if err != nil || ev.Decision.Action != prevention.Allow {
+							b.Fatalf("%v, %v", ev.Decision, err)
+						}
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/check")
+			})
+		}
+	}
+}

@@ -42,7 +42,8 @@
 //	    Blocks (R, default policy_block) a step when a pattern (Go regexp
 //	    syntax) matches one of the fields: output, input, tool, model
 //	    (default ["output"]). The message names the field and the index of
-//	    the pattern, never the text it matched.
+//	    the pattern, never the text it matched. The checks of a stream
+//	    (EvaluateStream) match only what each adds: see Streams.
 //	tool_allowlist  {"allow": [TOOL, ...]}
 //	    Blocks (policy_block) a tool_call step whose tool is not listed.
 //	tool_denylist   {"deny": [TOOL, ...]}
@@ -50,6 +51,26 @@
 //
 // So with max_steps 3, a steps budget allows steps 0, 1 and 2 and blocks
 // step 3; a cost budget of 150 allows a run that has spent exactly 150.
+//
+// # Streams
+//
+// A step that grows while it happens — a streamed model response — is
+// checked again each time text arrives. EvaluateStream evaluates such a
+// check with the stream's Stream (Engine.NewStream): hooks that implement
+// StreamHook keep a state from one check to the next and evaluate only
+// what a check adds to the text of the previous one, with the decision
+// Evaluate would make. The content kind does: each pattern runs as a
+// Pike VM over its program, compiled as package regexp compiles it,
+// whose waiting threads, last rune and unfinished rune are kept between
+// checks and whose end-of-text assertions ($, \z, \b at the end) are
+// evaluated on a copy, so that its answer after each check is exactly
+// regexp's MatchString on the whole text so far, and a stream of n bytes
+// checked after each of its events costs O(n) in all, not O(n²). A
+// check whose text extends neither the previous check's nor the one
+// before it (which the recheck of a blocked batch, event by event, goes
+// back to) is evaluated in full, and so is every check of a policy with
+// a pattern of more than 32,768 instructions; other kinds are evaluated
+// as by Evaluate.
 //
 // # Limits across runs
 //

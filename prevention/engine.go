@@ -144,11 +144,25 @@ func (e *Engine) Evaluate(ctx context.Context, step *Step) (Evaluation, error) {
 // then commits or releases. With a nil ch it is Evaluate, and such hooks
 // fail with ErrNoLedger.
 func (e *Engine) EvaluateCharged(ctx context.Context, step *Step, ch *Charges) (Evaluation, error) {
+	return e.evaluate(ctx, step, ch, nil)
+}
+
+// evaluate is EvaluateCharged, with the StreamHooks' states of st if it
+// is not nil (EvaluateStream).
+func (e *Engine) evaluate(ctx context.Context, step *Step, ch *Charges, st *Stream) (Evaluation, error) {
 	var ev Evaluation
 	warned := false
 	for i := range e.rules {
 		r := &e.rules[i]
-		d, err := callHook(ctx, r, step, ch)
+		var (
+			d   Decision
+			err error
+		)
+		if st == nil {
+			d, err = callHook(ctx, r, step, ch)
+		} else {
+			d, err = st.call(ctx, i, r, step, ch)
+		}
 		if err != nil {
 			return Evaluation{}, err
 		}
@@ -193,6 +207,11 @@ func (e *Engine) EvaluateCharged(ctx context.Context, step *Step, ch *Charges) (
 		ev.Decision = Decision{Action: Allow}
 	}
 	return ev, nil
+}
+
+func isCharged(h Hook) bool {
+	_, ok := h.(ChargedHook)
+	return ok
 }
 
 func callHook(ctx context.Context, r *rule, step *Step, ch *Charges) (d Decision, err error) {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/stopline/stopline/prevention/internal/streammatch"
 	"github.com/stopline/stopline/snapshot"
 )
 
@@ -233,6 +234,9 @@ func (f stepField) text(s *Step) string {
 type contentHook struct {
 	fields   []stepField
 	patterns []*regexp.Regexp
+	// matchers are the patterns for streams (NewStreamState), nil if one
+	// of them cannot be one (too large).
+	matchers []*streammatch.Matcher
 	reason   RunTerminationReason
 }
 
@@ -275,6 +279,7 @@ func compileContent(p snapshot.Policy) (Hook, error) {
 		}
 		h.patterns = append(h.patterns, re)
 	}
+	h.matchers = streamMatchers(params.Patterns)
 	var err error
 	if h.reason, err = blockReason(params.Reason); err != nil {
 		return nil, err
@@ -295,16 +300,20 @@ func (h *contentHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
 			if !re.MatchString(text) {
 				continue
 			}
-			// The message names the field and the pattern, never the
-			// matched text: it may be the very secret the policy keeps
-			// out of records.
-			return Decision{
-				Action: Block, Reason: h.reason,
-				Message: fmt.Sprintf("%s matches content pattern #%d", stepFieldNames[f], i),
-			}, nil
+			return h.block(f, i), nil
 		}
 	}
 	return Allowed(), nil
+}
+
+// block is the decision on a step whose field f matches pattern i. The
+// message names the field and the pattern, never the matched text: it
+// may be the very secret the policy keeps out of records.
+func (h *contentHook) block(f stepField, i int) Decision {
+	return Decision{
+		Action: Block, Reason: h.reason,
+		Message: fmt.Sprintf("%s matches content pattern #%d", stepFieldNames[f], i),
+	}
 }
 
 // toolListHook checks the tool of tool_call steps against a list: an
