@@ -418,3 +418,44 @@ func TestClientReads(t *testing.T) {
 		t.Fatalf("steps %+v", steps)
 	}
 }
+
+// flaky marshals to a different value each time: the arguments are
+// encoded once, and the server receives what was recorded.
+type flaky struct{ n *int }
+
+func (f flaky) MarshalJSON() ([]byte, error) {
+	*f.n++
+	return fmt.Appendf(nil, `{"city":"city-%d"}`, *f.n), nil
+}
+
+func TestClientSendsWhatItRecorded(t *testing.T) {
+	e := newEnv(t)
+	s := newServer(t)
+	cs := connect(t, s.Server, "agent", mcpgov.ClientMiddleware())
+	run := e.start()
+	res, err := cs.CallTool(governance.ContextWithRun(ctx, run), &mcp.CallToolParams{Name: "weather", Arguments: flaky{new(int)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := e.steps(run)
+	if steps[0].Input != `{"city":"city-1"}` || s.args[0] != steps[0].Input || text(t, res) != "sunny in city-1" {
+		t.Fatalf("recorded %s, the server received %s and answered %q", steps[0].Input, s.args[0], text(t, res))
+	}
+}
+
+// TestClientRefusesUndescribedContent: a result holding a block this
+// package does not describe is recorded and not returned; the run goes on.
+func TestClientRefusesUndescribedContent(t *testing.T) {
+	e := newEnv(t)
+	s := newServer(t)
+	cs := connect(t, s.Server, "agent", mcpgov.ClientMiddleware())
+	run := e.start()
+	res, err := cs.CallTool(governance.ContextWithRun(ctx, run), &mcp.CallToolParams{Name: "odd"})
+	if !errors.Is(err, mcpgov.ErrMalformed) || errors.Is(err, mcpgov.ErrNotSent) || res != nil {
+		t.Fatalf("%+v %v", res, err)
+	}
+	steps := e.steps(run)
+	if len(steps) != 2 || steps[1].Output != "" || !strings.Contains(steps[1].Metadata[mcpgov.MetaError], "ToolUseContent") || run.Ended() {
+		t.Fatalf("steps %+v", steps)
+	}
+}
