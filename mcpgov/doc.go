@@ -5,7 +5,7 @@
 // before its handler runs (on a server), and its result a tool_result
 // step before the caller sees it or the server sends it.
 //
-// On a client, one line:
+// On a client:
 //
 //	client := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil)
 //	client.AddSendingMiddleware(mcpgov.ClientMiddleware())
@@ -24,7 +24,8 @@
 // is the outermost: it then governs a request as the caller made it (or as
 // it arrived) and a result as the caller gets it (or as it is sent).
 // Middleware added before it runs between it and the wire: it must not
-// change a request's tool name or arguments, nor a result.
+// change a request's tool name or arguments, nor a result. (The SDK's own
+// multi round-trip middleware is always beneath it: see Runs.)
 //
 // # What is governed
 //
@@ -51,13 +52,15 @@
 // handler runs), with governance.Run.Withhold: a Block stops the run
 // there, recorded as a withheld step, and nothing is read. Once the
 // request has returned, the step is recorded with the content as its
-// output before the caller gets it (or it is sent).
+// output (or, if it failed, the error in MetaError) before the caller
+// gets it (or it is sent).
 //
 // Every other method — tools/list, resources/list, prompts/list,
 // completion/complete, ping, subscriptions, notifications — passes
-// through ungoverned, needing no run. So do the requests a server sends
-// a client (sampling, elicitation, roots): a client's sampling handler
-// calls a model, which llmhttp governs.
+// through ungoverned, needing no run; note that the tool descriptions
+// tools/list returns, which a model reads, are not recorded. So do the
+// requests a server sends a client (sampling, elicitation, roots): a
+// client's sampling handler calls a model, which llmhttp governs.
 //
 // Each step carries metadata: MetaSide ("client" or "server"),
 // MetaMethod, MetaSession when the transport has a session id, and the
@@ -99,14 +102,19 @@
 // ungoverned and records nothing. Ending the run (Finish, Abort) is the
 // caller's: the middleware never ends one, except as a Block stops it.
 //
-// The multi round-trip requests of the protocol's 2026-07-28 version
-// (a tool asking the user for input mid-call) are retried by the SDK
-// beneath the middleware on the client: the caller's call is one
-// tool_call and one tool_result step, the final result. A server sees
-// each round as a request of its own, each governed: a round's result
-// that asks for input is recorded with MetaInputRequired, and a retry's
-// tool_call (or read) step carries the input responses it brings — a
-// user's answer, a model's sample — as JSON in MetaInputResponse.
+// A tool that asks for more input mid-call (the protocol's multi
+// round-trip requests) is asked and answered beneath the middleware in
+// some cases. On the 2026-07-28 protocol the client's SDK fulfils the
+// input requests with the client's own handlers (elicitation, sampling,
+// roots) and retries: the caller's call is one tool_call and one
+// tool_result step, the final result; the server sees each round as a
+// request of its own, each governed: a round's result that asks for input
+// is recorded with MetaInputRequired, and the retry's tool_call (or read)
+// step carries the input responses it brings — a user's answer, a
+// model's sample — as JSON in MetaInputResponse. On earlier protocol
+// versions the server's SDK asks the client itself and runs the handler
+// again beneath the server middleware: one governed call on each side,
+// and the answer the handler acts on is not recorded.
 //
 // # What is refused
 //
@@ -136,13 +144,15 @@
 // policy's own message, which may quote what it matched; a resolver's
 // error is not sent either.
 //
-// Tool names: the name recorded is the name sent (or received), and the
-// server's tool is looked up by exactly that name, so a name that looks
-// like another cannot pass as it. A tool_denylist compares names after
-// prevention.NormalizeName (NFKC, case folding, trimmed spaces): a deny
+// Tool names are recorded as sent (or received). A name with a character
+// no one sees is refused (above), so that a name shown as one tool cannot
+// be another to the server. A tool_denylist compares names after
+// prevention.NormalizeName (NFKC, case folding, spaces trimmed): a deny
 // of "delete_repo" also blocks "Delete_Repo", " delete_repo" and the
-// full-width "ｄｅｌｅｔｅ_ｒｅｐｏ", whatever the server would make of
-// them. A tool_allowlist compares exact names.
+// full-width "ｄｅｌｅｔｅ_ｒｅｐｏ", whatever the server makes of them
+// (the Go SDK's server looks a tool up by its exact name; others may
+// not). A tool_allowlist compares exact names: a look-alike of an allowed
+// tool is refused.
 //
 // # Module
 //

@@ -96,9 +96,12 @@ type cityArgs struct {
 	City string `json:"city"`
 }
 
-func newServer(t *testing.T) *server {
+// newServer makes the server, speaking only versions of the protocol if
+// any are given.
+func newServer(t *testing.T, versions ...string) *server {
 	t.Helper()
-	s := &server{Server: mcp.NewServer(&mcp.Implementation{Name: "test-server", Version: "1"}, nil), calls: map[string]int{}}
+	opts := &mcp.ServerOptions{SupportedProtocolVersions: versions}
+	s := &server{Server: mcp.NewServer(&mcp.Implementation{Name: "test-server", Version: "1"}, opts), calls: map[string]int{}}
 	count := func(ctx context.Context, name string) {
 		s.mu.Lock()
 		defer s.mu.Unlock()

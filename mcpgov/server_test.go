@@ -50,8 +50,19 @@ func byClient(t *testing.T, s *server, runs map[string]*governance.Run, opts ...
 // its resolver returns, and the handler's context carries that run; a
 // session without a run is refused with an MCP error and nothing runs.
 func TestServerRunPerSession(t *testing.T) {
+	for _, version := range []string{"", "2025-11-25"} {
+		t.Run("version="+version, func(t *testing.T) { testServerRunPerSession(t, version) })
+	}
+}
+
+func testServerRunPerSession(t *testing.T, version string) {
 	e := newEnv(t)
-	s := newServer(t)
+	var s *server
+	if version == "" {
+		s = newServer(t)
+	} else {
+		s = newServer(t, version)
+	}
 	alice, bob := e.start(), e.start()
 	byClient(t, s, map[string]*governance.Run{"alice": alice, "bob": bob})
 	ac, bc := connect(t, s.Server, "alice"), connect(t, s.Server, "bob")
@@ -253,64 +264,80 @@ func TestServerReads(t *testing.T) {
 	}
 }
 
-// TestServerMultiRoundTrip: a tool that asks the user for input. The
-// client's SDK retries the call beneath the client middleware: one call,
-// one result. The server governs each round; the retry records the
-// user's answer.
+// TestServerMultiRoundTrip: a tool that asks the user for input. On the
+// current protocol the client's SDK retries the call beneath the client
+// middleware (one call, one result) and the server governs each round,
+// the retry recording the user's answer. On a legacy protocol the
+// server's SDK asks the client and runs the handler again beneath the
+// server middleware: one governed call on each side.
 func TestServerMultiRoundTrip(t *testing.T) {
-	e := newEnv(t)
-	srv := mcp.NewServer(&mcp.Implementation{Name: "test-server", Version: "1"}, nil)
-	mcp.AddTool(srv, &mcp.Tool{Name: "greet"}, func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
-		if len(req.Params.InputResponses) == 0 {
-			return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{"user_name": &mcp.ElicitParams{
-				Message:         "What's your name?",
-				RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}},
-			}}}, nil, nil
-		}
-		name, _ := req.Params.InputResponses["user_name"].(*mcp.ElicitResult).Content["name"].(string)
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "Hello " + name}}}, nil, nil
-	})
-	serverRun, clientRun := e.start(), e.start()
-	mw, _ := mcpgov.ServerMiddleware(func(context.Context, *mcp.ServerSession, *mcp.RequestExtra) (*governance.Run, error) {
-		return serverRun, nil
-	})
-	srv.AddReceivingMiddleware(mw)
+	for _, version := range []string{"", "2025-11-25"} {
+		t.Run("version="+version, func(t *testing.T) {
+			e := newEnv(t)
+			var versions []string
+			if version != "" {
+				versions = []string{version}
+			}
+			srv := mcp.NewServer(&mcp.Implementation{Name: "test-server", Version: "1"}, &mcp.ServerOptions{SupportedProtocolVersions: versions})
+			mcp.AddTool(srv, &mcp.Tool{Name: "greet"}, func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+				if len(req.Params.InputResponses) == 0 {
+					return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{"user_name": &mcp.ElicitParams{
+						Message:         "What's your name?",
+						RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}},
+					}}}, nil, nil
+				}
+				name, _ := req.Params.InputResponses["user_name"].(*mcp.ElicitResult).Content["name"].(string)
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "Hello " + name}}}, nil, nil
+			})
+			serverRun, clientRun := e.start(), e.start()
+			mw, _ := mcpgov.ServerMiddleware(func(context.Context, *mcp.ServerSession, *mcp.RequestExtra) (*governance.Run, error) {
+				return serverRun, nil
+			})
+			srv.AddReceivingMiddleware(mw)
 
-	ct, st := mcp.NewInMemoryTransports()
-	ss, err := srv.Connect(ctx, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, &mcp.ClientOptions{
-		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Ada"}}, nil
-		},
-	})
-	c.AddSendingMiddleware(mcpgov.ClientMiddleware(mcpgov.WithRun(clientRun)))
-	cs, err := c.Connect(ctx, ct, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cs.Close(); ss.Wait() }()
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "greet"})
-	if err != nil || text(t, res) != "Hello Ada" {
-		t.Fatalf("%+v %v", res, err)
-	}
-	if steps := e.steps(clientRun); len(steps) != 2 || steps[1].Output != "Hello Ada" || steps[1].Metadata[mcpgov.MetaInputRequired] != "" {
-		t.Fatalf("client steps %+v", steps)
-	}
-	steps := e.steps(serverRun)
-	if len(steps) != 4 {
-		t.Fatalf("server steps %+v", steps)
-	}
-	if r := steps[1]; r.Metadata[mcpgov.MetaInputRequired] != "true" || !strings.Contains(r.Output, "What's your name?") {
-		t.Errorf("first round's result: %+v", r)
-	}
-	if c := steps[2]; !strings.Contains(c.Metadata[mcpgov.MetaInputResponse], `"name":"Ada"`) {
-		t.Errorf("retry: %+v", c)
-	}
-	if r := steps[3]; r.Output != "Hello Ada" || r.Metadata[mcpgov.MetaInputRequired] != "" {
-		t.Errorf("final result: %+v", r)
+			ct, st := mcp.NewInMemoryTransports()
+			ss, err := srv.Connect(ctx, st, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, &mcp.ClientOptions{
+				ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+					return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Ada"}}, nil
+				},
+			})
+			c.AddSendingMiddleware(mcpgov.ClientMiddleware(mcpgov.WithRun(clientRun)))
+			cs, err := c.Connect(ctx, ct, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cs.Close(); ss.Wait() }()
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "greet"})
+			if err != nil || text(t, res) != "Hello Ada" {
+				t.Fatalf("%+v %v", res, err)
+			}
+			if steps := e.steps(clientRun); len(steps) != 2 || steps[1].Output != "Hello Ada" || steps[1].Metadata[mcpgov.MetaInputRequired] != "" {
+				t.Fatalf("client steps %+v", steps)
+			}
+			steps := e.steps(serverRun)
+			if version != "" {
+				if len(steps) != 2 || steps[1].Output != "Hello Ada" || steps[1].Metadata[mcpgov.MetaInputRequired] != "" {
+					t.Fatalf("server steps %+v", steps)
+				}
+				return
+			}
+			if len(steps) != 4 {
+				t.Fatalf("server steps %+v", steps)
+			}
+			if r := steps[1]; r.Metadata[mcpgov.MetaInputRequired] != "true" || !strings.Contains(r.Output, "What's your name?") {
+				t.Errorf("first round's result: %+v", r)
+			}
+			if c := steps[2]; !strings.Contains(c.Metadata[mcpgov.MetaInputResponse], `"name":"Ada"`) {
+				t.Errorf("retry: %+v", c)
+			}
+			if r := steps[3]; r.Output != "Hello Ada" || r.Metadata[mcpgov.MetaInputRequired] != "" {
+				t.Errorf("final result: %+v", r)
+			}
+		})
 	}
 }
 

@@ -83,13 +83,8 @@ type steps struct {
 	md map[string]string
 }
 
-func (s steps) metadata(kv ...string) map[string]string {
-	md := maps.Clone(s.md)
-	for i := 0; i+1 < len(kv); i += 2 {
-		md[kv[i]] = kv[i+1]
-	}
-	return md
-}
+// metadata is a copy of the request's metadata, for one step.
+func (s steps) metadata() map[string]string { return maps.Clone(s.md) }
 
 // toolCall is the tool_call step of a call of name with args (JSON) and
 // the input responses of a multi round-trip retry, if any.
