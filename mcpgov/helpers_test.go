@@ -27,12 +27,12 @@ const policies = `{"tenant_id":"acme","thresholds":{},"policies":[
 
 // env is a runner over an in-memory store.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	store  *memstore.Store
 	runner *governance.Runner
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	st := memstore.New()
 	r, err := governance.NewRunner(st)
