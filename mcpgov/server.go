@@ -13,8 +13,9 @@ import (
 // A RunResolver returns the run that governs a request a server received
 // on session: from what the client said when the session began
 // (session.InitializeParams()), from the HTTP request that carried it
-// (extra.Header, extra.TokenInfo, with the streamable and SSE transports;
-// extra may be nil), or from a table the server keeps by session.
+// (extra.Header and extra.TokenInfo, with the streamable HTTP transport;
+// extra is nil with the others), or from a table the server keeps by
+// session.
 //
 // It is called for each governed request, and may be called concurrently.
 // A nil run and a nil error mean the session has no run: the request is
