@@ -10,6 +10,14 @@
 //	// github.com/anthropics/anthropic-sdk-go/v2
 //	client := anthropic.NewClient(option.WithMiddleware(llmhttp.Middleware(run)))
 //
+// One client, created once, can govern every run instead: each call is a
+// step of the run its context carries (governance.ContextWithRun), and a
+// model call whose context carries none is refused unsent (ErrNotSent,
+// governance.ErrNoRun) unless WithPassThroughWithoutRun:
+//
+//	client := openai.NewClient(option.WithMiddleware(llmhttp.ContextMiddleware()))
+//	resp, err := client.Chat.Completions.New(governance.ContextWithRun(ctx, run), params)
+//
 // Any other client takes an *http.Client (Client) or wraps its transport
 // (Transport). With an SDK prefer Middleware: the SDKs retry errors of an
 // *http.Client as dropped connections, but not the Middleware's refusals.

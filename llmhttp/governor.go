@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/prevention"
@@ -23,15 +24,19 @@ import (
 // either SDK as it is.
 type MiddlewareNext = func(*http.Request) (*http.Response, error)
 
-// Governor makes the model calls of one governed run into steps of that
-// run. It is safe for concurrent use: calls may run at once, and the run
-// records their steps one at a time.
+// Governor makes model calls into steps of a governed run: of the run it
+// was made for (New), or of the run each request's context carries
+// (NewContext). It is safe for concurrent use: calls may run at once, and
+// a run records their steps one at a time.
 type Governor struct {
-	run *governance.Run
+	run *governance.Run // nil: the run of each request's context
 	cfg config
 	// worst: the run's policies budget the tenant's tokens or cost across
 	// runs, so a call reserves its worst case (reservation.go).
 	worst bool
+	// worstBySnapshot caches worst per snapshot for a context Governor
+	// (snapshots are immutable): snapshot id → bool.
+	worstBySnapshot sync.Map
 }
 
 // New returns a Governor for run. Defaults, each changed by an Option:
@@ -59,6 +64,69 @@ func New(run *governance.Run, opts ...Option) (*Governor, error) {
 		}
 	}
 	return &Governor{run: run, cfg: cfg, worst: limitsTenantAmounts(run.Snapshot())}, nil
+}
+
+// NewContext returns a Governor for every run: each request is governed
+// under the run its context carries (governance.ContextWithRun), so that
+// one SDK client, created once, governs whichever run makes the call:
+//
+//	client := openai.NewClient(option.WithMiddleware(llmhttp.ContextMiddleware()))
+//	// in the agent loop of a run:
+//	resp, err := client.Chat.Completions.New(governance.ContextWithRun(ctx, run), params)
+//
+// A model call whose context carries no run is refused before it is sent:
+// its error matches ErrNotSent and governance.ErrNoRun (nothing is
+// recorded: there is no run to record it in), unless
+// WithPassThroughWithoutRun lets such calls through ungoverned. Requests
+// that are not model calls pass through as with New. The defaults are
+// New's.
+func NewContext(opts ...Option) (*Governor, error) {
+	cfg := config{maxBody: DefaultMaxBodyBytes, maxOutput: DefaultMaxOutputTokens}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, fmt.Errorf("llmhttp: NewContext: %w", err)
+		}
+	}
+	return &Governor{cfg: cfg}, nil
+}
+
+// ContextMiddleware returns the middleware of NewContext(opts...), for
+// option.WithMiddleware of the OpenAI and Anthropic SDKs. It panics if an
+// option is invalid; use NewContext to get the error instead.
+func ContextMiddleware(opts ...Option) func(*http.Request, MiddlewareNext) (*http.Response, error) {
+	g, err := NewContext(opts...)
+	if err != nil {
+		panic(err)
+	}
+	return g.Middleware
+}
+
+// forRequest is the Governor of req's run: g itself when g is bound to a
+// run, else a Governor of the run req's context carries. A bound Governor
+// refuses a request whose context carries another run: which run the call
+// belongs to would be ambiguous. nil, nil: no run, and g passes such
+// calls through.
+func (g *Governor) forRequest(req *http.Request) (*Governor, error) {
+	ctxRun, ok := governance.RunFromContext(req.Context())
+	if g.run != nil {
+		if ok && ctxRun != g.run {
+			return nil, fmt.Errorf("%w: the request's context carries run %s, this client governs run %s", ErrNotSent, ctxRun.ID(), g.run.ID())
+		}
+		return g, nil
+	}
+	if !ok {
+		if g.cfg.passWithoutRun {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: %w", ErrNotSent, governance.ErrNoRun)
+	}
+	snap := ctxRun.Snapshot()
+	worst, known := g.worstBySnapshot.Load(snap.ID())
+	if !known {
+		worst = limitsTenantAmounts(snap)
+		g.worstBySnapshot.Store(snap.ID(), worst)
+	}
+	return &Governor{run: ctxRun, cfg: g.cfg, worst: worst.(bool)}, nil
 }
 
 func mustNew(run *governance.Run, opts []Option) *Governor {
@@ -141,6 +209,21 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 // (a refusal, a withheld response), not one from next.
 func (g *Governor) exchange(req *http.Request, next MiddlewareNext) (res *http.Response, err error, ours bool) {
 	ctx := req.Context()
+	if apiOfPath(req) != apiNone {
+		rg, err := g.forRequest(req)
+		if err != nil {
+			closeBody(req)
+			return nil, fmt.Errorf("%w (%s %s)", err, req.Method, req.URL.Path), true
+		}
+		if rg == nil {
+			res, err := next(req) // WithPassThroughWithoutRun: ungoverned
+			return res, err, false
+		}
+		g = rg
+	} else if g.run == nil {
+		res, err := next(req) // not a model call, and no run to have ended
+		return res, err, false
+	}
 	if g.run.Ended() {
 		return nil, g.notSent(ctx, req), true
 	}

@@ -22,6 +22,9 @@ type config struct {
 	passOversize bool
 	checkBytes   int
 	maxOutput    int64 // output cap of a request that sets none
+	// passWithoutRun: a context Governor passes a model call whose
+	// context carries no run through, ungoverned.
+	passWithoutRun bool
 }
 
 // WithPrices sets the price table that turns token usage into cost. See
@@ -66,6 +69,16 @@ func WithMaxBodyBytes(n int64) Option {
 // step with no usage and metadata "stopline.body": "oversized".
 func WithOversizedPassThrough() Option {
 	return func(c *config) error { c.passOversize = true; return nil }
+}
+
+// WithPassThroughWithoutRun lets a Governor made with NewContext send a
+// model call whose context carries no run as it is: ungoverned, and
+// recorded nowhere. By default such a call is refused (ErrNotSent,
+// governance.ErrNoRun), so that no model call of a governed program
+// escapes governance because its context lost the run. For a client
+// shared with code that is not governed on purpose.
+func WithPassThroughWithoutRun() Option {
+	return func(c *config) error { c.passWithoutRun = true; return nil }
 }
 
 // WithStreamCheckBytes sets the least new text, in bytes, a streamed

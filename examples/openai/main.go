@@ -1,5 +1,7 @@
 // Command openai governs an agent built on the official OpenAI Go SDK
-// (github.com/openai/openai-go/v3) with one line: the SDK's middleware.
+// (github.com/openai/openai-go/v3) with one line: the SDK's middleware. One
+// client, created once, governs every run: each call is a step of the run
+// its context carries (governance.ContextWithRun).
 //
 // It needs no network and no API key: a local fake server speaks the
 // OpenAI wire format (JSON and server-sent events). Two runs:
@@ -61,14 +63,18 @@ func main() {
 	}
 	api := llmhttptest.NewServer() // stands in for api.openai.com
 	defer api.Close()
+	client := openai.NewClient(
+		option.WithBaseURL(api.URL+"/v1"), option.WithAPIKey("no key needed"),
+		option.WithMiddleware(llmhttp.ContextMiddleware(llmhttp.WithPrices(prices))), // the one line
+	)
 
 	fmt.Println("Run 1: a conversation under a budget of 5 cents")
 	for i := 0; i < 4; i++ { // each answer: 2000 tokens in, 1000 out = 1.5 cents
 		api.Push(llmhttptest.Reply{Text: fmt.Sprintf("Answer %d, streamed word by word.", i+1), Usage: llmhttptest.Usage{Input: 2000, Output: 1000}})
 	}
-	var client openai.Client
+	var first *governance.Run
 	rec, err := runner.Run(ctx, governance.StartOptions{Snapshot: snap}, func(ctx context.Context, run *governance.Run) error {
-		client = newClient(api.URL, run)
+		first, ctx = run, governance.ContextWithRun(ctx, run)
 		for turn := 1; ; turn++ {
 			if err := chat(ctx, client, run, turn); err != nil {
 				return err
@@ -76,7 +82,7 @@ func main() {
 		}
 	})
 	report(rec, err, api)
-	if _, err := client.Chat.Completions.New(ctx, question(5)); errors.Is(err, llmhttp.ErrNotSent) {
+	if _, err := client.Chat.Completions.New(governance.ContextWithRun(ctx, first), question(5)); errors.Is(err, llmhttp.ErrNotSent) {
 		fmt.Printf("  asking once more: refused before sending; the provider still got %d requests\n", api.Requests())
 	}
 
@@ -86,17 +92,9 @@ func main() {
 		llmhttptest.Reply{ToolCalls: []llmhttptest.ToolCall{{Name: "shell", Arguments: `{"command":"rm -rf /var/log"}`}}, Usage: llmhttptest.Usage{Input: 400, Output: 20}},
 	)
 	rec, err = runner.Run(ctx, governance.StartOptions{Snapshot: snap}, func(ctx context.Context, run *governance.Run) error {
-		return toolAgent(ctx, newClient(api.URL, run), run)
+		return toolAgent(governance.ContextWithRun(ctx, run), client)
 	})
 	report(rec, err, api)
-}
-
-// newClient is an OpenAI client whose every call is a governed step of run.
-func newClient(baseURL string, run *governance.Run) openai.Client {
-	return openai.NewClient(
-		option.WithBaseURL(baseURL+"/v1"), option.WithAPIKey("no key needed"),
-		option.WithMiddleware(llmhttp.Middleware(run, llmhttp.WithPrices(prices))), // the one line
-	)
 }
 
 func question(turn int) openai.ChatCompletionNewParams {
@@ -126,7 +124,7 @@ func chat(ctx context.Context, client openai.Client, run *governance.Run, turn i
 }
 
 // toolAgent lets the model call tools until it answers.
-func toolAgent(ctx context.Context, client openai.Client, run *governance.Run) error {
+func toolAgent(ctx context.Context, client openai.Client) error {
 	params := openai.ChatCompletionNewParams{
 		Model:    "gpt-4o",
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Free some disk space.")},
@@ -146,6 +144,9 @@ func toolAgent(ctx context.Context, client openai.Client, run *governance.Run) e
 			return nil
 		}
 		params.Messages = append(params.Messages, msg.ToParam())
+		// The middleware governed each tool call as the response arrived:
+		// the agent runs it and reports its result.
+		run, _ := governance.RunFromContext(ctx)
 		for _, call := range msg.ToolCalls {
 			fmt.Printf("  model asks for %s %s: allowed, running it\n", call.Function.Name, call.Function.Arguments)
 			result := "/var/log/app.log 3.2G" // the tool's work
