@@ -57,23 +57,37 @@ func (e *IntegrityError) Unwrap() error { return e.Err }
 // whose chain grew while it was read is verified again (up to three
 // times); the last error stands.
 func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (records int, err error) {
+	records, _, err = readVerified(ctx, store, tenantID, runID)
+	return records, err
+}
+
+// readVerified is VerifyRun, returning what it read and verified: the
+// run, its snapshot, its records and their contents, as one consistent
+// reading (nil when verification failed).
+func readVerified(ctx context.Context, store Store, tenantID, runID string) (records int, rr *recordedRun, err error) {
 	for attempt := 1; ; attempt++ {
 		run, rerr := store.Run(ctx, tenantID, runID)
 		if rerr != nil {
-			return 0, rerr
+			return 0, nil, rerr
 		}
-		records, err = verifyRun(ctx, store, tenantID, runID, run)
-		if err == nil || run.Status.Ended() || attempt == 3 {
-			return records, err
+		rr = &recordedRun{run: run}
+		records, err = verifyRun(ctx, store, tenantID, runID, run, rr)
+		if err == nil {
+			return records, rr, nil
+		}
+		if run.Status.Ended() || attempt == 3 {
+			return records, nil, err
 		}
 		now, rerr := store.Run(ctx, tenantID, runID)
 		if rerr != nil || (now.ChainLength == run.ChainLength && now.HeadHash == run.HeadHash && now.Status == run.Status) {
-			return records, err // nothing moved: the failure is the store's
+			return records, nil, err // nothing moved: the failure is the store's
 		}
 	}
 }
 
-func verifyRun(ctx context.Context, store Store, tenantID, runID string, run RunRecord) (records int, err error) {
+// verifyRun verifies the run as VerifyRun describes, and fills out with
+// what it read.
+func verifyRun(ctx context.Context, store Store, tenantID, runID string, run RunRecord, out *recordedRun) (records int, err error) {
 	bad := func(seq int, format string, args ...any) error {
 		return &IntegrityError{TenantID: tenantID, RunID: runID, Seq: seq, Problem: fmt.Sprintf(format, args...)}
 	}
@@ -103,6 +117,7 @@ func verifyRun(ctx context.Context, store Store, tenantID, runID string, run Run
 	if err := snap.Verify(); err != nil {
 		return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "its snapshot: " + err.Error(), Err: err}
 	}
+	out.records, out.head, out.snap = recs, head, snap
 	if recs[0].SnapshotHash != snap.ContentHash() {
 		return len(recs), bad(0, "run_start binds snapshot hash %s, stored snapshot has %s", recs[0].SnapshotHash, snap.ContentHash())
 	}
@@ -234,6 +249,7 @@ func verifyRun(ctx context.Context, store Store, tenantID, runID string, run Run
 	if err != nil {
 		return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its step contents: " + err.Error(), Err: err}
 	}
+	out.contents = contents
 	bound := 0
 	for _, r := range recs {
 		if r.Kind != trace.KindStep {
