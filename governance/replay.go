@@ -120,7 +120,7 @@ func (r *ReplayReport) Mismatches() []StepReplay {
 // Hooks are called as the runner calls them, bounded by the step timeout;
 // a hook that does not decide the same way twice does not reproduce.
 func (r *Runner) Replay(ctx context.Context, tenantID, runID string) (*ReplayReport, error) {
-	n, rr, err := readVerified(ctx, r.store, tenantID, runID)
+	n, rr, err := readVerified(ctx, r.store, tenantID, runID, nil)
 	if err != nil {
 		return nil, fmt.Errorf("governance: replay of run %s: %w", runID, err)
 	}

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
@@ -167,20 +171,32 @@ func (r *Runner) WhatIf(ctx context.Context, candidate *snapshot.PolicySnapshot,
 		return nil, fmt.Errorf("governance: what-if: listing runs of tenant %q: %w", f.TenantID, err)
 	}
 	w := &whatIf{r: r, candidate: candidate, evaluators: map[string]*reevaluator{}, counters: map[string]map[string]prevention.Counter{}}
-	rep := &WhatIfReport{TenantID: f.TenantID, CandidateID: candidate.ID(), CandidateHash: candidate.ContentHash(), Runs: make([]WhatIfRun, 0, len(runs))}
-	for _, run := range runs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		wr, err := w.run(ctx, run)
-		if err != nil {
-			return nil, err
-		}
-		rep.Runs = append(rep.Runs, wr)
-		rep.Totals.add(&wr)
+	rep := &WhatIfReport{TenantID: f.TenantID, CandidateID: candidate.ID(), CandidateHash: candidate.ContentHash(), Runs: make([]WhatIfRun, len(runs))}
+	// Runs are read and evaluated a few at a time: reading and verifying
+	// them is most of the work, and stores serve reads concurrently.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(whatIfWorkers())
+	for i, run := range runs {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			wr, err := w.run(gctx, run)
+			rep.Runs[i] = wr
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i := range rep.Runs {
+		rep.Totals.add(&rep.Runs[i])
 	}
 	return rep, nil
 }
+
+// whatIfWorkers is how many runs WhatIf reads and evaluates at once.
+func whatIfWorkers() int { return min(max(runtime.GOMAXPROCS(0), 1), 4) }
 
 func (t *WhatIfTotals) add(wr *WhatIfRun) {
 	t.Runs++
@@ -212,19 +228,22 @@ func (t *WhatIfTotals) add(wr *WhatIfRun) {
 }
 
 // whatIf is one WhatIf: the candidate's evaluators, one per set of hooks
-// taken from the records, and the counters of recorded snapshots.
+// taken from the records, the counters of recorded snapshots, and the
+// snapshots verified. It is used by several goroutines at once.
 type whatIf struct {
 	r          *Runner
 	candidate  *snapshot.PolicySnapshot
+	mu         sync.Mutex // guards evaluators and counters
 	evaluators map[string]*reevaluator
 	counters   map[string]map[string]prevention.Counter // by recorded snapshot id
+	snaps      verifiedSnapshots
 }
 
 // run evaluates one recorded run under the candidate. Its error is the
 // candidate's or the context's; the run's own problems are in the result.
 func (w *whatIf) run(ctx context.Context, run RunRecord) (WhatIfRun, error) {
 	wr := WhatIfRun{RunID: run.RunID, SnapshotID: run.SnapshotID, CreatedAt: run.CreatedAt, Recorded: recordedOutcome(run)}
-	_, rr, err := readVerified(ctx, w.r.store, run.TenantID, run.RunID)
+	_, rr, err := readVerified(ctx, w.r.store, run.TenantID, run.RunID, &w.snaps)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return wr, cerr
@@ -331,6 +350,8 @@ func (w *whatIf) evaluator(hookIDs []string, hookEnf map[string]snapshot.Enforce
 	for _, id := range hookIDs {
 		fmt.Fprintf(&key, "%q=%s;", id, hookEnf[id])
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if ev := w.evaluators[key.String()]; ev != nil {
 		return ev, nil
 	}
@@ -346,6 +367,8 @@ func (w *whatIf) evaluator(hookIDs []string, hookEnf map[string]snapshot.Enforce
 // their counters: the totals their recorded decisions state are the
 // tenant's, whichever policy reads the counter.
 func (w *whatIf) recordedCounters(rr *recordedRun) (map[string]prevention.Counter, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if c, ok := w.counters[rr.snap.ID()]; ok {
 		return c, nil
 	}
