@@ -95,7 +95,9 @@ func recordedSteps(run *RunRecord, records []trace.Record, contents map[int]trac
 						md[k] = v
 					}
 				}
-				st.Metadata = md
+				if len(md) > 0 {
+					st.Metadata = md
+				}
 			}
 		}
 		// The slice is read, not copied, and only ever appended to: each
