@@ -72,8 +72,8 @@ type reevaluator struct {
 }
 
 // newReevaluator compiles snap with kinds and hooks. The policies of
-// kinds that kinds lacks, and the hooks of recordedHooks (ids, in the
-// order they first decided, and the enforcement they decided under) that
+// kinds that kinds lacks, and the hooks of recordedHooks (ids in the
+// order they ran, and the enforcement they decided under: hooksOf) that
 // hooks does not hold, answer from the records.
 func newReevaluator(kinds *prevention.Kinds, snap *snapshot.PolicySnapshot, hooks []prevention.NamedHook, recordedHooks []string, hookEnforcement map[string]snapshot.Enforcement, stepTimeout time.Duration) (*reevaluator, error) {
 	ev := &reevaluator{stepTimeout: stepTimeout}
