@@ -18,9 +18,12 @@
 //
 // Store is the seam to storage (store/sqlite, store/postgres, or your own,
 // checked with store/storetest). Explain answers, for any instant of a
-// run, which policy set and threshold applied, why the run continued or
-// stopped, and which chain record holds that decision; VerifyRun and
-// VerifyStore recompute the chains.
+// run, which policy set and threshold applied, how close each limit was,
+// why the run continued or stopped, and which chain record holds that
+// decision; VerifyRun and VerifyStore recompute the chains;
+// Runner.Replay evaluates a recorded run again and compares every
+// decision with the one stored; Runner.WhatIf tries a candidate policy
+// set on recorded runs.
 //
 // Runner and Run are safe for concurrent use.
 package governance

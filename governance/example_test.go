@@ -72,6 +72,6 @@ func ExampleExplain() {
 		fmt.Printf("+%v %s: %s (record #%d)\n", at, ex.State, ex.Why, ex.Record.Seq)
 	}
 	// Output:
-	// +1.5s continuing: Step 0 (message) was allowed: its one policy did not object. Execution continued. (record #1)
+	// +1.5s continuing: Step 0 (message) was allowed: its one policy did not object. Execution continued; the policy closest to stopping it was step-limit: steps 1 of 2 (50%). (record #1)
 	// +3s stopped: Step 2 (message) was blocked by policy step-limit (budget_exceeded): max_steps observed 3, limit 2. The run stopped at that step: failed_policy, budget_exceeded. (record #3)
 }

@@ -53,6 +53,29 @@ type Explanation struct {
 	// finding (warning or monitor), nil when every policy allowed.
 	Decisive *DecisiveDecision `json:"decisive_decision"`
 
+	// Hooks are the Go hooks the run's records show deciding (Source
+	// "hook"), in the order they ran. A hook that never objected leaves
+	// no record, so there may be more.
+	Hooks []string `json:"hooks,omitempty"`
+
+	// Headroom says, for each policy whose decision compares a value with
+	// a limit (the budget, rate_limit, timeout, tenant_budget and
+	// tenant_rate_limit kinds), how close the last step at or before At
+	// came to its limit: the values the policies compared when they last
+	// decided, measured on the step as the records rebuild it (as Replay
+	// rebuilds it), or stated by the policy's recorded finding. A step
+	// stopped while withheld (Run.Withhold, Run.Reserve) records what was
+	// delivered: policies without a finding there are measured on that.
+	// Empty when there was no step yet.
+	Headroom []Headroom `json:"headroom"`
+	// Closest is, of the policies in Headroom in block mode, the one
+	// whose observed value was the largest fraction of its limit at that
+	// step: the threshold closest to stopping the run (past it when that
+	// policy stopped it). "" when none can say.
+	Closest string `json:"closest"`
+	// HeadroomNote says what the headroom cannot show, when anything.
+	HeadroomNote string `json:"headroom_note,omitempty"`
+
 	// Why says it in one or two sentences.
 	Why string `json:"why"`
 
@@ -84,6 +107,40 @@ type DecisiveDecision struct {
 	Policy *snapshot.Policy `json:"policy,omitempty"` // nil for a Go hook
 }
 
+// Headroom is how close one policy came to its limit at a step.
+type Headroom struct {
+	PolicyID  string  `json:"policy_id"`
+	Kind      string  `json:"kind"`
+	Threshold string  `json:"threshold"`
+	Limit     float64 `json:"limit"`
+	// Observed is the value the policy compared with Limit, this step
+	// included; nil for a limit across the tenant's runs whose total no
+	// decision of the step recorded.
+	Observed *float64 `json:"observed"`
+	// Unit is what Observed counts: tokens, cost_cents, steps, seconds;
+	// for a limit across the tenant's runs, its counter's metric.
+	Unit string `json:"unit"`
+	// WindowSeconds is the trailing window of a rate or rolling limit;
+	// Period the calendar window (day, month, UTC) of a tenant budget.
+	WindowSeconds float64 `json:"window_seconds,omitempty"`
+	Period        string  `json:"period,omitempty"`
+	// Fraction is Observed / Limit: 1 is at the limit, over 1 past it
+	// (a policy blocks past it). nil when Observed is, or the limit is 0
+	// and Observed is not.
+	Fraction    *float64             `json:"fraction"`
+	Enforcement snapshot.Enforcement `json:"enforcement"`
+	// TenantWide is set for a limit across all the tenant's runs: its
+	// total depends on the other runs, and only a recorded decision
+	// states it.
+	TenantWide bool `json:"tenant_wide,omitempty"`
+	// Finding is what the policy recorded at the step, if anything: for a
+	// policy in warn or monitor mode, what it would have done. Its limit
+	// and observed value are the ones above.
+	Finding *prevention.Decision `json:"finding,omitempty"`
+	// Text says it in words: "cost_cents 120 of 150 (80%)".
+	Text string `json:"text"`
+}
+
 // RecordLocation locates a record in a run's hash chain.
 type RecordLocation struct {
 	Seq         int        `json:"seq"`
@@ -100,15 +157,16 @@ type RecordLocation struct {
 // verifies the run's snapshot and recomputes its whole chain: an
 // explanation is never built on altered records (the error is a
 // *trace.ChainError or a snapshot.HashMismatchError). An instant after the
-// run's end explains its final state.
+// run's end explains its final state. Besides the thresholds in force, it
+// says how close the last step came to each of them (Headroom) and which
+// policy was closest to stopping the run.
 func Explain(ctx context.Context, store Store, tenantID, runID string, at time.Time) (*Explanation, error) {
 	run, err := store.Run(ctx, tenantID, runID)
 	if err != nil {
 		return nil, fmt.Errorf("governance: explain: %w", err)
 	}
 	if at.Before(run.CreatedAt) {
-		return nil, fmt.Errorf("%w: %s is before run %s was created at %s", ErrBeforeRun,
-			at.UTC().Format(time.RFC3339Nano), runID, run.CreatedAt.Format(time.RFC3339Nano))
+		return nil, beforeRun(run, at)
 	}
 	snap, err := store.Snapshot(ctx, tenantID, run.SnapshotID)
 	if err != nil {
@@ -125,7 +183,27 @@ func Explain(ctx context.Context, store Store, tenantID, runID string, at time.T
 	if err != nil {
 		return nil, fmt.Errorf("governance: explain: %w", err)
 	}
+	return explainRecords(&recordedRun{run: run, snap: snap, records: records, head: head}, len(records), head, at)
+}
 
+func beforeRun(run RunRecord, at time.Time) error {
+	return fmt.Errorf("%w: %s is before run %s was created at %s", ErrBeforeRun,
+		at.UTC().Format(time.RFC3339Nano), run.RunID, run.CreatedAt.Format(time.RFC3339Nano))
+}
+
+// explainRecords explains instant at from what it is given, and reads
+// nothing: the run's row and snapshot, and its records (all of them, or
+// at least those up to the instant and the inflection point before it),
+// verified by the caller; chainLength and headHash are the chain's size
+// and head now, which the explanation cites.
+func explainRecords(rr *recordedRun, chainLength int, headHash string, at time.Time) (*Explanation, error) {
+	run, snap, records := &rr.run, rr.snap, rr.records
+	if at.Before(run.CreatedAt) {
+		return nil, beforeRun(*run, at)
+	}
+	if len(records) == 0 || records[0].Kind != trace.KindRunStart {
+		return nil, fmt.Errorf("governance: explain: run %s: no run_start record", run.RunID)
+	}
 	// The last record at or before the instant.
 	last := 0
 	for i := range records {
@@ -136,12 +214,14 @@ func Explain(ctx context.Context, store Store, tenantID, runID string, at time.T
 	}
 	r := records[last]
 	ex := &Explanation{
-		RunID: runID, TenantID: tenantID, At: at.UTC(),
+		RunID: run.RunID, TenantID: run.TenantID, At: at.UTC(),
 		SnapshotID: snap.ID(), ContentHash: snap.ContentHash(), PolicyVersion: run.PolicyVersion,
-		Policies: snap.Policies(), Thresholds: snap.Thresholds(),
+		Policies: snap.Policies(), Thresholds: snap.Thresholds(), Headroom: []Headroom{},
 		Record: RecordLocation{Seq: r.Seq, Kind: r.Kind, StepIndex: r.StepIndex, Hash: r.Hash, PrevHash: r.PrevHash,
-			ChainLength: len(records), HeadHash: head, Verified: true},
+			ChainLength: chainLength, HeadHash: headHash, Verified: true},
 	}
+	ex.Hooks, _ = hooksOf(records)
+	lastStep := -1
 	for i := last; i >= 0; i-- {
 		if s := records[i]; s.Kind == trace.KindStep {
 			se := &StepExplanation{Index: s.StepIndex, At: s.At, Type: s.StepType, Tool: s.Tool, Model: s.Model,
@@ -149,9 +229,12 @@ func Explain(ctx context.Context, store Store, tenantID, runID string, at time.T
 			if s.Decision != nil {
 				se.Decision = *s.Decision
 			}
-			ex.LastStep = se
+			ex.LastStep, lastStep = se, i
 			break
 		}
+	}
+	if lastStep >= 0 {
+		ex.headroom(rr, lastStep)
 	}
 	decisive := func(d prevention.Decision) *DecisiveDecision {
 		dd := &DecisiveDecision{Decision: d}
@@ -160,13 +243,16 @@ func Explain(ctx context.Context, store Store, tenantID, runID string, at time.T
 		}
 		return dd
 	}
+	policies := plural(snap.PolicyCount(), "policy", "policies")
 	switch r.Kind {
 	case trace.KindRunStart:
 		ex.State, ex.RunStatus = StateContinuing, StatusRunning
 		if run.StartedAt == nil || run.StartedAt.After(at) {
 			ex.State, ex.RunStatus = StateQueued, StatusQueued
+			ex.Why = fmt.Sprintf("The run was queued under snapshot %s (%s) and no step had been reported yet.", snap.ID(), policies)
+		} else {
+			ex.Why = fmt.Sprintf("The run had started under snapshot %s (%s) and no step had been reported yet.", snap.ID(), policies)
 		}
-		ex.Why = fmt.Sprintf("The run had started under snapshot %s (%d policies) and no step had been reported yet.", snap.ID(), snap.PolicyCount())
 	case trace.KindStep:
 		ex.State, ex.RunStatus = StateContinuing, StatusRunning
 		switch {
@@ -175,7 +261,7 @@ func Explain(ctx context.Context, store Store, tenantID, runID string, at time.T
 		case len(ex.LastStep.Findings) > 0:
 			ex.Decisive = decisive(ex.LastStep.Findings[0])
 		}
-		ex.Why = explainStep(ex.LastStep, snap.PolicyCount()) + " Execution continued."
+		ex.Why = explainStep(ex.LastStep, snap.PolicyCount(), len(ex.Hooks)) + " Execution continued" + ex.closestText() + "."
 	case trace.KindRunEnd:
 		ex.State, ex.RunStatus, ex.TerminationReason = StateStopped, RunStatus(r.RunStatus), r.Reason
 		var why strings.Builder
@@ -187,11 +273,11 @@ func Explain(ctx context.Context, store Store, tenantID, runID string, at time.T
 				ir := records[inf.Seq]
 				ex.Record.Seq, ex.Record.Kind, ex.Record.StepIndex, ex.Record.Hash, ex.Record.PrevHash = ir.Seq, ir.Kind, ir.StepIndex, ir.Hash, ir.PrevHash
 			}
-			why.WriteString(explainStep(ex.LastStep, snap.PolicyCount()))
+			why.WriteString(explainStep(ex.LastStep, snap.PolicyCount(), len(ex.Hooks)))
 			fmt.Fprintf(&why, " The run stopped at that step: %s, %s.", r.RunStatus, r.Reason)
 		} else {
 			if ex.LastStep != nil {
-				why.WriteString(explainStep(ex.LastStep, snap.PolicyCount()) + " ")
+				why.WriteString(explainStep(ex.LastStep, snap.PolicyCount(), len(ex.Hooks)) + " ")
 			}
 			fmt.Fprintf(&why, "The run ended: %s, %s", r.RunStatus, r.Reason)
 			if r.Message != "" {
@@ -204,7 +290,19 @@ func Explain(ctx context.Context, store Store, tenantID, runID string, at time.T
 	return ex, nil
 }
 
-func explainStep(s *StepExplanation, policies int) string {
+// closestText says which policy was closest to stopping the run: ", the
+// policy closest to stopping it being cost-budget (cost_cents 120 of 150
+// (80%))", or "" when none can say.
+func (ex *Explanation) closestText() string {
+	for _, h := range ex.Headroom {
+		if h.PolicyID == ex.Closest {
+			return fmt.Sprintf("; the policy closest to stopping it was %s: %s", h.PolicyID, h.Text)
+		}
+	}
+	return ""
+}
+
+func explainStep(s *StepExplanation, policies, hooks int) string {
 	what := string(s.Type)
 	if s.Tool != "" {
 		what += " " + s.Tool
@@ -225,9 +323,34 @@ func explainStep(s *StepExplanation, policies int) string {
 		if len(s.Findings) > 0 {
 			return fmt.Sprintf("Step %d (%s) was allowed; %d monitor-mode finding(s) recorded; first: %s.", s.Index, what, len(s.Findings), s.Findings[0])
 		}
-		if policies == 1 {
-			return fmt.Sprintf("Step %d (%s) was allowed: its one policy did not object.", s.Index, what)
-		}
-		return fmt.Sprintf("Step %d (%s) was allowed: none of the %d policies objected.", s.Index, what, policies)
+		return fmt.Sprintf("Step %d (%s) was allowed: %s.", s.Index, what, noObjection(policies, hooks))
 	}
+}
+
+// noObjection says that none of a step's policies and Go hooks objected,
+// counting both.
+func noObjection(policies, hooks int) string {
+	switch {
+	case policies == 0 && hooks == 0:
+		return "no policy or Go hook was in force"
+	case hooks == 0 && policies == 1:
+		return "its one policy did not object"
+	case hooks == 0:
+		return fmt.Sprintf("none of its %d policies objected", policies)
+	case policies == 0 && hooks == 1:
+		return "its one Go hook did not object"
+	case policies == 0:
+		return fmt.Sprintf("none of its %d Go hooks objected", hooks)
+	case policies == 1 && hooks == 1:
+		return "neither its policy nor its Go hook objected"
+	}
+	return fmt.Sprintf("none of its %s and %s objected", plural(policies, "policy", "policies"), plural(hooks, "Go hook", "Go hooks"))
+}
+
+// plural spells a count of things: "1 policy", "2 policies".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

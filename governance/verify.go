@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
+	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/trace"
 )
 
@@ -57,23 +59,77 @@ func (e *IntegrityError) Unwrap() error { return e.Err }
 // whose chain grew while it was read is verified again (up to three
 // times); the last error stands.
 func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (records int, err error) {
+	records, _, err = readVerified(ctx, store, tenantID, runID, nil)
+	return records, err
+}
+
+// readVerified is VerifyRun, returning what it read and verified: the
+// run, its snapshot, its records and their contents, as one consistent
+// reading (nil when verification failed). snaps, if not nil, holds the
+// snapshots already read and verified by an earlier call on the same
+// store, and gets those this one reads.
+func readVerified(ctx context.Context, store Store, tenantID, runID string, snaps *verifiedSnapshots) (records int, rr *recordedRun, err error) {
 	for attempt := 1; ; attempt++ {
 		run, rerr := store.Run(ctx, tenantID, runID)
 		if rerr != nil {
-			return 0, rerr
+			return 0, nil, rerr
 		}
-		records, err = verifyRun(ctx, store, tenantID, runID, run)
-		if err == nil || run.Status.Ended() || attempt == 3 {
-			return records, err
+		rr = &recordedRun{run: run}
+		records, err = verifyRun(ctx, store, tenantID, runID, run, rr, snaps)
+		if err == nil {
+			return records, rr, nil
+		}
+		if run.Status.Ended() || attempt == 3 {
+			return records, nil, err
 		}
 		now, rerr := store.Run(ctx, tenantID, runID)
 		if rerr != nil || (now.ChainLength == run.ChainLength && now.HeadHash == run.HeadHash && now.Status == run.Status) {
-			return records, err // nothing moved: the failure is the store's
+			return records, nil, err // nothing moved: the failure is the store's
 		}
 	}
 }
 
-func verifyRun(ctx context.Context, store Store, tenantID, runID string, run RunRecord) (records int, err error) {
+// verifiedSnapshots are snapshots read from a store and verified, by
+// tenant and id, so that verifying many runs of one snapshot reads and
+// hashes it once. It is safe for concurrent use; a nil one keeps nothing.
+type verifiedSnapshots struct {
+	mu sync.Mutex
+	m  map[[2]string]*snapshot.PolicySnapshot
+}
+
+// snapshot returns the tenant's snapshot id, read and verified, or the
+// problem found: the store's error (read is false), or the snapshot's
+// failed verification.
+func (vs *verifiedSnapshots) snapshot(ctx context.Context, store Store, tenantID, id string) (snap *snapshot.PolicySnapshot, read bool, err error) {
+	if vs != nil {
+		vs.mu.Lock()
+		cached := vs.m[[2]string{tenantID, id}]
+		vs.mu.Unlock()
+		if cached != nil {
+			return cached, true, nil
+		}
+	}
+	snap, err = store.Snapshot(ctx, tenantID, id)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := snap.Verify(); err != nil {
+		return nil, true, err
+	}
+	if vs != nil {
+		vs.mu.Lock()
+		if vs.m == nil {
+			vs.m = map[[2]string]*snapshot.PolicySnapshot{}
+		}
+		vs.m[[2]string{tenantID, id}] = snap
+		vs.mu.Unlock()
+	}
+	return snap, true, nil
+}
+
+// verifyRun verifies the run as VerifyRun describes, and fills out with
+// what it read. Its snapshot comes through snaps.
+func verifyRun(ctx context.Context, store Store, tenantID, runID string, run RunRecord, out *recordedRun, snaps *verifiedSnapshots) (records int, err error) {
 	bad := func(seq int, format string, args ...any) error {
 		return &IntegrityError{TenantID: tenantID, RunID: runID, Seq: seq, Problem: fmt.Sprintf(format, args...)}
 	}
@@ -96,13 +152,14 @@ func verifyRun(ctx context.Context, store Store, tenantID, runID string, run Run
 	if recs[0].SnapshotID != run.SnapshotID {
 		return len(recs), bad(0, "chain is bound to snapshot %s, run row says %s", recs[0].SnapshotID, run.SnapshotID)
 	}
-	snap, err := store.Snapshot(ctx, tenantID, run.SnapshotID)
-	if err != nil {
+	snap, read, err := snaps.snapshot(ctx, store, tenantID, run.SnapshotID)
+	if err != nil && !read {
 		return len(recs), bad(-1, "snapshot %s: %v", run.SnapshotID, err)
 	}
-	if err := snap.Verify(); err != nil {
+	if err != nil {
 		return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "its snapshot: " + err.Error(), Err: err}
 	}
+	out.records, out.head, out.snap = recs, head, snap
 	if recs[0].SnapshotHash != snap.ContentHash() {
 		return len(recs), bad(0, "run_start binds snapshot hash %s, stored snapshot has %s", recs[0].SnapshotHash, snap.ContentHash())
 	}
@@ -234,6 +291,7 @@ func verifyRun(ctx context.Context, store Store, tenantID, runID string, run Run
 	if err != nil {
 		return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its step contents: " + err.Error(), Err: err}
 	}
+	out.contents = contents
 	bound := 0
 	for _, r := range recs {
 		if r.Kind != trace.KindStep {

@@ -430,3 +430,31 @@ func num(f float64) string {
 	}
 	return strconv.FormatFloat(f, 'f', -1, 64)
 }
+
+// Measure implements Measurer: the run's cumulative metric, this step
+// included.
+func (h *budgetHook) Measure(s *Step) Measurement {
+	m := Measurement{Threshold: h.threshold, Limit: h.limit, Unit: metricNames[h.metric]}
+	switch h.metric {
+	case metricTokens:
+		m.Observed = float64(s.TotalTokens)
+	case metricSteps:
+		m.Observed = float64(s.StepCount())
+	default:
+		m.Observed = s.TotalCostCents
+	}
+	return m
+}
+
+// Measure implements Measurer: the steps in the trailing window, this one
+// included.
+func (h *rateLimitHook) Measure(s *Step) Measurement {
+	return Measurement{Threshold: h.threshold, Limit: h.limit, Observed: float64(s.StepsInWindow(h.window)),
+		Unit: "steps", Window: Window{Rolling: h.window}}
+}
+
+// Measure implements Measurer: the seconds from the run's start to the
+// step.
+func (h *timeoutHook) Measure(s *Step) Measurement {
+	return Measurement{Threshold: h.threshold, Limit: h.limit, Observed: s.Elapsed().Seconds(), Unit: "seconds"}
+}

@@ -184,3 +184,9 @@ func (h *tenantLimitHook) EvaluateCharged(ctx context.Context, s *Step, ch *Char
 		Message: msg,
 	}, nil
 }
+
+// Measure implements Measurer: the limit and the tenant's counter it
+// applies to (TenantWide; the total is the ledger's).
+func (h *tenantLimitHook) Measure(*Step) Measurement {
+	return Measurement{Threshold: h.threshold, Limit: h.limit, Unit: string(h.metric), Window: h.window, TenantWide: true}
+}

@@ -55,9 +55,9 @@ var sections = []string{"Policies", "Runs", "Evidence and integrity", "Server"}
 
 func commands() []*command {
 	cmds := []*command{
-		policyCheckCmd(), policyPublishCmd(), policyHistoryCmd(),
+		policyCheckCmd(), policyPublishCmd(), policyHistoryCmd(), whatifCmd(),
 		runCmd(), runsCmd(), showCmd(), incidentsCmd(), explainCmd(),
-		verifyCmd(), checkpointCmd(),
+		verifyCmd(), replayCmd(), checkpointCmd(),
 	}
 	cmds = append(cmds, exportCmds()...)
 	return append(cmds, verifyBundleCmd(), keygenCmd(), serveCmd())

@@ -34,8 +34,8 @@ func TestHelp(t *testing.T) {
 		t.Errorf("stopline help differs from stopline --help")
 	}
 	cmds := commandsOf(t, overview)
-	want := []string{"policy check", "policy publish", "policy history", "run", "runs", "show", "incidents", "explain",
-		"verify", "checkpoint", "export evidence", "export soc2", "export debrief", "verify-bundle", "keygen", "serve"}
+	want := []string{"policy check", "policy publish", "policy history", "whatif", "run", "runs", "show", "incidents", "explain",
+		"verify", "replay", "checkpoint", "export evidence", "export soc2", "export debrief", "verify-bundle", "keygen", "serve"}
 	if strings.Join(cmds, ",") != strings.Join(want, ",") {
 		t.Errorf("overview lists %q, want %q", cmds, want)
 	}

@@ -54,6 +54,27 @@
 // Lists the policy versions, oldest first, the active one marked. Without
 // --tenant, every tenant's. --json: an array of versions as above.
 //
+//	stopline whatif --policies FILE [--tenant T] [--since TIME] [--until TIME] [--status S] [--json]
+//
+// Evaluates a candidate policy file on the recorded runs of its tenant
+// (governance.Runner.WhatIf; created in [--since, --until), RFC 3339 or
+// YYYY-MM-DD; --status) and says per run what would have changed:
+// unchanged, would_stop (a run not stopped at a step that the candidate
+// stops), would_continue (the candidate lets the stopping step pass),
+// stops_earlier, stops_later (never seen from records, which end at a
+// stop); what the run recorded after the candidate's stop (saved), or
+// that the cost past a recorded stop is unknown; and flags for what could
+// not be evaluated exactly (Go hooks, limits across the tenant's runs,
+// text stored cut, withheld steps). Nothing is written. A run that does
+// not verify is not evaluated: exit 1, one stderr line per such run.
+// --json: {"tenant_id","candidate_snapshot_id","candidate_content_hash",
+// "runs","totals"}, each run {"run_id","policy_snapshot_id","created_at",
+// "change","recorded","candidate","saved","cost_note","flags","error"},
+// recorded and candidate {"status","stopped_at_step","policy_id","reason",
+// "message"}; totals {"runs","unchanged","would_stop","would_continue",
+// "stops_earlier","stops_later","not_evaluated","flagged","saved",
+// "cost_unknown"}.
+//
 //	stopline run [--policies FILE] --steps FILE [--tenant T] [--checkpoint-key FILE] [--json]
 //
 // A governed run of scripted steps through the real runner and store.
@@ -97,9 +118,12 @@
 //
 // What governance.Explain says of the instant TIME (RFC 3339, or +MS
 // milliseconds after the run's start): the snapshot and thresholds in
-// force, the last decision and the policy behind it, continuing or
-// stopped and why, and the chain record that holds it. --json: the
-// governance.Explanation.
+// force, the last decision and the policy behind it, how close that step
+// came to each threshold ("headroom": cost_cents 120 of 150) and which
+// policy was closest to stopping the run, continuing or stopped and why,
+// and the chain record that holds it. --json: the governance.Explanation
+// (with "headroom", each {"policy_id","kind","threshold","limit",
+// "observed","unit","fraction","enforcement",...}, and "closest").
 //
 //	stopline verify [RUN_ID] [--tenant T] [--checkpoint FILE] [--checkpoint-key FILE] [--json]
 //
@@ -111,6 +135,21 @@
 // --checkpoint FILE verifies that signed checkpoint's run against it (with
 // RUN_ID, it must be that run's). --json: {"ok","tenants","runs","records",
 // "checkpoints","failures"}, each failure {"tenant_id","run_id","seq","error"}.
+//
+//	stopline replay RUN_ID [--tenant T] [--json]
+//
+// Verifies the run, then evaluates each step again against its recorded
+// snapshot (governance.Runner.Replay, with the built-in kinds and CEL
+// expressions, no Go hooks) and compares every decision and finding with
+// the stored ones: reproduced, partial (reproduced, but part of it taken
+// from the records or read on text stored cut), mismatch, or
+// not_replayable (withheld steps; text stored cut that a policy reads
+// otherwise). Exit 0 when no decision differs; 1 when one does, one
+// stderr line per step naming it with the stored and recomputed decision,
+// or when the run does not verify. --json: {"tenant_id","run_id",
+// "policy_snapshot_id","content_hash","run_status","records",
+// "not_replayable","steps","totals"}, each step {"step_index","seq",
+// "outcome","stored","recomputed","difference","gaps"}.
 //
 //	stopline checkpoint RUN_ID --key FILE [-o FILE] [--tenant T] [--json]
 //

@@ -20,13 +20,15 @@ func explainCmd() *command {
 		name:     "explain",
 		section:  "Runs",
 		synopsis: "RUN_ID --at TIME [--tenant T] [--json]",
-		summary:  "explain an instant of a run: policy in force, last decision, continuing or stopped",
+		summary:  "explain an instant of a run: policy in force, last decision, headroom, continuing or stopped",
 		desc: `Explains a run at one instant, from the store alone: the policy snapshot and
 thresholds in force, the last decision at or before that instant and the
-policy and threshold that made it, whether execution was continuing or
-stopped and why, and the record of the hash chain that holds the decision.
-The run's snapshot and whole chain are verified first: nothing is explained
-from altered records (exit 1).
+policy and threshold that made it, how close that step came to each limit
+(the headroom: "cost_cents 120 of 150 (80%)") and which policy was closest
+to stopping the run, whether execution was continuing or stopped and why,
+and the record of the hash chain that holds the decision. The run's snapshot
+and whole chain are verified first: nothing is explained from altered records
+(exit 1).
 
 TIME is an RFC 3339 time (2025-03-01T12:00:01.5Z) or +MS, milliseconds after
 the run's start (+1500). An instant after the run's end explains its final
@@ -34,9 +36,16 @@ state; one before the run was created is an error.
 
 --json prints {"run_id","tenant_id","at","policy_snapshot_id","content_hash",
 "policy_version","policies","thresholds","state","run_status",
-"termination_reason","last_step","decisive_decision","why","record"}; state is
-queued, continuing or stopped; record is {"seq","kind","step_index","hash",
-"prev_hash","chain_length","head_hash","verified"}.`,
+"termination_reason","last_step","decisive_decision","hooks","headroom",
+"closest","why","record"}; state is queued, continuing or stopped; headroom
+lists, for each policy with a threshold (budget, rate_limit, timeout,
+tenant_budget, tenant_rate_limit), {"policy_id","kind","threshold","limit",
+"observed","unit","window_seconds","period","fraction","enforcement",
+"tenant_wide","finding","text"} at the last step (observed and fraction are
+null for a limit across the tenant's runs whose total no recorded decision
+states); closest is the id of the block-mode policy nearest its limit; record
+is {"seq","kind","step_index","hash","prev_hash","chain_length","head_hash",
+"verified"}.`,
 		examples: []string{
 			"stopline explain RUN-3f2a9c0d1e4b5a67 --at +1500",
 			"stopline explain RUN-3f2a9c0d1e4b5a67 --at 2025-03-01T12:00:01.5Z --json",
@@ -93,7 +102,7 @@ func printExplanation(w io.Writer, ex *governance.Explanation, start time.Time) 
 	t := newTable(w)
 	t.row("Run:", fmt.Sprintf("%s (tenant %s)", ex.RunID, ex.TenantID))
 	t.row("At:", fmt.Sprintf("%s (%s after the start)", fmtTime(ex.At), fmtOffset(ex.At, start)))
-	snap := fmt.Sprintf("%s, %d policies", ex.SnapshotID, len(ex.Policies))
+	snap := ex.SnapshotID + ", " + policyCount(len(ex.Policies))
 	if ex.PolicyVersion > 0 {
 		snap += fmt.Sprintf(", policy version %d", ex.PolicyVersion)
 	}
@@ -132,6 +141,15 @@ func printExplanation(w io.Writer, ex *governance.Explanation, start time.Time) 
 		}
 		t.row("Decision:", decision)
 	}
+	if s := ex.LastStep; s != nil {
+		for i, line := range headroomLines(ex) {
+			label := ""
+			if i == 0 {
+				label = "Headroom:"
+			}
+			t.row(label, line)
+		}
+	}
 	t.row("Why:", ex.Why)
 	r := ex.Record
 	verified := "not verified"
@@ -146,4 +164,50 @@ func printExplanation(w io.Writer, ex *governance.Explanation, start time.Time) 
 	t.row("Record hash:", r.Hash)
 	t.row("Head hash:", r.HeadHash)
 	return t.flush()
+}
+
+// policyCount spells a number of policies: "1 policy", "5 policies".
+func policyCount(n int) string {
+	if n == 1 {
+		return "1 policy"
+	}
+	return fmt.Sprintf("%d policies", n)
+}
+
+// headroomLines says how close the last step came to each limit: a line
+// naming the step and the closest policy, then one per policy.
+func headroomLines(ex *governance.Explanation) []string {
+	if len(ex.Headroom) == 0 {
+		return []string{"no policy of the snapshot compares a value with a limit"}
+	}
+	first := fmt.Sprintf("at step %d", ex.LastStep.Index)
+	if ex.Closest != "" {
+		first += "; closest to stopping the run: " + ex.Closest
+	}
+	if ex.HeadroomNote != "" {
+		first += " (" + ex.HeadroomNote + ")"
+	}
+	lines := []string{first}
+	width := 0
+	for _, h := range ex.Headroom {
+		width = max(width, len(h.PolicyID))
+	}
+	for _, h := range ex.Headroom {
+		line := fmt.Sprintf("  %-*s  %s", width, h.PolicyID, h.Text)
+		if h.Enforcement != snapshot.EnforceBlock {
+			line += ", " + string(h.Enforcement)
+		}
+		if f := h.Finding; f != nil {
+			switch {
+			case f.Action == prevention.Block && h.Enforcement == snapshot.EnforceBlock:
+				line += ": blocked the step"
+			case f.Action == prevention.Block:
+				line += fmt.Sprintf(": would have blocked (%s), recorded only", f.Reason)
+			default:
+				line += ": warned"
+			}
+		}
+		lines = append(lines, line)
+	}
+	return lines
 }

@@ -1,8 +1,11 @@
 package main_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestExplain(t *testing.T) {
@@ -96,4 +99,53 @@ func TestExplain(t *testing.T) {
 	c.fails(2, []string{"--at", "+MS"}, "explain", id, "--at", "+1.5s")
 	c.fails(2, []string{"RFC 3339"}, "explain", id, "--at", "yesterday")
 	c.fails(1, []string{"RUN-0000000000000000", "not found"}, "explain", "RUN-0000000000000000", "--at", "+0")
+}
+
+// TestExplainHeadroomJSON: --json gives, for each policy with a threshold,
+// its observed value against its limit at the last step, and the policy
+// closest to stopping the run.
+func TestExplainHeadroomJSON(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	id := c.runSteps("agent", "agent").RunID
+	type headroom struct {
+		PolicyID    string   `json:"policy_id"`
+		Kind        string   `json:"kind"`
+		Threshold   string   `json:"threshold"`
+		Limit       float64  `json:"limit"`
+		Observed    *float64 `json:"observed"`
+		Unit        string   `json:"unit"`
+		Fraction    *float64 `json:"fraction"`
+		Enforcement string   `json:"enforcement"`
+		Finding     *struct {
+			Action string `json:"action"`
+		} `json:"finding"`
+		Text string `json:"text"`
+	}
+	var ex struct {
+		Headroom []headroom `json:"headroom"`
+		Closest  string     `json:"closest"`
+		Why      string     `json:"why"`
+	}
+	out := c.ok("explain", id, "--at", "+1700", "--json")
+	if err := json.Unmarshal([]byte(out), &ex); err != nil {
+		t.Fatal(err)
+	}
+	f := func(v float64) *float64 { return &v }
+	want := []headroom{
+		{PolicyID: "token-budget", Kind: "budget", Threshold: "max_tokens", Limit: 5000, Observed: f(1200), Unit: "tokens", Fraction: f(0.24), Enforcement: "block", Text: "tokens 1200 of 5000 (24%)"},
+		{PolicyID: "cost-budget", Kind: "budget", Threshold: "max_cost_cents", Limit: 100, Observed: f(24), Unit: "cost_cents", Fraction: f(0.24), Enforcement: "block", Text: "cost_cents 24 of 100 (24%)"},
+		{PolicyID: "step-limit", Kind: "budget", Threshold: "max_steps", Limit: 5, Observed: f(6), Unit: "steps", Fraction: f(1.2), Enforcement: "monitor",
+			Finding: &struct {
+				Action string `json:"action"`
+			}{"block"}, Text: "steps 6 of 5 (120%)"},
+	}
+	if diff := cmp.Diff(want, ex.Headroom); diff != "" || ex.Closest != "token-budget" {
+		t.Errorf("closest %q; headroom (-want +got):\n%s\n%s", ex.Closest, diff, out)
+	}
+	// At the first step (a message), nothing is spent yet.
+	if err := json.Unmarshal([]byte(c.ok("explain", id, "--at", "+0", "--json")), &ex); err != nil || len(ex.Headroom) != 3 ||
+		*ex.Headroom[0].Observed != 0 || ex.Headroom[2].Text != "steps 1 of 5 (20%)" {
+		t.Fatalf("%v %+v", err, ex)
+	}
 }
