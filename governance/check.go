@@ -169,10 +169,16 @@ func (run *Run) evaluateAt(ctx context.Context, in *StepInput, ch *prevention.Ch
 		// windows and the trace stay in order.
 		now = time.Unix(0, run.times[n-1]).UTC()
 	}
+	started := run.startedAt
+	if run.queued {
+		// A queued run starts with its first step: that step is timed
+		// from itself, not from when the run was enqueued.
+		started = now
+	}
 	st := &run.step
 	*st = prevention.Step{
 		RunID: run.rec.RunID, TenantID: run.rec.TenantID, SnapshotID: run.rec.SnapshotID,
-		Index: run.nextIndex, Type: in.Type, At: now, RunStartedAt: run.startedAt,
+		Index: run.nextIndex, Type: in.Type, At: now, RunStartedAt: started,
 		Model: in.Model, Tool: in.Tool, Input: in.Input, Output: in.Output,
 		Tokens: in.Tokens, CostCents: in.CostCents,
 		TotalTokens: run.rec.TotalTokens + in.Tokens, TotalCostCents: run.rec.TotalCostCents + in.CostCents,

@@ -78,9 +78,8 @@ func recordedSteps(run *RunRecord, records []trace.Record, contents map[int]trac
 		}
 		if len(steps) == 0 && queued {
 			started = r.At
-		} else if len(steps) > 0 {
-			st.RunStartedAt = started
 		}
+		st.RunStartedAt = started
 		if c, ok := contents[r.StepIndex]; ok {
 			st.Input, st.Output = c.Input, c.Output
 			if len(c.Metadata) > 0 {

@@ -174,7 +174,7 @@ func printShow(w io.Writer, res showResult) error {
 	t := newTable(w)
 	t.row("Run:", run.RunID)
 	t.row("Tenant:", run.TenantID)
-	snap := fmt.Sprintf("%s (%d policies", run.SnapshotID, res.Snapshot.PolicyCount())
+	snap := fmt.Sprintf("%s (%s", run.SnapshotID, countOf(res.Snapshot.PolicyCount(), "policy", "policies"))
 	if run.PolicyVersion > 0 {
 		snap += fmt.Sprintf(", policy version %d", run.PolicyVersion)
 	}

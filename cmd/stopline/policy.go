@@ -131,8 +131,8 @@ the history is change-management evidence.
 				if e.jsonOut {
 					return writeJSON(e.stdout, v)
 				}
-				fmt.Fprintf(e.stdout, "Published policy version %d for tenant %s: snapshot %s (%d policies)\n",
-					v.Version, v.TenantID, v.SnapshotID, snap.PolicyCount())
+				fmt.Fprintf(e.stdout, "Published policy version %d for tenant %s: snapshot %s (%s)\n",
+					v.Version, v.TenantID, v.SnapshotID, countOf(snap.PolicyCount(), "policy", "policies"))
 				return nil
 			})
 		},
