@@ -2,109 +2,21 @@ package postgres
 
 import (
 	"context"
-	"errors"
-	"fmt"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/incident"
-	"github.com/stopline/stopline/prevention"
 )
-
-const insertIncidentSQL = `INSERT INTO incidents
-	(tenant_id, incident_id, run_id, trace_id, snapshot_id, policy_id, source, step_index, record_hash,
-	 reason, threshold, limit_value, observed, severity, title, message, created_at,
-	 status, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`
-
-func incidentArgs(inc *incident.Incident) ([]any, error) {
-	if !inc.Status.Valid() {
-		return nil, fmt.Errorf("incident %s: unknown status %q", inc.ID, inc.Status)
-	}
-	var e enc
-	args := []any{
-		inc.TenantID, inc.ID, inc.RunID, inc.TraceID, inc.SnapshotID, inc.PolicyID, string(inc.Source),
-		inc.StepIndex, inc.RecordHash, string(inc.Reason), inc.Threshold, inc.Limit, inc.Observed,
-		string(inc.Severity), inc.Title, inc.Message, e.time("created_at", inc.CreatedAt),
-		string(inc.Status), e.timePtr("acknowledged_at", inc.AcknowledgedAt), inc.AcknowledgedBy,
-		e.timePtr("resolved_at", inc.ResolvedAt), inc.ResolvedBy, inc.Resolution,
-	}
-	return args, e.err
-}
-
-const incidentColumns = `tenant_id, incident_id, run_id, trace_id, snapshot_id, policy_id, source, step_index,
-	record_hash, reason, threshold, limit_value, observed, severity, title, message, created_at,
-	status, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution`
-
-func scanIncident(row pgx.Row) (incident.Incident, error) {
-	var (
-		inc                         incident.Incident
-		source, reason, sev, status string
-		created, acked, resolved    *int64
-	)
-	err := row.Scan(&inc.TenantID, &inc.ID, &inc.RunID, &inc.TraceID, &inc.SnapshotID, &inc.PolicyID, &source,
-		&inc.StepIndex, &inc.RecordHash, &reason, &inc.Threshold, &inc.Limit, &inc.Observed, &sev, &inc.Title,
-		&inc.Message, &created, &status, &acked, &inc.AcknowledgedBy, &resolved, &inc.ResolvedBy, &inc.Resolution)
-	if err != nil {
-		return inc, err
-	}
-	inc.Source, inc.Severity, inc.Status = prevention.Source(source), incident.Severity(sev), incident.Status(status)
-	if inc.Reason, err = prevention.ParseReason(reason); err != nil {
-		return inc, err
-	}
-	inc.CreatedAt, inc.AcknowledgedAt, inc.ResolvedAt = timeOf(created), timePtrOf(acked), timePtrOf(resolved)
-	return inc, nil
-}
 
 // Incident returns one incident of the tenant, or governance.ErrNotFound.
 func (s *Store) Incident(ctx context.Context, tenantID, incidentID string) (incident.Incident, error) {
-	inc, err := scanIncident(s.pool.QueryRow(ctx, `SELECT `+incidentColumns+`
-		FROM incidents WHERE tenant_id = $1 AND incident_id = $2`, tenantID, incidentID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return incident.Incident{}, fmt.Errorf("postgres: incident %s of tenant %s: %w", incidentID, tenantID, governance.ErrNotFound)
-	}
-	if err != nil {
-		return incident.Incident{}, fmt.Errorf("postgres: reading incident %s of tenant %s: %w", incidentID, tenantID, err)
-	}
-	return inc, nil
+	return s.db.Incident(ctx, tenantID, incidentID)
 }
 
 // Incidents lists a tenant's incidents, newest (by CreatedAt, then by
 // insertion) first, with the filter's run, status, creation interval
 // [From, To) and limit.
 func (s *Store) Incidents(ctx context.Context, f governance.IncidentFilter) ([]incident.Incident, error) {
-	fail := func(err error) ([]incident.Incident, error) {
-		return nil, fmt.Errorf("postgres: listing incidents of tenant %s: %w", f.TenantID, err)
-	}
-	var e enc
-	var w filter
-	w.add("tenant_id = ?", f.TenantID)
-	if f.RunID != "" {
-		w.add("run_id = ?", f.RunID)
-	}
-	if f.Status != "" {
-		w.add("status = ?", string(f.Status))
-	}
-	if !f.From.IsZero() {
-		w.add("created_at >= ?", e.time("From", f.From))
-	}
-	if !f.To.IsZero() {
-		w.add("created_at < ?", e.time("To", f.To))
-	}
-	if e.err != nil {
-		return fail(e.err)
-	}
-	q := `SELECT ` + incidentColumns + ` FROM incidents` + w.sql() + ` ORDER BY created_at DESC NULLS LAST, ord DESC` + w.limit(f.Limit)
-	rows, err := s.pool.Query(ctx, q, w.args...)
-	if err != nil {
-		return fail(err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (incident.Incident, error) { return scanIncident(r) })
-	if err != nil {
-		return fail(err)
-	}
-	return out, nil
+	return s.db.Incidents(ctx, f)
 }
 
 // UpdateIncident stores a lifecycle change made with
@@ -112,31 +24,8 @@ func (s *Store) Incidents(ctx context.Context, f governance.IncidentFilter) ([]i
 // resolved columns only (inc's other fields are ignored; links and facts
 // never change). An unknown incident is governance.ErrNotFound; moving
 // the status back (resolved → open, acknowledged → open) is
-// incident.ErrInvalidTransition.
+// incident.ErrInvalidTransition (the incidents_guard trigger refuses it,
+// SQLSTATE SL003).
 func (s *Store) UpdateIncident(ctx context.Context, inc incident.Incident) error {
-	fail := func(err error) error {
-		return fmt.Errorf("postgres: updating incident %s of tenant %s: %w", inc.ID, inc.TenantID, err)
-	}
-	if !inc.Status.Valid() {
-		return fail(fmt.Errorf("unknown status %q", inc.Status))
-	}
-	var e enc
-	acked, resolved := e.timePtr("acknowledged_at", inc.AcknowledgedAt), e.timePtr("resolved_at", inc.ResolvedAt)
-	if e.err != nil {
-		return fail(e.err)
-	}
-	tag, err := s.pool.Exec(ctx, `UPDATE incidents SET status = $1, acknowledged_at = $2, acknowledged_by = $3,
-			resolved_at = $4, resolved_by = $5, resolution = $6
-		WHERE tenant_id = $7 AND incident_id = $8`,
-		string(inc.Status), acked, inc.AcknowledgedBy, resolved, inc.ResolvedBy, inc.Resolution, inc.TenantID, inc.ID)
-	if hasCode(err, codeIncidentBackwards, "") {
-		return fail(fmt.Errorf("%w: to %s", incident.ErrInvalidTransition, inc.Status))
-	}
-	if err != nil {
-		return fail(err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fail(governance.ErrNotFound)
-	}
-	return nil
+	return s.db.UpdateIncident(ctx, inc)
 }

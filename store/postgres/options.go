@@ -5,11 +5,13 @@ import (
 	"fmt"
 )
 
-// Option configures Open or New.
+// Option configures Open or New. An invalid option makes them fail with
+// an error that names it.
 type Option func(*config) error
 
 type config struct {
 	maxConns int32 // 0: pgxpool's default (or the URL's pool_max_conns)
+	migrate  bool
 }
 
 // WithMaxConns sets the size of the connection pool Open creates (by
@@ -26,8 +28,20 @@ func WithMaxConns(n int) Option {
 	}
 }
 
+// WithoutMigrate makes Open and New leave the schema alone: a database
+// that is not at the newest schema version this package knows is refused
+// with an error matching ErrSchemaOutdated, naming both versions, for an
+// operator to run Migrate (or `stopline migrate`) first. A newer schema
+// is ErrSchemaTooNew either way.
+func WithoutMigrate() Option {
+	return func(c *config) error {
+		c.migrate = false
+		return nil
+	}
+}
+
 func newConfig(opts []Option) (config, error) {
-	var c config
+	c := config{migrate: true}
 	for _, o := range opts {
 		if o == nil {
 			return c, errors.New("postgres: nil Option")
