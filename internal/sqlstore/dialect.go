@@ -1,6 +1,9 @@
 package sqlstore
 
-import "fmt"
+import (
+	"fmt"
+	"io/fs"
+)
 
 // Violation is what a driver's error means to a store: which constraint
 // or trigger refused a write.
@@ -64,7 +67,10 @@ type Dialect struct {
 	// transaction itself excludes other writers.
 	LockPublish string
 
-	// Migrations: SchemaTableExists tells (a boolean) whether
+	// Schema holds the migrations, migrations/NNNN_name.sql numbered 1,
+	// 2, ... without gaps, each applied once in its own transaction.
+	Schema fs.FS
+	// SchemaTableExists tells (a boolean) whether
 	// schema_migrations exists; CreateSchemaTable creates it if not;
 	// LockMigrate, if not empty, is run first in each migration's
 	// transaction so that concurrent openers apply it once.

@@ -18,9 +18,10 @@ type Migration struct {
 	SQL     string
 }
 
-// Migrations reads fsys's migrations/*.sql files in version order,
+// Migrations reads the dialect's migrations (Schema) in version order,
 // checking that they are numbered 1, 2, ... without gaps.
-func (d *Dialect) Migrations(fsys fs.FS) ([]Migration, error) {
+func (d *Dialect) Migrations() ([]Migration, error) {
+	fsys := d.Schema
 	names, err := fs.Glob(fsys, "migrations/*.sql")
 	if err != nil {
 		return nil, err
@@ -55,16 +56,20 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 // tooNew is the error for a database at schema version cur, newer than
-// the newest of ms.
+// the newest migration, latest.
 func (db *DB) tooNew(cur, latest int) error {
 	return fmt.Errorf("%w: %s is at schema version %d; this binary knows versions up to %d",
 		db.ErrSchemaTooNew, db.Where, cur, latest)
 }
 
-// CheckSchema returns nil if the database is at the newest of ms, an error
-// matching ErrSchemaOutdated if it is older (naming both versions), and
-// one matching ErrSchemaTooNew if it is newer.
-func (db *DB) CheckSchema(ctx context.Context, ms []Migration) error {
+// CheckSchema returns nil if the database is at the newest migration, an
+// error matching ErrSchemaOutdated if it is older (naming both versions),
+// and one matching ErrSchemaTooNew if it is newer.
+func (db *DB) CheckSchema(ctx context.Context) error {
+	ms, err := db.Migrations()
+	if err != nil {
+		return err
+	}
 	cur, err := db.SchemaVersion(ctx)
 	if err != nil {
 		return db.errorf("reading the schema version of %s: %w", db.Where, err)
@@ -79,14 +84,18 @@ func (db *DB) CheckSchema(ctx context.Context, ms []Migration) error {
 	return nil
 }
 
-// Migrate brings the database up to migration upTo (0: the newest of ms)
+// Migrate brings the database up to migration upTo (0: the newest)
 // and returns the version it found and the version it left. Each
 // migration is applied in its own transaction (Tx), which first runs the
 // dialect's LockMigrate and then reads the version again, so that several
 // processes migrating at once apply each migration exactly once. A
 // database newer than the newest migration is ErrSchemaTooNew, and
 // nothing is written to it.
-func (db *DB) Migrate(ctx context.Context, ms []Migration, upTo int) (from, to int, err error) {
+func (db *DB) Migrate(ctx context.Context, upTo int) (from, to int, err error) {
+	ms, err := db.Migrations()
+	if err != nil {
+		return 0, 0, err
+	}
 	latest := len(ms)
 	if upTo == 0 {
 		upTo = latest

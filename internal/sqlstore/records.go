@@ -41,6 +41,25 @@ func (d *Dialect) RecordArgs(w *governance.StepWrite) ([]any, error) {
 	}, nil
 }
 
+// StepArgs checks a step write for AppendStep (governance.StepWrite.Validate)
+// and returns its InsertRecordSQL arguments and, when it marks a queued
+// run running, the run's start time (the record's) as a column value.
+func (d *Dialect) StepArgs(w *governance.StepWrite) (args []any, startedAt any, err error) {
+	if err := w.Validate(trace.KindStep); err != nil {
+		return nil, nil, err
+	}
+	if args, err = d.RecordArgs(w); err != nil {
+		return nil, nil, err
+	}
+	if w.MarkRunning {
+		e := d.Enc()
+		if startedAt = e.Time("started_at", w.Record.At); e.Err != nil {
+			return nil, nil, e.Err
+		}
+	}
+	return args, startedAt, nil
+}
+
 // RecordError maps the error of inserting r to the governance errors:
 // governance.ErrNotFound for no such run, governance.ErrRunEnded, and
 // governance.ErrChainConflict for a seq taken, a second inflection point

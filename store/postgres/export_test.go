@@ -16,7 +16,7 @@ func MigrateTo(ctx context.Context, pool *pgxpool.Pool, v int) error {
 
 // LatestVersion is the number of embedded migrations.
 func LatestVersion() int {
-	ms, err := migrations()
+	ms, err := dialect.Migrations()
 	if err != nil {
 		panic(err)
 	}

@@ -3,16 +3,8 @@ package postgres
 import (
 	"context"
 
-	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/prevention"
 )
-
-var _ governance.LedgerStore = (*Store)(nil)
-
-// Ledger returns the store's ledger of tenant counters, for limits that
-// span runs. Every charge is one statement, atomic across all replicas
-// (see the package documentation).
-func (s *Store) Ledger() prevention.Ledger { return s.ledger }
 
 // chargeRolling charges a rolling counter with one call of the
 // stopline_ledger_charge function (sqlstore.ChargeRolling), which takes a

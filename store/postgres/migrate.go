@@ -2,12 +2,9 @@ package postgres
 
 import (
 	"context"
-	"embed"
 	"errors"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/stopline/stopline/internal/sqlstore"
 )
 
 // Schema errors.
@@ -22,12 +19,6 @@ var (
 	// the error names both versions. Migrate brings it up to date.
 	ErrSchemaOutdated = errors.New("postgres: database schema is older than this binary")
 )
-
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
-
-// migrations are the embedded migrations, in version order.
-func migrations() ([]sqlstore.Migration, error) { return dialect.Migrations(migrationFiles) }
 
 // Migrate brings the schema of the database pool connects to up to the
 // newest version embedded in this package, and returns the version it
@@ -47,9 +38,5 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) (from, to int, err error) 
 
 // migrateTo applies the embedded migrations up to version upTo (0: all).
 func migrateTo(ctx context.Context, pool *pgxpool.Pool, upTo int) (from, to int, err error) {
-	ms, err := migrations()
-	if err != nil {
-		return 0, 0, err
-	}
-	return build(pool, false).db.Migrate(ctx, ms, upTo)
+	return build(pool, false).db.Migrate(ctx, upTo)
 }

@@ -1,8 +1,9 @@
 package postgres
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/stopline/stopline/internal/sqlstore"
 )
 
 // Option configures Open or New. An invalid option makes them fail with
@@ -12,6 +13,7 @@ type Option func(*config) error
 type config struct {
 	maxConns int32 // 0: pgxpool's default (or the URL's pool_max_conns)
 	migrate  bool
+	forNew   bool // the options are New's
 }
 
 // WithMaxConns sets the size of the connection pool Open creates (by
@@ -20,7 +22,10 @@ type config struct {
 // application sized its own pool.
 func WithMaxConns(n int) Option {
 	return func(c *config) error {
-		if n <= 0 || n > 1<<20 {
+		switch {
+		case c.forNew:
+			return fmt.Errorf("postgres: WithMaxConns(%d): New uses the application's pool, which the application sized", n)
+		case n <= 0 || n > 1<<20:
 			return fmt.Errorf("postgres: WithMaxConns(%d): want a positive pool size", n)
 		}
 		c.maxConns = int32(n)
@@ -40,15 +45,7 @@ func WithoutMigrate() Option {
 	}
 }
 
-func newConfig(opts []Option) (config, error) {
-	c := config{migrate: true}
-	for _, o := range opts {
-		if o == nil {
-			return c, errors.New("postgres: nil Option")
-		}
-		if err := o(&c); err != nil {
-			return c, err
-		}
-	}
-	return c, nil
+func newConfig(opts []Option, forNew bool) (config, error) {
+	c := config{migrate: true, forNew: forNew}
+	return c, sqlstore.Configure("postgres", &c, opts)
 }

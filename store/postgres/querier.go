@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"strings"
@@ -23,6 +24,9 @@ const (
 	lockClassPublish                           // key hashtext(tenant): policy versions
 	lockClassLedger                            // key hashtext(tenant, counter): rolling windows
 )
+
+//go:embed migrations/*.sql
+var schema embed.FS
 
 var dialect = &sqlstore.Dialect{
 	Name:     "postgres",
@@ -52,6 +56,7 @@ FROM runs r LEFT JOIN LATERAL (SELECT seq, kind, step_index, total_tokens, total
 	WHERE runs.tenant_id = $1 AND runs.run_id = $2`,
 	// Other tenants are not held up.
 	LockPublish:       fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d, hashtext($1))`, lockClassPublish),
+	Schema:            schema,
 	SchemaTableExists: `SELECT to_regclass('schema_migrations') IS NOT NULL`,
 	CreateSchemaTable: `CREATE TABLE IF NOT EXISTS schema_migrations (
     version    integer PRIMARY KEY,

@@ -7,7 +7,6 @@ import (
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/internal/sqlstore"
-	"github.com/stopline/stopline/trace"
 )
 
 // appendRunningSQL is the record's INSERT and the run's move from queued
@@ -33,20 +32,12 @@ const appendRunningSQL = `WITH ins AS (` + sqlstore.InsertRecordSQL + ` RETURNIN
 // The record must be a step whose body is its canonical encoding
 // (trace.Encode) and whose hash covers that body and its prev_hash.
 func (s *Store) AppendStep(ctx context.Context, w governance.StepWrite) error {
-	if err := w.Validate(trace.KindStep); err != nil {
-		return err
-	}
-	args, err := dialect.RecordArgs(&w)
+	args, startedAt, err := dialect.StepArgs(&w)
 	if err != nil {
 		return err
 	}
 	q := sqlstore.InsertRecordSQL
 	if w.MarkRunning {
-		e := dialect.Enc()
-		startedAt := e.Time("started_at", w.Record.At)
-		if e.Err != nil {
-			return e.Err
-		}
 		q, args = appendRunningSQL, append(args, startedAt)
 	}
 	_, err = s.pool.Exec(ctx, q, args...)
@@ -57,18 +48,4 @@ func (s *Store) AppendStep(ctx context.Context, w governance.StepWrite) error {
 		}
 	}
 	return dialect.RecordError(err, &w.Record)
-}
-
-// Records returns a run's chain in seq order, each record decoded from its
-// stored body with its stored prev_hash and hash (trace.DecodeRecord), for
-// trace.Verify to check. An unknown run is governance.ErrNotFound.
-func (s *Store) Records(ctx context.Context, tenantID, runID string) ([]trace.Record, error) {
-	return s.db.Records(ctx, tenantID, runID)
-}
-
-// Contents returns the stored content of a run's steps, by step index. An
-// unknown run is governance.ErrNotFound; a run without content gives an
-// empty map.
-func (s *Store) Contents(ctx context.Context, tenantID, runID string) (map[int]trace.Content, error) {
-	return s.db.Contents(ctx, tenantID, runID)
 }

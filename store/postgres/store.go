@@ -9,11 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/internal/sqlstore"
 )
-
-var _ governance.Store = (*Store)(nil)
 
 // Store is the PostgreSQL governance.Store. It is safe for concurrent use,
 // and any number of Stores, in any number of processes, may share one
@@ -45,7 +42,7 @@ type Store struct {
 // matching ErrSchemaTooNew. An invalid option is an error here, naming
 // it, not on first use.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(opts, false)
 	if err != nil {
 		return nil, err
 	}
@@ -79,12 +76,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 	if pool == nil {
 		return nil, errors.New("postgres: New: nil pool")
 	}
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(opts, true)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.maxConns != 0 {
-		return nil, errors.New("postgres: New: WithMaxConns applies to the pool Open creates, not to the application's pool")
 	}
 	return newStore(ctx, pool, false, cfg)
 }
@@ -94,14 +88,11 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owned bool, cfg config) (
 	if err := pool.Ping(ctx); err != nil {
 		return nil, fmt.Errorf("postgres: connecting to %s: %w", s.db.Where, err)
 	}
-	ms, err := migrations()
-	if err != nil {
-		return nil, err
-	}
-	if !cfg.migrate {
-		err = s.db.CheckSchema(ctx, ms)
+	var err error
+	if cfg.migrate {
+		_, _, err = s.db.Migrate(ctx, 0)
 	} else {
-		_, _, err = s.db.Migrate(ctx, ms, 0)
+		err = s.db.CheckSchema(ctx)
 	}
 	if err != nil {
 		return nil, err
@@ -146,6 +137,3 @@ func (s *Store) Close() error {
 
 // Pool returns the Store's connection pool.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-
-// Tenants lists every tenant that has runs or policy versions, sorted.
-func (s *Store) Tenants(ctx context.Context) ([]string, error) { return s.db.Tenants(ctx) }

@@ -5,17 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/prevention"
 )
-
-var _ governance.LedgerStore = (*Store)(nil)
-
-// Ledger returns the store's ledger of tenant counters, for limits that
-// span runs. Each charge is one statement or one BEGIN IMMEDIATE
-// transaction on the single write connection, so it is atomic against
-// every other writer of the file, in this process or another.
-func (s *Store) Ledger() prevention.Ledger { return s.ledger }
 
 // chargeRolling charges a rolling counter in one BEGIN IMMEDIATE
 // transaction (sqlstore.ChargeRolling): it prunes holds that can no

@@ -3,11 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
-
-	"github.com/mattn/go-sqlite3"
 
 	"github.com/stopline/stopline/internal/sqlstore"
 )
@@ -25,25 +22,15 @@ var (
 	ErrSchemaOutdated = errors.New("sqlite: database schema is older than this binary")
 )
 
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
-
-// migrations are the embedded migrations, in version order.
-func migrations() ([]sqlstore.Migration, error) { return dialect.Migrations(migrationFiles) }
-
 // migrate brings s's file up to the newest embedded schema (or, without
 // apply, checks that it is there), one BEGIN IMMEDIATE transaction per
 // migration, so that several handles or processes opening the same file
 // at once apply each migration exactly once.
 func (s *Store) migrate(ctx context.Context, apply bool) error {
-	ms, err := migrations()
-	if err != nil {
-		return err
-	}
 	if !apply {
-		return s.db.CheckSchema(ctx, ms)
+		return s.db.CheckSchema(ctx)
 	}
-	_, _, err = s.db.Migrate(ctx, ms, 0)
+	_, _, err := s.db.Migrate(ctx, 0)
 	return err
 }
 
@@ -59,17 +46,10 @@ func (s *Store) migrate(ctx context.Context, apply bool) error {
 // on it may stay open (they run the new schema only after reopening).
 // Open and New migrate by themselves unless given WithoutMigrate.
 func Migrate(ctx context.Context, db *sql.DB) (from, to int, err error) {
-	if db == nil {
-		return 0, 0, errors.New("sqlite: Migrate: nil *sql.DB")
-	}
-	if _, ok := db.Driver().(*sqlite3.SQLiteDriver); !ok {
-		return 0, 0, fmt.Errorf("sqlite: Migrate: the *sql.DB's driver is %T, not github.com/mattn/go-sqlite3's", db.Driver())
+	if err := checkDriver(db); err != nil {
+		return 0, 0, fmt.Errorf("sqlite: Migrate: %w", err)
 	}
 	file, err := mainFile(ctx, db)
-	if err != nil {
-		return 0, 0, err
-	}
-	ms, err := migrations()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -79,7 +59,7 @@ func Migrate(ctx context.Context, db *sql.DB) (from, to int, err error) {
 			return inTx(ctx, db, func(tx *sql.Tx) error { return fn(querier{q: tx, rb: rb}) })
 		}}
 	err = retryBusy(ctx, 5000, func() error {
-		from, to, err = m.Migrate(ctx, ms, 0)
+		from, to, err = m.Migrate(ctx, 0)
 		return err
 	})
 	return from, to, err

@@ -45,15 +45,9 @@ import (
 //	db.SetMaxOpenConns(1)
 //	st, err := sqlite.New(ctx, db)
 func New(ctx context.Context, db *sql.DB, opts ...Option) (*Store, error) {
-	if db == nil {
-		return nil, errors.New("sqlite: New: nil *sql.DB")
-	}
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(opts, true)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.busySet {
-		return nil, errors.New("sqlite: New: WithBusyTimeout applies to the connections Open makes; set _busy_timeout in the DSN of the *sql.DB")
 	}
 	file, busy, err := checkWriter(ctx, db, cfg.sync)
 	if err != nil {
@@ -69,8 +63,8 @@ func checkWriter(ctx context.Context, db *sql.DB, want Synchronous) (file string
 	fail := func(format string, args ...any) (string, time.Duration, error) {
 		return "", 0, fmt.Errorf("sqlite: New: "+format, args...)
 	}
-	if _, ok := db.Driver().(*sqlite3.SQLiteDriver); !ok {
-		return fail("the *sql.DB's driver is %T, not github.com/mattn/go-sqlite3's", db.Driver())
+	if err := checkDriver(db); err != nil {
+		return fail("%w", err)
 	}
 	if n := db.Stats().MaxOpenConnections; n != 1 {
 		return fail("the *sql.DB may open %d connections; the Store writes through exactly one: call SetMaxOpenConns(1)", n)
@@ -150,6 +144,17 @@ func checkImmediate(ctx context.Context, conn *sql.Conn, file string, busyMS int
 	}
 	if berr != nil {
 		return fmt.Errorf("sqlite: New: %w", berr)
+	}
+	return nil
+}
+
+// checkDriver checks that db is a database of github.com/mattn/go-sqlite3.
+func checkDriver(db *sql.DB) error {
+	if db == nil {
+		return errors.New("nil *sql.DB")
+	}
+	if _, ok := db.Driver().(*sqlite3.SQLiteDriver); !ok {
+		return fmt.Errorf("the *sql.DB's driver is %T, not github.com/mattn/go-sqlite3's", db.Driver())
 	}
 	return nil
 }

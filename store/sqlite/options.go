@@ -1,10 +1,11 @@
 package sqlite
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/stopline/stopline/internal/sqlstore"
 )
 
 // Synchronous is the durability mode of a Store: how hard a commit works
@@ -48,21 +49,13 @@ type Option func(*config) error
 type config struct {
 	sync        Synchronous
 	busyTimeout time.Duration
-	busySet     bool // WithBusyTimeout was given
 	migrate     bool
+	forNew      bool // the options are New's
 }
 
-func newConfig(opts []Option) (config, error) {
-	c := config{sync: Full, busyTimeout: 5 * time.Second, migrate: true}
-	for _, o := range opts {
-		if o == nil {
-			return c, errors.New("sqlite: nil Option")
-		}
-		if err := o(&c); err != nil {
-			return c, err
-		}
-	}
-	return c, nil
+func newConfig(opts []Option, forNew bool) (config, error) {
+	c := config{sync: Full, busyTimeout: 5 * time.Second, migrate: true, forNew: forNew}
+	return c, sqlstore.Configure("sqlite", &c, opts)
 }
 
 // WithSynchronous sets the durability mode: Full (the default) or Normal.
@@ -84,10 +77,13 @@ func WithSynchronous(s Synchronous) Option {
 // (_busy_timeout), and New uses that.
 func WithBusyTimeout(d time.Duration) Option {
 	return func(c *config) error {
-		if d < 0 || d > time.Duration(math.MaxInt32)*time.Millisecond {
+		switch {
+		case c.forNew:
+			return fmt.Errorf("sqlite: WithBusyTimeout(%v): New takes the busy timeout of the *sql.DB (its DSN's _busy_timeout)", d)
+		case d < 0 || d > time.Duration(math.MaxInt32)*time.Millisecond:
 			return fmt.Errorf("sqlite: WithBusyTimeout(%v): want 0 to %v", d, time.Duration(math.MaxInt32)*time.Millisecond)
 		}
-		c.busyTimeout, c.busySet = d, true
+		c.busyTimeout = d
 		return nil
 	}
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
 	"strings"
 	"sync"
@@ -17,6 +18,9 @@ import (
 
 // raiseBackwards is the RAISE message of incidents_lifecycle_forward.
 const raiseBackwards = "stopline: incident status cannot go back"
+
+//go:embed migrations/*.sql
+var schema embed.FS
 
 var dialect = &sqlstore.Dialect{
 	Name:     "sqlite",
@@ -44,6 +48,7 @@ FROM runs r LEFT JOIN records l
 		total_cost_cents = COALESCE((SELECT total_cost_cents FROM records
 			WHERE tenant_id = $1 AND run_id = $2 AND kind = 'step' ORDER BY seq DESC LIMIT 1), 0)
 	WHERE tenant_id = $1 AND run_id = $2`,
+	Schema:            schema,
 	SchemaTableExists: `SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations')`,
 	CreateSchemaTable: `CREATE TABLE IF NOT EXISTS schema_migrations (
     version    INTEGER PRIMARY KEY,

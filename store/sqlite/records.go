@@ -8,7 +8,6 @@ import (
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/internal/sqlstore"
-	"github.com/stopline/stopline/trace"
 )
 
 type runKey struct{ tenant, run string }
@@ -52,21 +51,11 @@ func (s *Store) head(ctx context.Context, k runKey) (sqlstore.Head, error) {
 // store keeps the body and indexes the record's fields beside it, and
 // refuses a write whose fields and hashed bytes disagree.
 func (s *Store) AppendStep(ctx context.Context, w governance.StepWrite) error {
-	if err := w.Validate(trace.KindStep); err != nil {
-		return err
-	}
-	args, err := dialect.RecordArgs(&w)
+	args, startedAt, err := dialect.StepArgs(&w)
 	if err != nil {
 		return err
 	}
 	r := &w.Record
-	var startedAt any
-	if w.MarkRunning {
-		e := dialect.Enc()
-		if startedAt = e.Time("started_at", r.At); e.Err != nil {
-			return e.Err
-		}
-	}
 	k := runKey{r.TenantID, r.RunID}
 	s.headsMu.Lock()
 	defer s.headsMu.Unlock()
@@ -104,18 +93,4 @@ func (s *Store) insertStep(ctx context.Context, args []any, markRunning bool, st
 		}
 		return nil
 	})
-}
-
-// Records returns a run's chain in seq order, each record decoded from its
-// stored body with its stored prev_hash and hash (trace.DecodeRecord), for
-// trace.Verify to check. An unknown run is governance.ErrNotFound.
-func (s *Store) Records(ctx context.Context, tenantID, runID string) ([]trace.Record, error) {
-	return s.db.Records(ctx, tenantID, runID)
-}
-
-// Contents returns the stored content of a run's steps, by step index. An
-// unknown run is governance.ErrNotFound; a run without content gives an
-// empty map.
-func (s *Store) Contents(ctx context.Context, tenantID, runID string) (map[int]trace.Content, error) {
-	return s.db.Contents(ctx, tenantID, runID)
 }

@@ -39,16 +39,3 @@ func (s *Store) CloseRun(ctx context.Context, c governance.Close) error {
 	delete(s.heads, runKey{c.TenantID, c.RunID}) // ended, or read again after a failure
 	return s.db.CloseRun(ctx, c)
 }
-
-// Run returns one run of the tenant, or governance.ErrNotFound. While a
-// run is open, its StepCount, totals, HeadHash and ChainLength come from
-// its last record, read in the same statement.
-func (s *Store) Run(ctx context.Context, tenantID, runID string) (governance.RunRecord, error) {
-	return s.db.Run(ctx, tenantID, runID)
-}
-
-// Runs lists a tenant's runs, newest (by CreatedAt, then by insertion)
-// first, with the filter's status, creation interval [From, To) and limit.
-func (s *Store) Runs(ctx context.Context, f governance.RunFilter) ([]governance.RunRecord, error) {
-	return s.db.Runs(ctx, f)
-}

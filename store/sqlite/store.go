@@ -15,11 +15,8 @@ import (
 
 	"github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
 
-	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/internal/sqlstore"
 )
-
-var _ governance.Store = (*Store)(nil)
 
 // Store is the SQLite governance.Store. It is safe for concurrent use.
 //
@@ -73,7 +70,7 @@ type Store struct {
 // connection and the read pool would each see a database of their own.
 // An invalid option is an error here, naming it, not on first use.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(opts, false)
 	if err != nil {
 		return nil, err
 	}
@@ -207,9 +204,6 @@ func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 func (s *Store) write(ctx context.Context, fn func(q sqlstore.Querier) error) error {
 	return inTx(ctx, s.w, func(tx *sql.Tx) error { return fn(querier{q: tx, rb: &s.rb}) })
 }
-
-// Tenants lists every tenant that has runs or policy versions, sorted.
-func (s *Store) Tenants(ctx context.Context) ([]string, error) { return s.db.Tenants(ctx) }
 
 // retryBusy calls f until it succeeds, fails with something other than
 // SQLITE_BUSY/SQLITE_LOCKED, or timeoutMillis have passed.
