@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -129,8 +130,8 @@ func TestNewWithApplicationPool(t *testing.T) {
 	if _, err := postgres.New(ctx, nil); err == nil {
 		t.Error("New(nil pool) succeeded")
 	}
-	if _, err := postgres.New(ctx, pool, postgres.WithMaxConns(3)); err == nil {
-		t.Error("New with WithMaxConns succeeded")
+	if _, err := postgres.New(ctx, pool, postgres.WithMaxConns(3)); err == nil || !strings.HasPrefix(err.Error(), "postgres: WithMaxConns(3)") {
+		t.Errorf("New with WithMaxConns: %v, want an error naming the option", err)
 	}
 	s, err := postgres.New(ctx, pool)
 	if err != nil {

@@ -67,7 +67,11 @@ func checkWriter(ctx context.Context, db *sql.DB, want Synchronous) (file string
 		return fail("%w", err)
 	}
 	if n := db.Stats().MaxOpenConnections; n != 1 {
-		return fail("the *sql.DB may open %d connections; the Store writes through exactly one: call SetMaxOpenConns(1)", n)
+		many := "any number of"
+		if n > 1 {
+			many = fmt.Sprint(n)
+		}
+		return fail("the *sql.DB may open %s connections; the Store writes through exactly one: call SetMaxOpenConns(1)", many)
 	}
 	if file, err = mainFile(ctx, db); err != nil {
 		return "", 0, err
