@@ -1,0 +1,104 @@
+package main_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	_ "github.com/mattn/go-sqlite3"
+)
+
+// migrateOutput is `stopline migrate --json`.
+type migrateOutput struct {
+	Database string `json:"database"`
+	From     int    `json:"from"`
+	To       int    `json:"to"`
+	Migrated bool   `json:"migrated"`
+}
+
+func TestMigrateSQLite(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	out := c.ok("migrate")
+	if !strings.HasPrefix(out, "migrated "+c.db+" from schema version 0 to ") {
+		t.Errorf("migrate of a new file: %q", out)
+	}
+	var again migrateOutput
+	c.okJSON(&again, "migrate")
+	if again.Database != c.db || again.From != again.To || again.From == 0 || again.Migrated {
+		t.Errorf("migrate of a current file: %+v", again)
+	}
+	if out := c.ok("migrate"); !strings.Contains(out, "nothing to do") {
+		t.Errorf("migrate of a current file: %q", out)
+	}
+	// The other commands use the migrated file as it is.
+	c.runSteps("budget_steps", "budget_steps")
+	c.ok("verify")
+
+	// A file migrated by a newer binary is refused and left alone.
+	db, err := sql.Open("sqlite3", c.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (99, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	c.fails(1, []string{"stopline migrate:", "newer than this binary", "99"}, "migrate")
+	c.fails(1, []string{"newer than this binary"}, "runs")
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM schema_migrations WHERE version > ?`, again.To).Scan(&n); err != nil || n != 1 {
+		t.Errorf("schema_migrations after the refusal: %d rows past %d, %v", n, again.To, err)
+	}
+}
+
+func TestMigratePostgres(t *testing.T) {
+	t.Parallel()
+	base := os.Getenv(postgresURLEnv)
+	if base == "" {
+		t.Skipf("%s is unset: no PostgreSQL server to test against", postgresURLEnv)
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Skipf("%s is not a postgres:// URL", postgresURLEnv)
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	name := "stopline_cli_migrate_" + hex.EncodeToString(b[:])
+	admin := func(stmt string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin("CREATE DATABASE " + name)
+	t.Cleanup(func() { admin("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") })
+	u.Path = "/" + name
+
+	c := newCLI(t)
+	c.db = u.String()
+	var first, again migrateOutput
+	c.okJSON(&first, "migrate")
+	if first.From != 0 || first.To == 0 || !first.Migrated || !strings.Contains(first.Database, name) {
+		t.Errorf("migrate of a new database: %+v", first)
+	}
+	c.okJSON(&again, "migrate")
+	if again.From != first.To || again.To != first.To || again.Migrated {
+		t.Errorf("migrate of a current database: %+v", again)
+	}
+	c.runSteps("budget_steps", "budget_steps")
+}
