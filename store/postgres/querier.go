@@ -133,7 +133,8 @@ func (q querier) QueryRow(ctx context.Context, query string, args ...any) sqlsto
 }
 
 // Batch sends stmts in one round trip. Over the pool, PostgreSQL runs
-// them as one implicit transaction.
+// them as one implicit transaction; a failure to commit it is reported as
+// the last statement's.
 func (q querier) Batch(ctx context.Context, stmts ...sqlstore.Stmt) (int, error) {
 	b := &pgx.Batch{}
 	for _, s := range stmts {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/internal/sqlstore/sqlstoretest"
 	"github.com/stopline/stopline/store/sqlite"
 	"github.com/stopline/stopline/store/storetest"
 )
@@ -173,4 +174,8 @@ func TestOptionErrorsNameTheOption(t *testing.T) {
 			t.Errorf("Open: %v, want an error starting %q", err, tc.want)
 		}
 	}
+}
+
+func TestErrorsNameTheStore(t *testing.T) {
+	sqlstoretest.ErrorsNameTheStore(t, openStore(t, dbPath(t)), "sqlite")
 }

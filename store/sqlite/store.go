@@ -140,7 +140,7 @@ func open(ctx context.Context, w *sql.DB, owned bool, file string, cfg config) (
 	if err := s.r.PingContext(ctx); err != nil {
 		return fail(fmt.Errorf("sqlite: opening %s: %w", file, err))
 	}
-	s.db.R = querier{q: s.r, rb: &s.rb}
+	s.db.R = querier{q: s.r, db: s.r, rb: &s.rb}
 
 	s.insertRecord, err = w.PrepareContext(ctx, s.rb.rebind(sqlstore.InsertRecordSQL))
 	if err != nil {
