@@ -1,17 +1,10 @@
 package main_test
 
 import (
-	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	_ "github.com/mattn/go-sqlite3"
 )
 
@@ -61,39 +54,11 @@ func TestMigrateSQLite(t *testing.T) {
 
 func TestMigratePostgres(t *testing.T) {
 	t.Parallel()
-	base := os.Getenv(postgresURLEnv)
-	if base == "" {
-		t.Skipf("%s is unset: no PostgreSQL server to test against", postgresURLEnv)
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Skipf("%s is not a postgres:// URL", postgresURLEnv)
-	}
-	var b [8]byte
-	rand.Read(b[:])
-	name := "stopline_cli_migrate_" + hex.EncodeToString(b[:])
-	admin := func(stmt string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
-	admin("CREATE DATABASE " + name)
-	t.Cleanup(func() { admin("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") })
-	u.Path = "/" + name
-
 	c := newCLI(t)
-	c.db = u.String()
+	c.db = postgresDatabase(t, "stopline_cli_migrate_")
 	var first, again migrateOutput
 	c.okJSON(&first, "migrate")
-	if first.From != 0 || first.To == 0 || !first.Migrated || !strings.Contains(first.Database, name) {
+	if first.From != 0 || first.To == 0 || !first.Migrated || !strings.Contains(first.Database, "stopline_cli_migrate_") {
 		t.Errorf("migrate of a new database: %+v", first)
 	}
 	c.okJSON(&again, "migrate")

@@ -12,7 +12,6 @@ import (
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/internal/sqlstore/sqlstoretest"
 	"github.com/stopline/stopline/store/sqlite"
-	"github.com/stopline/stopline/store/storetest"
 )
 
 // goodDSN is what New needs of the application's connection.
@@ -29,24 +28,6 @@ func appDB(t testing.TB, path, params string, maxConns int) *sql.DB {
 	db.SetMaxOpenConns(maxConns)
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-// TestConformanceNew runs the conformance suite on Stores made by New
-// over the application's own *sql.DB.
-func TestConformanceNew(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) governance.Store {
-		db := appDB(t, dbPath(t), goodDSN, 1)
-		s, err := sqlite.New(context.Background(), db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := s.Close(); err != nil {
-				t.Error(err)
-			}
-		})
-		return s
-	})
 }
 
 // Close leaves the application's *sql.DB open, and the Store and the
