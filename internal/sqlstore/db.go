@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stopline/stopline/governance"
 )
@@ -65,14 +66,26 @@ func (f *filter) add(cond string, arg any) {
 
 func (f *filter) sql() string { return " WHERE " + strings.Join(f.where, " AND ") }
 
-// newestFirst orders a listing of table alias p (with its dot, or "")
-// newest first, by creation time and then by insertion, with a LIMIT
-// clause when n > 0.
-func (db *DB) newestFirst(f *filter, p string, n int) string {
-	q := " ORDER BY " + p + "created_at DESC NULLS LAST, " + p + db.InsertionOrder + " DESC"
-	if n <= 0 {
-		return q
+// createdIn adds the creation interval [from, to) of the rows of table
+// alias p (with its dot, or ""); a zero time leaves that end open.
+func (f *filter) createdIn(e *Enc, p string, from, to time.Time) {
+	if !from.IsZero() {
+		f.add(p+"created_at >= ?", e.Time("From", from))
 	}
-	f.args = append(f.args, int64(n))
-	return q + " LIMIT $" + strconv.Itoa(len(f.args))
+	if !to.IsZero() {
+		f.add(p+"created_at < ?", e.Time("To", to))
+	}
+}
+
+// list runs the listing query q (whose rows are of table alias p, with
+// its dot, or "") with w's conditions, newest first, by creation time and
+// then by insertion, and at most n rows when n > 0.
+func list[T any](ctx context.Context, db *DB, q string, w *filter, p string, n int, scan func(Row) (T, error)) ([]T, error) {
+	q += w.sql() + " ORDER BY " + p + "created_at DESC NULLS LAST, " + p + db.InsertionOrder + " DESC"
+	if n > 0 {
+		w.args = append(w.args, int64(n))
+		q += " LIMIT $" + strconv.Itoa(len(w.args))
+	}
+	rows, err := db.R.Query(ctx, q, w.args...)
+	return collect(rows, err, scan)
 }

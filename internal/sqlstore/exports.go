@@ -45,10 +45,9 @@ func (db *DB) Exports(ctx context.Context, f governance.ExportFilter) ([]governa
 	if f.IncidentID != "" {
 		w.add("incident_id = ?", f.IncidentID)
 	}
-	q := `SELECT tenant_id, bundle_id, format, bundle_type, bundle_hash, run_id, incident_id, key_id, exported_by, reason, created_at
-		FROM exports` + w.sql() + db.newestFirst(&w, "", f.Limit)
-	rows, err := db.R.Query(ctx, q, w.args...)
-	out, err := collect(rows, err, func(r Row) (governance.ExportRecord, error) {
+	const q = `SELECT tenant_id, bundle_id, format, bundle_type, bundle_hash, run_id, incident_id, key_id, exported_by, reason, created_at
+		FROM exports`
+	out, err := list(ctx, db, q, &w, "", f.Limit, func(r Row) (governance.ExportRecord, error) {
 		var (
 			e  governance.ExportRecord
 			at *int64

@@ -85,18 +85,11 @@ func (db *DB) Incidents(ctx context.Context, f governance.IncidentFilter) ([]inc
 	if f.Status != "" {
 		w.add("status = ?", string(f.Status))
 	}
-	if !f.From.IsZero() {
-		w.add("created_at >= ?", e.Time("From", f.From))
-	}
-	if !f.To.IsZero() {
-		w.add("created_at < ?", e.Time("To", f.To))
-	}
+	w.createdIn(&e, "", f.From, f.To)
 	if e.Err != nil {
 		return fail(e.Err)
 	}
-	q := `SELECT ` + incidentColumns + ` FROM incidents` + w.sql() + db.newestFirst(&w, "", f.Limit)
-	rows, err := db.R.Query(ctx, q, w.args...)
-	out, err := collect(rows, err, scanIncident)
+	out, err := list(ctx, db, `SELECT `+incidentColumns+` FROM incidents`, &w, "", f.Limit, scanIncident)
 	if err != nil {
 		return fail(err)
 	}

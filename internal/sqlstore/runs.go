@@ -253,18 +253,11 @@ func (db *DB) Runs(ctx context.Context, f governance.RunFilter) ([]governance.Ru
 	if f.Status != "" {
 		w.add("r.status = ?", string(f.Status))
 	}
-	if !f.From.IsZero() {
-		w.add("r.created_at >= ?", e.Time("From", f.From))
-	}
-	if !f.To.IsZero() {
-		w.add("r.created_at < ?", e.Time("To", f.To))
-	}
+	w.createdIn(&e, "r.", f.From, f.To)
 	if e.Err != nil {
 		return fail(e.Err)
 	}
-	q := db.RunSelect + w.sql() + db.newestFirst(&w, "r.", f.Limit)
-	rows, err := db.R.Query(ctx, q, w.args...)
-	out, err := collect(rows, err, scanRun)
+	out, err := list(ctx, db, db.RunSelect, &w, "r.", f.Limit, scanRun)
 	if err != nil {
 		return fail(err)
 	}
