@@ -51,7 +51,7 @@ var groups = map[string]string{
 	"export": "Export an incident's evidence as a bundle (JSON or PDF), optionally signed.",
 }
 
-var sections = []string{"Policies", "Runs", "Evidence and integrity", "Server"}
+var sections = []string{"Policies", "Runs", "Evidence and integrity", "Server", "Database"}
 
 func commands() []*command {
 	cmds := []*command{
@@ -60,7 +60,7 @@ func commands() []*command {
 		verifyCmd(), replayCmd(), checkpointCmd(),
 	}
 	cmds = append(cmds, exportCmds()...)
-	return append(cmds, verifyBundleCmd(), keygenCmd(), serveCmd())
+	return append(cmds, verifyBundleCmd(), keygenCmd(), serveCmd(), migrateCmd())
 }
 
 // dispatch parses the global flags, finds the command and runs it. It

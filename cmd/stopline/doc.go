@@ -204,4 +204,24 @@
 // header, X-Stopline-Tenant by default: put serve behind a proxy that
 // authenticates callers and sets that header. SIGINT or SIGTERM shuts it
 // down gracefully (requests in flight get up to 15 s).
+//
+//	stopline migrate [--db PATH|URL] [--json]
+//
+// Applies the schema migrations the binary embeds that the database does
+// not have yet, each once, in its own transaction, and prints the version
+// it found and the one it left; a database already current is left alone,
+// and a SQLite file that does not exist is created. It is safe while
+// stores and replicas have the database open and when several processes
+// migrate at once. A database migrated by a newer binary is refused (exit
+// 1) and left alone. --json: {"database","from","to","migrated"}.
+//
+// The other commands migrate an older database when they open it, as the
+// library's Open and New do by default: the command is a tool for looking
+// at and verifying any database, a new file or one an upgraded binary
+// meets first, and refusing it would only add a step that changes nothing
+// the operator could decide otherwise (a migration only adds). Where an
+// operator changes the schema and the applications open the database with
+// WithoutMigrate (sqlite.WithoutMigrate, postgres.WithoutMigrate), this
+// command, or sqlite.Migrate / postgres.Migrate, is how it is done, and
+// its output is the record of what was applied.
 package main

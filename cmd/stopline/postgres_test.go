@@ -17,10 +17,11 @@ import (
 // server the tests may create databases on, as for store/postgres.
 const postgresURLEnv = "STOPLINE_POSTGRES_URL"
 
-// TestPostgres runs the main commands with --db postgres://..., on a
-// database of its own. It skips when no server is given.
-func TestPostgres(t *testing.T) {
-	t.Parallel()
+// postgresDatabase creates a database named prefix and random hex on the
+// server the tests may use, dropped when t ends, and returns its URL. It
+// skips t when no server is given.
+func postgresDatabase(t *testing.T, prefix string) string {
+	t.Helper()
 	base := os.Getenv(postgresURLEnv)
 	if base == "" {
 		t.Skipf("%s is unset: no PostgreSQL server to test against", postgresURLEnv)
@@ -30,7 +31,7 @@ func TestPostgres(t *testing.T) {
 	}
 	var b [8]byte
 	rand.Read(b[:])
-	name := "stopline_cli_test_" + hex.EncodeToString(b[:])
+	name := prefix + hex.EncodeToString(b[:])
 	admin := func(stmt string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -51,9 +52,15 @@ func TestPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Path = "/" + name
+	return u.String()
+}
 
+// TestPostgres runs the main commands with --db postgres://..., on a
+// database of its own. It skips when no server is given.
+func TestPostgres(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
-	c.db = u.String()
+	c.db = postgresDatabase(t, "stopline_cli_test_")
 	res := c.runSteps("agent", "agent")
 	if res.StoppedAtStep == nil || *res.StoppedAtStep != 7 || len(res.Warnings) != 3 {
 		t.Errorf("run on Postgres: %+v", res)

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
+	neturl "net/url"
 	"os"
 	"strings"
 
@@ -17,22 +17,17 @@ import (
 
 // openStore opens the store that --db names, the one place a store is
 // chosen: a postgres:// or postgresql:// URL is the Postgres store
-// (store/postgres, which migrates the schema on open), anything else a
-// SQLite file (store/sqlite). When mustExist is set (commands that only
+// (store/postgres), anything else a SQLite file (store/sqlite). Both
+// migrate an older schema on open, as the library does by default, so
+// that every command works on a new file and after an upgrade; `stopline
+// migrate` is the command that migrates and reports it. When mustExist is set (commands that only
 // read), a SQLite file that does not exist is an error rather than a new
 // empty database.
 func openStore(ctx context.Context, db string, mustExist bool) (governance.Store, io.Closer, error) {
 	if isPostgresURL(db) {
 		st, err := postgres.Open(ctx, db)
 		if err != nil {
-			// Say which database without its password, wherever it shows.
-			msg := err.Error()
-			if u, perr := url.Parse(db); perr == nil {
-				if pw, ok := u.User.Password(); ok && pw != "" {
-					msg = strings.ReplaceAll(msg, pw, "xxxxx")
-				}
-			}
-			return nil, nil, fmt.Errorf("opening %s: %s", redactURL(db), msg)
+			return nil, nil, redactedError(db, err)
 		}
 		return st, st, nil
 	}
@@ -52,9 +47,21 @@ func isPostgresURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
+// redactedError is err of opening the database at url, saying which
+// database without its password, wherever it shows.
+func redactedError(url string, err error) error {
+	msg := err.Error()
+	if u, perr := neturl.Parse(url); perr == nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+	}
+	return fmt.Errorf("opening %s: %s", redactURL(url), msg)
+}
+
 // redactURL hides a password in a database URL.
 func redactURL(s string) string {
-	u, err := url.Parse(s)
+	u, err := neturl.Parse(s)
 	if err != nil {
 		return "(unparsable URL)"
 	}

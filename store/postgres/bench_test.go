@@ -3,17 +3,13 @@ package postgres_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stopline/stopline/governance"
-	"github.com/stopline/stopline/prevention"
-	"github.com/stopline/stopline/snapshot"
-	"github.com/stopline/stopline/store/postgres"
+	"github.com/stopline/stopline/internal/sqlstore/sqlstoretest"
 	"github.com/stopline/stopline/store/storetest"
 	"github.com/stopline/stopline/trace"
 )
@@ -74,55 +70,16 @@ func BenchmarkRawInsertPostgres(b *testing.B) {
 	}
 }
 
-// twentyPolicies is a snapshot of 20 built-in non-text policies: budgets
-// over tokens, cost and steps, rate limits, timeouts and tool lists (the
-// same as store/sqlite's benchmarks).
-func twentyPolicies(b testing.TB) *snapshot.PolicySnapshot {
-	var ps []string
-	for i := 0; i < 4; i++ {
-		ps = append(ps,
-			fmt.Sprintf(`{"id":"tokens-%d","kind":"budget","params":{"metric":"tokens","threshold":"max_tokens"}}`, i),
-			fmt.Sprintf(`{"id":"cost-%d","kind":"budget","params":{"metric":"cost_cents","threshold":"max_cost_cents"}}`, i),
-			fmt.Sprintf(`{"id":"steps-%d","kind":"budget","params":{"metric":"steps","threshold":"max_steps"}}`, i),
-			fmt.Sprintf(`{"id":"pace-%d","kind":"rate_limit","params":{"threshold":"max_steps_per_minute","window_seconds":60}}`, i),
-			fmt.Sprintf(`{"id":"clock-%d","kind":"timeout","params":{"threshold":"max_duration_seconds"}}`, i))
-	}
-	ps[3] = `{"id":"tools","kind":"tool_allowlist","params":{"allow":["search","calculator"]}}`
-	ps[4] = `{"id":"no-shell","kind":"tool_denylist","params":{"deny":["shell"]}}`
-	doc := `{"tenant_id":"acme","thresholds":{"max_tokens":1e15,"max_cost_cents":1e15,"max_steps":1e15,` +
-		`"max_steps_per_minute":1e15,"max_duration_seconds":1e15},"policies":[` + strings.Join(ps, ",") + `]}`
-	snap, err := snapshot.Parse("bench.json", []byte(doc), time.Time{}, prevention.Builtin())
-	if err != nil {
-		b.Fatal(err)
-	}
-	return snap
-}
-
-var benchStep = governance.StepInput{Type: prevention.StepToolCall, Tool: "search", Model: "gpt-4o-mini",
-	Input: `{"q":"weather in Paris"}`, Tokens: 812, CostCents: 0.4}
-
-func startBenchRun(b *testing.B, s *postgres.Store) *governance.Run {
-	r, err := governance.NewRunner(s)
-	if err != nil {
-		b.Fatal(err)
-	}
-	run, err := r.Start(ctx, governance.StartOptions{Snapshot: twentyPolicies(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return run
-}
-
 // BenchmarkGovernedStepPostgres is one step through governance.Runner on
 // the Postgres store: evaluate 20 built-in non-text policies, seal the
 // record into the chain, and commit it (one INSERT, checked by the
 // records_chain trigger) before returning.
 func BenchmarkGovernedStepPostgres(b *testing.B) {
 	s := openStore(b, newDatabase(b))
-	run := startBenchRun(b, s)
+	run := sqlstoretest.StartBenchRun(b, s)
 	b.ResetTimer()
 	for range b.N {
-		if _, err := run.Step(ctx, benchStep); err != nil {
+		if _, err := run.Step(ctx, sqlstoretest.BenchStep); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -135,23 +92,7 @@ func BenchmarkGovernedStepPostgres(b *testing.B) {
 func BenchmarkGovernedStepVsRawPostgres(b *testing.B) {
 	s := openStore(b, newDatabase(b))
 	raw := newRawInserter(b, s.Pool())
-	run := startBenchRun(b, s)
-	var rawNS, govNS time.Duration
-	b.ResetTimer()
-	for range b.N {
-		t0 := time.Now()
-		raw.insert(b)
-		t1 := time.Now()
-		if _, err := run.Step(ctx, benchStep); err != nil {
-			b.Fatal(err)
-		}
-		t2 := time.Now()
-		rawNS += t1.Sub(t0)
-		govNS += t2.Sub(t1)
-	}
-	b.ReportMetric(float64(rawNS.Nanoseconds())/float64(b.N), "raw-ns/op")
-	b.ReportMetric(float64(govNS.Nanoseconds())/float64(b.N), "governed-ns/op")
-	b.ReportMetric(float64(govNS)/float64(rawNS), "ratio")
+	sqlstoretest.StepVsRaw(b, raw.insert, sqlstoretest.StartBenchRun(b, s))
 }
 
 // BenchmarkGovernedStepTenantLimitsPostgres is BenchmarkGovernedStepPostgres
@@ -171,7 +112,7 @@ func BenchmarkGovernedStepTenantLimitsPostgres(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			doc, err := twentyPolicies(b).MarshalJSON()
+			doc, err := sqlstoretest.TwentyPolicies(b).MarshalJSON()
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -194,7 +135,7 @@ func BenchmarkGovernedStepTenantLimitsPostgres(b *testing.B) {
 			}
 			b.ResetTimer()
 			for range b.N {
-				if _, err := run.Step(ctx, benchStep); err != nil {
+				if _, err := run.Step(ctx, sqlstoretest.BenchStep); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -16,6 +16,14 @@
 //
 // An application that has its own pgxpool.Pool passes it to New instead.
 //
+// What does not depend on the database — validation, the columns each
+// value is stored in, the mapping of constraint violations to the
+// governance errors, the reads, the export log, checkpoints, the ledger's
+// calendar windows, the migrations runner — is internal/sqlstore's, and
+// store/sqlite runs the same code; this package holds the pool, the
+// one-statement append, the rolling ledger function and the SQL
+// PostgreSQL says otherwise (querier.go).
+//
 // # Schema and migrations
 //
 // The schema is a series of migrations embedded in the package
@@ -26,6 +34,11 @@
 // the lock releases it with its transaction. Applied versions are
 // recorded in schema_migrations; a database migrated by a newer version
 // of the package is refused (ErrSchemaTooNew) rather than written to.
+// Where an operator changes the schema rather than every replica, the
+// replicas open the database WithoutMigrate, which refuses one that is
+// not current (ErrSchemaOutdated, naming both versions), and the operator
+// runs Migrate or the stopline migrate command, which says what it
+// applied.
 // Every row carries its tenant, and every key, index and query includes
 // it. Times are bigint unix nanoseconds (timestamptz keeps microseconds,
 // and a record's time must read back as it was hashed). Record bodies are

@@ -9,11 +9,14 @@ import (
 // Hooks for the black-box tests.
 
 // MigrateTo applies the embedded migrations up to version v only.
-func MigrateTo(ctx context.Context, pool *pgxpool.Pool, v int) error { return migrate(ctx, pool, v) }
+func MigrateTo(ctx context.Context, pool *pgxpool.Pool, v int) error {
+	_, _, err := migrateTo(ctx, pool, v)
+	return err
+}
 
 // LatestVersion is the number of embedded migrations.
 func LatestVersion() int {
-	ms, err := migrations()
+	ms, err := dialect.Migrations()
 	if err != nil {
 		panic(err)
 	}
@@ -21,4 +24,4 @@ func LatestVersion() int {
 }
 
 // Unmigrated returns a Store over pool without touching its schema.
-func Unmigrated(pool *pgxpool.Pool) *Store { return &Store{pool: pool, name: dbName(pool)} }
+func Unmigrated(pool *pgxpool.Pool) *Store { return build(pool, false) }

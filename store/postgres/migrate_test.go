@@ -1,48 +1,62 @@
 package postgres_test
 
 import (
+	"context"
 	"errors"
-	"fmt"
+	"io"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/internal/sqlstore/sqlstoretest"
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/store/postgres"
 	"github.com/stopline/stopline/store/storetest"
 )
 
-func TestOpenMigratesEmptyDatabase(t *testing.T) {
+// TestSchema runs the schema suite of the SQL stores on a new database
+// each.
+func TestSchema(t *testing.T) {
+	serverURL(t)
+	t.Parallel()
+	sqlstoretest.RunSchema(t, func(t *testing.T) sqlstoretest.Schema {
+		url := newDatabase(t)
+		pool, err := pgxpool.New(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		return sqlstoretest.Schema{
+			Latest: postgres.LatestVersion(), Where: pool.Config().ConnConfig.Database,
+			ErrTooNew: postgres.ErrSchemaTooNew, ErrOutdated: postgres.ErrSchemaOutdated,
+			Open: func(ctx context.Context, migrate bool) (io.Closer, error) {
+				if migrate {
+					return postgres.Open(ctx, url, postgres.WithMaxConns(2))
+				}
+				return postgres.Open(ctx, url, postgres.WithMaxConns(2), postgres.WithoutMigrate())
+			},
+			Migrate: func(ctx context.Context) (int, int, error) { return postgres.Migrate(ctx, pool) },
+			Exec: func(t *testing.T, q string) {
+				if _, err := pool.Exec(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			},
+			Query: func(t *testing.T, q string, dest ...any) {
+				if err := pool.QueryRow(ctx, q).Scan(dest...); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			},
+		}
+	})
+}
+
+func TestOpenMakesTables(t *testing.T) {
 	t.Parallel()
 	url := newDatabase(t)
 	openStore(t, url)
 	conn := rawConn(t, url)
-	rows, err := conn.Query(ctx, `SELECT version, applied_at FROM schema_migrations ORDER BY version`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var versions []int
-	for rows.Next() {
-		var v int
-		var at int64
-		if err := rows.Scan(&v, &at); err != nil {
-			t.Fatal(err)
-		}
-		if at <= 0 {
-			t.Errorf("migration %d: applied_at %d", v, at)
-		}
-		versions = append(versions, v)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	latest := postgres.LatestVersion()
-	if len(versions) != latest || versions[0] != 1 || versions[latest-1] != latest {
-		t.Errorf("schema_migrations: %v, want 1..%d", versions, latest)
-	}
 	for _, table := range []string{"snapshots", "policy_versions", "runs", "records", "incidents", "exports", "checkpoints",
 		"ledger_windows", "ledger_events"} {
 		if n := count(t, conn, `SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1`, table); n != 1 {
@@ -105,57 +119,6 @@ func TestOpenMigratesFromPreviousVersion(t *testing.T) {
 	}
 }
 
-func TestOpenRefusesNewerSchema(t *testing.T) {
-	t.Parallel()
-	url := newDatabase(t)
-	openStore(t, url)
-	if _, err := rawConn(t, url).Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (99, 1)`); err != nil {
-		t.Fatal(err)
-	}
-	_, err := postgres.Open(ctx, url)
-	if !errors.Is(err, postgres.ErrSchemaTooNew) {
-		t.Fatalf("Open of a newer schema: got %v, want ErrSchemaTooNew", err)
-	}
-	for _, want := range []string{"99", fmt.Sprintf("up to %d", postgres.LatestVersion()), "stopline_test_"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not name %q", err, want)
-		}
-	}
-}
-
-// Replicas starting at once on an empty database: every Open succeeds and
-// each migration is applied once.
-func TestConcurrentOpens(t *testing.T) {
-	t.Parallel()
-	url := newDatabase(t)
-	const n = 8
-	var wg sync.WaitGroup
-	stores := make([]*postgres.Store, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			stores[i], errs[i] = postgres.Open(ctx, url, postgres.WithMaxConns(2))
-		}()
-	}
-	wg.Wait()
-	for i := range n {
-		if errs[i] != nil {
-			t.Errorf("Open %d: %v", i, errs[i])
-			continue
-		}
-		defer stores[i].Close()
-	}
-	conn := rawConn(t, url)
-	if got := count(t, conn, `SELECT COUNT(*) FROM schema_migrations`); got != postgres.LatestVersion() {
-		t.Errorf("%d migrations recorded, want %d", got, postgres.LatestVersion())
-	}
-	if got := count(t, conn, `SELECT COUNT(DISTINCT version) FROM schema_migrations`); got != postgres.LatestVersion() {
-		t.Errorf("%d distinct migrations recorded, want %d", got, postgres.LatestVersion())
-	}
-}
-
 func TestNewWithApplicationPool(t *testing.T) {
 	t.Parallel()
 	url := newDatabase(t)
@@ -167,8 +130,8 @@ func TestNewWithApplicationPool(t *testing.T) {
 	if _, err := postgres.New(ctx, nil); err == nil {
 		t.Error("New(nil pool) succeeded")
 	}
-	if _, err := postgres.New(ctx, pool, postgres.WithMaxConns(3)); err == nil {
-		t.Error("New with WithMaxConns succeeded")
+	if _, err := postgres.New(ctx, pool, postgres.WithMaxConns(3)); err == nil || !strings.HasPrefix(err.Error(), "postgres: WithMaxConns(3)") {
+		t.Errorf("New with WithMaxConns: %v, want an error naming the option", err)
 	}
 	s, err := postgres.New(ctx, pool)
 	if err != nil {

@@ -7,22 +7,20 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/internal/sqlstore"
 )
-
-var _ governance.Store = (*Store)(nil)
 
 // Store is the PostgreSQL governance.Store. It is safe for concurrent use,
 // and any number of Stores, in any number of processes, may share one
 // database: every check that keeps the record consistent is made by the
 // database inside the statement that writes.
 type Store struct {
-	pool  *pgxpool.Pool
-	owned bool // Open made the pool, so Close closes it
-	name  string
+	pool   *pgxpool.Pool
+	owned  bool // Open made the pool, so Close closes it
+	db     sqlstore.DB
+	ledger *sqlstore.Ledger
 
 	closeOnce sync.Once
 }
@@ -35,14 +33,16 @@ type Store struct {
 // Defaults, each changed by an Option:
 //   - WithMaxConns: pgxpool's pool size (the URL's pool_max_conns, else
 //     the greater of 4 and the number of CPUs).
+//   - migrations applied on open; WithoutMigrate refuses a database that
+//     is not at the newest schema (ErrSchemaOutdated) instead.
 //
 // Migrations are applied one transaction each under an advisory lock, so
 // several replicas may open the same database at once; a database
 // migrated by a newer version of this package is refused with an error
-// matching ErrSchemaTooNew. An invalid option is an error here, not on
-// first use.
+// matching ErrSchemaTooNew. An invalid option is an error here, naming
+// it, not on first use.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(opts, false)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: creating the connection pool: %w", err)
 	}
-	s, err := newStore(ctx, pool, true)
+	s, err := newStore(ctx, pool, true, cfg)
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -67,33 +67,60 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 }
 
 // New returns a Store over the application's own pool, after migrating
-// the database's schema as Open does. Close does not close the pool. The
-// pool's connections must use the schema the Store's tables are in
-// (search_path) and must not run inside a transaction the application
-// holds open. WithMaxConns is refused: the application sized its pool.
+// the database's schema as Open does (unless WithoutMigrate). Close does
+// not close the pool. The pool's connections must use the schema the
+// Store's tables are in (search_path) and must not run inside a
+// transaction the application holds open. WithMaxConns is refused: the
+// application sized its pool.
 func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	if pool == nil {
 		return nil, errors.New("postgres: New: nil pool")
 	}
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(opts, true)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.maxConns != 0 {
-		return nil, errors.New("postgres: New: WithMaxConns applies to the pool Open creates, not to the application's pool")
-	}
-	return newStore(ctx, pool, false)
+	return newStore(ctx, pool, false, cfg)
 }
 
-func newStore(ctx context.Context, pool *pgxpool.Pool, owned bool) (*Store, error) {
-	s := &Store{pool: pool, owned: owned, name: dbName(pool)}
+func newStore(ctx context.Context, pool *pgxpool.Pool, owned bool, cfg config) (*Store, error) {
+	s := build(pool, owned)
 	if err := pool.Ping(ctx); err != nil {
-		return nil, fmt.Errorf("postgres: connecting to %s: %w", s.name, err)
+		return nil, fmt.Errorf("postgres: connecting to %s: %w", s.db.Where, err)
 	}
-	if err := migrate(ctx, pool, 0); err != nil {
+	var err error
+	if cfg.migrate {
+		_, _, err = s.db.Migrate(ctx, 0)
+	} else {
+		err = s.db.CheckSchema(ctx)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// build returns a Store over pool, without touching the database.
+func build(pool *pgxpool.Pool, owned bool) *Store {
+	s := &Store{pool: pool, owned: owned}
+	q := querier{pool}
+	s.db = sqlstore.DB{
+		Dialect: dialect,
+		Where:   dbName(pool),
+		R:       q,
+		W:       q,
+		Tx: func(ctx context.Context, fn func(sqlstore.Querier) error) error {
+			return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(querier{tx}) })
+		},
+	}
+	s.ledger = sqlstore.NewLedger(&s.db, s.chargeRolling)
+	return s
+}
+
+// dbName names the pool's database in errors (never its password).
+func dbName(pool *pgxpool.Pool) string {
+	cc := pool.Config().ConnConfig
+	return fmt.Sprintf("database %q on %s:%d", cc.Database, cc.Host, cc.Port)
 }
 
 // Close closes the pool if Open created it, waiting for queries in
@@ -110,49 +137,3 @@ func (s *Store) Close() error {
 
 // Pool returns the Store's connection pool.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-
-// querier is what *pgxpool.Pool and pgx.Tx both offer.
-type querier interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// SQLSTATEs the store maps to governance errors. Class SL is raised by the
-// schema's triggers (migrations/0001_init.sql).
-const (
-	codeUniqueViolation     = "23505"
-	codeForeignKeyViolation = "23503"
-	codeImmutable           = "SL001"
-	codeRunEnded            = "SL002"
-	codeIncidentBackwards   = "SL003"
-	codeChainBroken         = "SL004"
-	codeNoSuchRun           = "SL005"
-)
-
-// pgError returns err's server error, if it has one.
-func pgError(err error) (*pgconn.PgError, bool) {
-	var pe *pgconn.PgError
-	ok := errors.As(err, &pe)
-	return pe, ok
-}
-
-// hasCode reports whether err is a server error with the given SQLSTATE
-// (and, if constraint is not empty, on that constraint).
-func hasCode(err error, code, constraint string) bool {
-	pe, ok := pgError(err)
-	return ok && pe.Code == code && (constraint == "" || pe.ConstraintName == constraint)
-}
-
-// Tenants lists every tenant that has runs or policy versions, sorted.
-func (s *Store) Tenants(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT tenant_id FROM runs UNION SELECT tenant_id FROM policy_versions ORDER BY 1`)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: listing tenants: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("postgres: listing tenants: %w", err)
-	}
-	return out, nil
-}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/internal/sqlstore/sqlstoretest"
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/store/storetest"
 	"github.com/stopline/stopline/trace"
@@ -92,4 +93,9 @@ func TestAppendErrors(t *testing.T) {
 	if err := s.AppendStep(ctx, sealed(late, ended.HeadHash)); !errors.Is(err, governance.ErrRunEnded) {
 		t.Errorf("append after the end: got %v, want ErrRunEnded", err)
 	}
+}
+
+func TestErrorsNameTheStore(t *testing.T) {
+	t.Parallel()
+	sqlstoretest.ErrorsNameTheStore(t, openStore(t, newDatabase(t)), "postgres")
 }

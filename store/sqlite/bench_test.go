@@ -9,11 +9,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/stopline/stopline/governance"
-	"github.com/stopline/stopline/prevention"
-	"github.com/stopline/stopline/snapshot"
+	"github.com/stopline/stopline/internal/sqlstore/sqlstoretest"
 	"github.com/stopline/stopline/store/sqlite"
 	"github.com/stopline/stopline/trace"
 )
@@ -156,32 +154,6 @@ func BenchmarkAppendStepParallel(b *testing.B) {
 	}
 }
 
-// twentyPolicies is a snapshot of 20 built-in non-text policies: budgets
-// over tokens, cost and steps, rate limits, timeouts and tool lists.
-func twentyPolicies(b *testing.B) *snapshot.PolicySnapshot {
-	var ps []string
-	for i := 0; i < 4; i++ {
-		ps = append(ps,
-			fmt.Sprintf(`{"id":"tokens-%d","kind":"budget","params":{"metric":"tokens","threshold":"max_tokens"}}`, i),
-			fmt.Sprintf(`{"id":"cost-%d","kind":"budget","params":{"metric":"cost_cents","threshold":"max_cost_cents"}}`, i),
-			fmt.Sprintf(`{"id":"steps-%d","kind":"budget","params":{"metric":"steps","threshold":"max_steps"}}`, i),
-			fmt.Sprintf(`{"id":"pace-%d","kind":"rate_limit","params":{"threshold":"max_steps_per_minute","window_seconds":60}}`, i),
-			fmt.Sprintf(`{"id":"clock-%d","kind":"timeout","params":{"threshold":"max_duration_seconds"}}`, i))
-	}
-	ps[3] = `{"id":"tools","kind":"tool_allowlist","params":{"allow":["search","calculator"]}}`
-	ps[4] = `{"id":"no-shell","kind":"tool_denylist","params":{"deny":["shell"]}}`
-	doc := `{"tenant_id":"acme","thresholds":{"max_tokens":1e15,"max_cost_cents":1e15,"max_steps":1e15,` +
-		`"max_steps_per_minute":1e15,"max_duration_seconds":1e15},"policies":[` + strings.Join(ps, ",") + `]}`
-	snap, err := snapshot.Parse("bench.json", []byte(doc), time.Time{}, prevention.Builtin())
-	if err != nil {
-		b.Fatal(err)
-	}
-	if snap.PolicyCount() != 20 {
-		b.Fatalf("%d policies", snap.PolicyCount())
-	}
-	return snap
-}
-
 // BenchmarkGovernedStep is one step through governance.Runner on the
 // SQLite store: evaluate 20 built-in non-text policies, seal the record
 // into the chain, and commit it durably before returning. Compare with
@@ -191,16 +163,7 @@ func BenchmarkGovernedStep(b *testing.B) {
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
 			s := openStore(b, filepath.Join(b.TempDir(), "store.db"), sqlite.WithSynchronous(m.sync))
-			r, err := governance.NewRunner(s)
-			if err != nil {
-				b.Fatal(err)
-			}
-			run, err := r.Start(ctx, governance.StartOptions{Snapshot: twentyPolicies(b)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			in := governance.StepInput{Type: prevention.StepToolCall, Tool: "search", Model: "gpt-4o-mini",
-				Input: `{"q":"weather in Paris"}`, Tokens: 812, CostCents: 0.4}
+			run, in := sqlstoretest.StartBenchRun(b, s), sqlstoretest.BenchStep
 			b.ResetTimer()
 			for range b.N {
 				if _, err := run.Step(ctx, in); err != nil {
@@ -221,32 +184,7 @@ func BenchmarkGovernedStepVsRaw(b *testing.B) {
 		b.Run(m.name, func(b *testing.B) {
 			raw := newRawInserter(b, m.sync)
 			s := openStore(b, filepath.Join(b.TempDir(), "store.db"), sqlite.WithSynchronous(m.sync))
-			r, err := governance.NewRunner(s)
-			if err != nil {
-				b.Fatal(err)
-			}
-			run, err := r.Start(ctx, governance.StartOptions{Snapshot: twentyPolicies(b)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			in := governance.StepInput{Type: prevention.StepToolCall, Tool: "search", Model: "gpt-4o-mini",
-				Input: `{"q":"weather in Paris"}`, Tokens: 812, CostCents: 0.4}
-			var rawNS, govNS time.Duration
-			b.ResetTimer()
-			for range b.N {
-				t0 := time.Now()
-				raw.insert(b)
-				t1 := time.Now()
-				if _, err := run.Step(ctx, in); err != nil {
-					b.Fatal(err)
-				}
-				t2 := time.Now()
-				rawNS += t1.Sub(t0)
-				govNS += t2.Sub(t1)
-			}
-			b.ReportMetric(float64(rawNS.Nanoseconds())/float64(b.N), "raw-ns/op")
-			b.ReportMetric(float64(govNS.Nanoseconds())/float64(b.N), "governed-ns/op")
-			b.ReportMetric(float64(govNS)/float64(rawNS), "ratio")
+			sqlstoretest.StepVsRaw(b, raw.insert, sqlstoretest.StartBenchRun(b, s))
 		})
 	}
 }

@@ -1,8 +1,6 @@
 package sqlite_test
 
 import (
-	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/stopline/stopline/governance"
@@ -10,9 +8,11 @@ import (
 	"github.com/stopline/stopline/store/storetest"
 )
 
-func TestConformance(t *testing.T) {
+// conformance runs the conformance suite on the Stores open makes, one
+// on a new file for each test, closed when the test ends.
+func conformance(t *testing.T, open func(t *testing.T, path string) (*sqlite.Store, error)) {
 	storetest.Run(t, func(t *testing.T) governance.Store {
-		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "stopline.db"))
+		s, err := open(t, dbPath(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -22,5 +22,17 @@ func TestConformance(t *testing.T) {
 			}
 		})
 		return s
+	})
+}
+
+func TestConformance(t *testing.T) {
+	conformance(t, func(t *testing.T, path string) (*sqlite.Store, error) { return sqlite.Open(ctx, path) })
+}
+
+// TestConformanceNew runs the suite on Stores made by New over the
+// application's own *sql.DB.
+func TestConformanceNew(t *testing.T) {
+	conformance(t, func(t *testing.T, path string) (*sqlite.Store, error) {
+		return sqlite.New(ctx, appDB(t, path, goodDSN, 1))
 	})
 }

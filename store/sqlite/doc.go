@@ -10,6 +10,10 @@
 //	defer st.Close()
 //	runner, err := governance.NewRunner(st)
 //
+// An application that opens its database itself passes its *sql.DB to
+// New instead, which checks that it is set up as Open sets up its own
+// write connection (see New) and refuses it otherwise.
+//
 // # Durability
 //
 // The file runs in WAL mode. With Full, the default, every commit is
@@ -56,8 +60,11 @@
 // # Schema
 //
 // The schema is a series of migrations embedded in the package
-// (migrations/NNNN_name.sql), applied by Open in one transaction each and
-// recorded in schema_migrations. A file migrated by a newer version of the
+// (migrations/NNNN_name.sql), applied by Open and New in one transaction
+// each and recorded in schema_migrations. With WithoutMigrate they leave
+// the schema to an operator instead, and refuse a file that is not current
+// (ErrSchemaOutdated); Migrate, or the stopline migrate command, applies
+// the migrations and says which. A file migrated by a newer version of the
 // package is refused (ErrSchemaTooNew) rather than written to. Every row
 // carries its tenant, and every key and query includes it; times are unix
 // nanoseconds. Record bodies are stored as the exact bytes their hash
@@ -69,4 +76,16 @@
 // run never changes; an incident changes only its lifecycle columns, and
 // only forward. A writer who drops the triggers and rewrites a chain
 // consistently is caught by signed checkpoints, kept outside the database.
+//
+// # Shared with the PostgreSQL store
+//
+// What does not depend on the database — validation, the columns each
+// value is stored in, the mapping of constraint violations to the
+// governance errors, the reads, the export log, checkpoints, the ledger's
+// calendar windows, the migrations runner — is internal/sqlstore's, and
+// store/postgres runs the same code. This package holds what SQLite needs
+// of its own: the connections and their pragmas, the chain heads kept in
+// memory and the step's INSERT (insertStep, the one place it runs), the
+// rolling ledger windows, and the SQL SQLite says otherwise
+// (querier.go).
 package sqlite

@@ -1,15 +1,15 @@
 package sqlite_test
 
 import (
-	"errors"
-	"fmt"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/internal/sqlstore/sqlstoretest"
 	"github.com/stopline/stopline/store/sqlite"
 	"github.com/stopline/stopline/trace"
 )
@@ -17,32 +17,37 @@ import (
 // latestVersion is the number of embedded migrations.
 const latestVersion = 4
 
-func TestOpenMigratesEmptyFile(t *testing.T) {
+// TestSchema runs the schema suite of the SQL stores on a new file each.
+func TestSchema(t *testing.T) {
+	sqlstoretest.RunSchema(t, func(t *testing.T) sqlstoretest.Schema {
+		path := dbPath(t)
+		raw := rawDB(t, path)
+		return sqlstoretest.Schema{
+			Latest: latestVersion, Where: path,
+			ErrTooNew: sqlite.ErrSchemaTooNew, ErrOutdated: sqlite.ErrSchemaOutdated,
+			Open: func(ctx context.Context, migrate bool) (io.Closer, error) {
+				if migrate {
+					return sqlite.Open(ctx, path)
+				}
+				return sqlite.Open(ctx, path, sqlite.WithoutMigrate())
+			},
+			Migrate: func(ctx context.Context) (int, int, error) { return sqlite.Migrate(ctx, raw) },
+			Exec:    func(t *testing.T, q string) { mustExec(t, raw, q) },
+			Query: func(t *testing.T, q string, dest ...any) {
+				if err := raw.QueryRow(q).Scan(dest...); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			},
+		}
+	})
+}
+
+func TestOpenMakesTablesInWALMode(t *testing.T) {
 	path := dbPath(t)
 	openStore(t, path)
 	db := rawDB(t, path)
-
-	rows, err := db.Query(`SELECT version, applied_at FROM schema_migrations ORDER BY version`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var versions []int
-	for rows.Next() {
-		var v int
-		var at int64
-		if err := rows.Scan(&v, &at); err != nil {
-			t.Fatal(err)
-		}
-		if at <= 0 {
-			t.Errorf("migration %d: applied_at %d", v, at)
-		}
-		versions = append(versions, v)
-	}
-	if len(versions) != latestVersion || versions[0] != 1 || versions[latestVersion-1] != latestVersion {
-		t.Errorf("schema_migrations: %v, want 1..%d", versions, latestVersion)
-	}
-	for _, table := range []string{"snapshots", "policy_versions", "runs", "records", "incidents", "exports"} {
+	for _, table := range []string{"snapshots", "policy_versions", "runs", "records", "incidents", "exports", "checkpoints",
+		"ledger_windows", "ledger_events"} {
 		if n := count(t, db, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`, table); n != 1 {
 			t.Errorf("table %s missing", table)
 		}
@@ -87,53 +92,6 @@ func TestReopenKeepsDataAndSchema(t *testing.T) {
 	appendSteps(t, s, c, 1)
 	if n := count(t, rawDB(t, path), `SELECT COUNT(*) FROM schema_migrations`); n != latestVersion {
 		t.Errorf("%d migrations recorded after reopen, want %d", n, latestVersion)
-	}
-}
-
-func TestOpenRefusesNewerSchema(t *testing.T) {
-	path := dbPath(t)
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	if _, err := rawDB(t, path).Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (99, 1)`); err != nil {
-		t.Fatal(err)
-	}
-	_, err = sqlite.Open(ctx, path)
-	if !errors.Is(err, sqlite.ErrSchemaTooNew) {
-		t.Fatalf("Open of a newer schema: got %v, want ErrSchemaTooNew", err)
-	}
-	for _, want := range []string{"99", fmt.Sprintf("up to %d", latestVersion), path} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not name %q", err, want)
-		}
-	}
-}
-
-func TestConcurrentOpenOfNewFile(t *testing.T) {
-	path := dbPath(t)
-	const n = 8
-	var wg sync.WaitGroup
-	stores := make([]*sqlite.Store, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			stores[i], errs[i] = sqlite.Open(ctx, path)
-		}()
-	}
-	wg.Wait()
-	for i := range n {
-		if errs[i] != nil {
-			t.Errorf("Open %d: %v", i, errs[i])
-			continue
-		}
-		defer stores[i].Close()
-	}
-	if n := count(t, rawDB(t, path), `SELECT COUNT(*) FROM schema_migrations`); n != latestVersion {
-		t.Errorf("%d migrations recorded, want %d", n, latestVersion)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/stopline/stopline/internal/sqlstore"
 )
 
 // Synchronous is the durability mode of a Store: how hard a commit works
@@ -32,37 +34,70 @@ func (s Synchronous) String() string {
 	return fmt.Sprintf("Synchronous(%d)", int(s))
 }
 
-// Option configures Open.
-type Option func(*config)
+// pragma is the value PRAGMA synchronous reports for s.
+func (s Synchronous) pragma() int {
+	if s == Normal {
+		return 1
+	}
+	return 2
+}
+
+// Option configures Open or New. An invalid option makes them fail with
+// an error that names it.
+type Option func(*config) error
 
 type config struct {
 	sync        Synchronous
 	busyTimeout time.Duration
+	migrate     bool
+	forNew      bool // the options are New's
 }
 
-func defaultConfig() config {
-	return config{sync: Full, busyTimeout: 5 * time.Second}
+func newConfig(opts []Option, forNew bool) (config, error) {
+	c := config{sync: Full, busyTimeout: 5 * time.Second, migrate: true, forNew: forNew}
+	return c, sqlstore.Configure("sqlite", &c, opts)
 }
 
 // WithSynchronous sets the durability mode: Full (the default) or Normal.
-func WithSynchronous(s Synchronous) Option { return func(c *config) { c.sync = s } }
+// For New it is the least the application's connection must run with.
+func WithSynchronous(s Synchronous) Option {
+	return func(c *config) error {
+		if s != Full && s != Normal {
+			return fmt.Errorf("sqlite: WithSynchronous(%v): want Full or Normal", s)
+		}
+		c.sync = s
+		return nil
+	}
+}
 
 // WithBusyTimeout sets how long a connection waits for a lock held by
 // another connection to the same file (another Store, another process)
-// before it fails. The default is 5s; it must not be negative.
-func WithBusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
+// before it fails. The default is 5s; it must not be negative. New
+// refuses it: the application's DSN sets its connection's
+// (_busy_timeout), and New uses that.
+func WithBusyTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		switch {
+		case c.forNew:
+			return fmt.Errorf("sqlite: WithBusyTimeout(%v): New takes the busy timeout of the *sql.DB (its DSN's _busy_timeout)", d)
+		case d < 0 || d > time.Duration(math.MaxInt32)*time.Millisecond:
+			return fmt.Errorf("sqlite: WithBusyTimeout(%v): want 0 to %v", d, time.Duration(math.MaxInt32)*time.Millisecond)
+		}
+		c.busyTimeout = d
+		return nil
+	}
+}
 
-func (c *config) validate() error {
-	if c.sync != Full && c.sync != Normal {
-		return fmt.Errorf("sqlite: invalid synchronous mode %v (want Full or Normal)", c.sync)
+// WithoutMigrate makes Open and New leave the schema alone: a database
+// that is not at the newest schema version this package knows is refused
+// with an error matching ErrSchemaOutdated, naming both versions, for an
+// operator to run Migrate (or `stopline migrate`) first. A newer schema
+// is ErrSchemaTooNew either way.
+func WithoutMigrate() Option {
+	return func(c *config) error {
+		c.migrate = false
+		return nil
 	}
-	if c.busyTimeout < 0 {
-		return fmt.Errorf("sqlite: negative busy timeout %v", c.busyTimeout)
-	}
-	if c.busyTimeout > time.Duration(math.MaxInt32)*time.Millisecond {
-		return fmt.Errorf("sqlite: busy timeout %v too long", c.busyTimeout)
-	}
-	return nil
 }
 
 // busyTimeoutMillis rounds the busy timeout up to whole milliseconds.

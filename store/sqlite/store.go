@@ -15,10 +15,8 @@ import (
 
 	"github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
 
-	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/internal/sqlstore"
 )
-
-var _ governance.Store = (*Store)(nil)
 
 // Store is the SQLite governance.Store. It is safe for concurrent use.
 //
@@ -27,11 +25,15 @@ var _ governance.Store = (*Store)(nil)
 // (and never see "database is locked" from each other); reads use a pool
 // of query-only connections that WAL lets run while the writer commits.
 type Store struct {
-	file string
-	w    *sql.DB // exactly one connection: every write
-	r    *sql.DB // query-only pool: every read
+	file   string
+	w      *sql.DB // exactly one connection: every write
+	ownsW  bool    // Open made w, so Close closes it
+	r      *sql.DB // query-only pool: every read
+	rb     rebinder
+	db     sqlstore.DB
+	ledger *sqlstore.Ledger
 
-	insertRecord *sql.Stmt // on w; AppendStep's one statement
+	insertRecord *sql.Stmt // on w; a step's INSERT (see insertStep)
 
 	// heads holds the chain head of each open run this handle has
 	// written or read: AppendStep checks a record against it instead of
@@ -39,7 +41,7 @@ type Store struct {
 	// makes this handle pick a seq that is taken, which the primary key
 	// refuses; it can never let a record break the chain.
 	headsMu sync.Mutex
-	heads   map[runKey]chainHead
+	heads   map[runKey]sqlstore.Head
 
 	closeOnce sync.Once
 	closeErr  error
@@ -56,23 +58,20 @@ type Store struct {
 //     commit, so every acknowledged step survives power loss.
 //   - WithBusyTimeout(5 * time.Second): how long to wait for a lock held
 //     by another handle or process on the same file.
+//   - migrations applied on open; WithoutMigrate refuses a file that is
+//     not at the newest schema (ErrSchemaOutdated) instead.
 //
 // Always, whatever the options: foreign keys are enforced; writes go
 // through one connection (multi-statement writes in BEGIN IMMEDIATE
-// transactions); reads use up to max(4, GOMAXPROCS) query-only connections.
+// transactions: _txlock=immediate); reads use up to max(4, GOMAXPROCS)
+// query-only connections.
 //
 // path is a file name, not a URI; ":memory:" is refused because the write
 // connection and the read pool would each see a database of their own.
-// An invalid option is an error here, not on first use.
+// An invalid option is an error here, naming it, not on first use.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	cfg := defaultConfig()
-	for _, o := range opts {
-		if o == nil {
-			return nil, errors.New("sqlite: nil Option")
-		}
-		o(&cfg)
-	}
-	if err := cfg.validate(); err != nil {
+	cfg, err := newConfig(opts, false)
+	if err != nil {
 		return nil, err
 	}
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
@@ -82,23 +81,35 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-
-	s := &Store{file: file, heads: map[runKey]chainHead{}}
-	busy := strconv.FormatInt(cfg.busyTimeoutMillis(), 10)
-	s.w, err = sql.Open("sqlite3", dsn(file, url.Values{
+	w, err := sql.Open("sqlite3", dsn(file, url.Values{
 		"_journal_mode": {"WAL"},
 		"_synchronous":  {cfg.sync.String()},
-		"_busy_timeout": {busy},
+		"_busy_timeout": {strconv.FormatInt(cfg.busyTimeoutMillis(), 10)},
 		"_foreign_keys": {"1"},
 		"_txlock":       {"immediate"},
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: opening %s: %w", file, err)
 	}
-	s.w.SetMaxOpenConns(1)
-	s.w.SetMaxIdleConns(1)
-	s.w.SetConnMaxLifetime(0)
-	s.w.SetConnMaxIdleTime(0)
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	return open(ctx, w, true, file, cfg)
+}
+
+// open makes a Store whose write connection is w (closed on failure if
+// owned), on file: it brings the schema up to date (or checks it), then
+// opens the read pool and prepares the step INSERT.
+func open(ctx context.Context, w *sql.DB, owned bool, file string, cfg config) (*Store, error) {
+	s := &Store{file: file, w: w, ownsW: owned, heads: map[runKey]sqlstore.Head{}}
+	s.db = sqlstore.DB{
+		Dialect: dialect,
+		Where:   file,
+		W:       querier{q: w, db: w, rb: &s.rb},
+		Tx:      s.write,
+	}
+	s.ledger = sqlstore.NewLedger(&s.db, s.chargeRolling)
 	fail := func(err error) (*Store, error) {
 		s.closeAll()
 		return nil, err
@@ -107,16 +118,17 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// reports a conflicting open as busy at once, without waiting in the
 	// busy handler: retry for as long as the busy timeout allows.
 	if err := retryBusy(ctx, cfg.busyTimeoutMillis(), func() error {
-		if err := s.w.PingContext(ctx); err != nil {
+		if err := w.PingContext(ctx); err != nil {
 			return fmt.Errorf("sqlite: opening %s: %w", file, err)
 		}
-		return migrate(ctx, s.w, file)
+		return s.migrate(ctx, cfg.migrate)
 	}); err != nil {
 		return fail(err)
 	}
 
+	var err error
 	s.r, err = sql.Open("sqlite3", dsn(file, url.Values{
-		"_busy_timeout": {busy},
+		"_busy_timeout": {strconv.FormatInt(cfg.busyTimeoutMillis(), 10)},
 		"_query_only":   {"1"},
 	}))
 	if err != nil {
@@ -128,8 +140,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := s.r.PingContext(ctx); err != nil {
 		return fail(fmt.Errorf("sqlite: opening %s: %w", file, err))
 	}
+	s.db.R = querier{q: s.r, db: s.r, rb: &s.rb}
 
-	s.insertRecord, err = s.w.PrepareContext(ctx, insertRecordSQL)
+	s.insertRecord, err = w.PrepareContext(ctx, s.rb.rebind(sqlstore.InsertRecordSQL))
 	if err != nil {
 		return fail(fmt.Errorf("sqlite: preparing statements on %s: %w", file, err))
 	}
@@ -147,9 +160,9 @@ func dsn(file string, params url.Values) string {
 	return "file:" + esc + "?" + params.Encode()
 }
 
-// Close closes the database's connections, waiting for queries in
-// progress; methods called after Close fail. Calling Close again returns
-// the first call's result.
+// Close closes the connections the Store opened, waiting for queries in
+// progress (a *sql.DB given to New stays open); methods called after
+// Close fail. Calling Close again returns the first call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.closeAll() })
 	return s.closeErr
@@ -163,7 +176,7 @@ func (s *Store) closeAll() error {
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
-	if s.w != nil {
+	if s.ownsW {
 		errs = append(errs, s.w.Close())
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -188,37 +201,8 @@ func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 }
 
 // write runs fn in a BEGIN IMMEDIATE transaction of the write connection.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return inTx(ctx, s.w, fn)
-}
-
-// Tenants lists every tenant that has runs or policy versions, sorted.
-func (s *Store) Tenants(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx,
-		`SELECT tenant_id FROM runs UNION SELECT tenant_id FROM policy_versions ORDER BY 1`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: listing tenants: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			return nil, fmt.Errorf("sqlite: listing tenants: %w", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: listing tenants: %w", err)
-	}
-	return out, nil
-}
-
-// sqliteError returns err's SQLite error, if it has one.
-func sqliteError(err error) (sqlite3.Error, bool) {
-	var se sqlite3.Error
-	ok := errors.As(err, &se)
-	return se, ok
+func (s *Store) write(ctx context.Context, fn func(q sqlstore.Querier) error) error {
+	return inTx(ctx, s.w, func(tx *sql.Tx) error { return fn(querier{q: tx, rb: &s.rb}) })
 }
 
 // retryBusy calls f until it succeeds, fails with something other than

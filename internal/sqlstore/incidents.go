@@ -1,11 +1,10 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/incident"
@@ -18,26 +17,26 @@ const insertIncidentSQL = `INSERT INTO incidents
 	 status, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`
 
-func incidentArgs(inc *incident.Incident) ([]any, error) {
+func (d *Dialect) incidentArgs(inc *incident.Incident) ([]any, error) {
 	if !inc.Status.Valid() {
 		return nil, fmt.Errorf("incident %s: unknown status %q", inc.ID, inc.Status)
 	}
-	var e enc
+	e := d.Enc()
 	args := []any{
 		inc.TenantID, inc.ID, inc.RunID, inc.TraceID, inc.SnapshotID, inc.PolicyID, string(inc.Source),
-		inc.StepIndex, inc.RecordHash, string(inc.Reason), inc.Threshold, inc.Limit, inc.Observed,
-		string(inc.Severity), inc.Title, inc.Message, e.time("created_at", inc.CreatedAt),
-		string(inc.Status), e.timePtr("acknowledged_at", inc.AcknowledgedAt), inc.AcknowledgedBy,
-		e.timePtr("resolved_at", inc.ResolvedAt), inc.ResolvedBy, inc.Resolution,
+		int64(inc.StepIndex), inc.RecordHash, string(inc.Reason), inc.Threshold, inc.Limit, inc.Observed,
+		string(inc.Severity), inc.Title, inc.Message, e.Time("created_at", inc.CreatedAt),
+		string(inc.Status), e.TimePtr("acknowledged_at", inc.AcknowledgedAt), inc.AcknowledgedBy,
+		e.TimePtr("resolved_at", inc.ResolvedAt), inc.ResolvedBy, inc.Resolution,
 	}
-	return args, e.err
+	return args, e.Err
 }
 
 const incidentColumns = `tenant_id, incident_id, run_id, trace_id, snapshot_id, policy_id, source, step_index,
 	record_hash, reason, threshold, limit_value, observed, severity, title, message, created_at,
 	status, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution`
 
-func scanIncident(row pgx.Row) (incident.Incident, error) {
+func scanIncident(row Row) (incident.Incident, error) {
 	var (
 		inc                         incident.Incident
 		source, reason, sev, status string
@@ -53,19 +52,19 @@ func scanIncident(row pgx.Row) (incident.Incident, error) {
 	if inc.Reason, err = prevention.ParseReason(reason); err != nil {
 		return inc, err
 	}
-	inc.CreatedAt, inc.AcknowledgedAt, inc.ResolvedAt = timeOf(created), timePtrOf(acked), timePtrOf(resolved)
+	inc.CreatedAt, inc.AcknowledgedAt, inc.ResolvedAt = TimeOf(created), timePtrOf(acked), timePtrOf(resolved)
 	return inc, nil
 }
 
 // Incident returns one incident of the tenant, or governance.ErrNotFound.
-func (s *Store) Incident(ctx context.Context, tenantID, incidentID string) (incident.Incident, error) {
-	inc, err := scanIncident(s.pool.QueryRow(ctx, `SELECT `+incidentColumns+`
+func (db *DB) Incident(ctx context.Context, tenantID, incidentID string) (incident.Incident, error) {
+	inc, err := scanIncident(db.R.QueryRow(ctx, `SELECT `+incidentColumns+`
 		FROM incidents WHERE tenant_id = $1 AND incident_id = $2`, tenantID, incidentID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return incident.Incident{}, fmt.Errorf("postgres: incident %s of tenant %s: %w", incidentID, tenantID, governance.ErrNotFound)
+	if errors.Is(err, sql.ErrNoRows) {
+		return incident.Incident{}, db.errorf("incident %s of tenant %s: %w", incidentID, tenantID, governance.ErrNotFound)
 	}
 	if err != nil {
-		return incident.Incident{}, fmt.Errorf("postgres: reading incident %s of tenant %s: %w", incidentID, tenantID, err)
+		return incident.Incident{}, db.errorf("reading incident %s of tenant %s: %w", incidentID, tenantID, err)
 	}
 	return inc, nil
 }
@@ -73,11 +72,11 @@ func (s *Store) Incident(ctx context.Context, tenantID, incidentID string) (inci
 // Incidents lists a tenant's incidents, newest (by CreatedAt, then by
 // insertion) first, with the filter's run, status, creation interval
 // [From, To) and limit.
-func (s *Store) Incidents(ctx context.Context, f governance.IncidentFilter) ([]incident.Incident, error) {
+func (db *DB) Incidents(ctx context.Context, f governance.IncidentFilter) ([]incident.Incident, error) {
 	fail := func(err error) ([]incident.Incident, error) {
-		return nil, fmt.Errorf("postgres: listing incidents of tenant %s: %w", f.TenantID, err)
+		return nil, db.errorf("listing incidents of tenant %s: %w", f.TenantID, err)
 	}
-	var e enc
+	e := db.Enc()
 	var w filter
 	w.add("tenant_id = ?", f.TenantID)
 	if f.RunID != "" {
@@ -86,21 +85,11 @@ func (s *Store) Incidents(ctx context.Context, f governance.IncidentFilter) ([]i
 	if f.Status != "" {
 		w.add("status = ?", string(f.Status))
 	}
-	if !f.From.IsZero() {
-		w.add("created_at >= ?", e.time("From", f.From))
+	w.createdIn(&e, "", f.From, f.To)
+	if e.Err != nil {
+		return fail(e.Err)
 	}
-	if !f.To.IsZero() {
-		w.add("created_at < ?", e.time("To", f.To))
-	}
-	if e.err != nil {
-		return fail(e.err)
-	}
-	q := `SELECT ` + incidentColumns + ` FROM incidents` + w.sql() + ` ORDER BY created_at DESC NULLS LAST, ord DESC` + w.limit(f.Limit)
-	rows, err := s.pool.Query(ctx, q, w.args...)
-	if err != nil {
-		return fail(err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (incident.Incident, error) { return scanIncident(r) })
+	out, err := list(ctx, db, `SELECT `+incidentColumns+` FROM incidents`, &w, "", f.Limit, scanIncident)
 	if err != nil {
 		return fail(err)
 	}
@@ -113,29 +102,28 @@ func (s *Store) Incidents(ctx context.Context, f governance.IncidentFilter) ([]i
 // never change). An unknown incident is governance.ErrNotFound; moving
 // the status back (resolved → open, acknowledged → open) is
 // incident.ErrInvalidTransition.
-func (s *Store) UpdateIncident(ctx context.Context, inc incident.Incident) error {
+func (db *DB) UpdateIncident(ctx context.Context, inc incident.Incident) error {
 	fail := func(err error) error {
-		return fmt.Errorf("postgres: updating incident %s of tenant %s: %w", inc.ID, inc.TenantID, err)
+		return db.errorf("updating incident %s of tenant %s: %w", inc.ID, inc.TenantID, err)
 	}
 	if !inc.Status.Valid() {
 		return fail(fmt.Errorf("unknown status %q", inc.Status))
 	}
-	var e enc
-	acked, resolved := e.timePtr("acknowledged_at", inc.AcknowledgedAt), e.timePtr("resolved_at", inc.ResolvedAt)
-	if e.err != nil {
-		return fail(e.err)
+	e := db.Enc()
+	acked, resolved := e.TimePtr("acknowledged_at", inc.AcknowledgedAt), e.TimePtr("resolved_at", inc.ResolvedAt)
+	if e.Err != nil {
+		return fail(e.Err)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE incidents SET status = $1, acknowledged_at = $2, acknowledged_by = $3,
+	n, err := db.W.Exec(ctx, `UPDATE incidents SET status = $1, acknowledged_at = $2, acknowledged_by = $3,
 			resolved_at = $4, resolved_by = $5, resolution = $6
 		WHERE tenant_id = $7 AND incident_id = $8`,
 		string(inc.Status), acked, inc.AcknowledgedBy, resolved, inc.ResolvedBy, inc.Resolution, inc.TenantID, inc.ID)
-	if hasCode(err, codeIncidentBackwards, "") {
+	switch {
+	case err != nil && db.Classify(err) == IncidentBackwards:
 		return fail(fmt.Errorf("%w: to %s", incident.ErrInvalidTransition, inc.Status))
-	}
-	if err != nil {
+	case err != nil:
 		return fail(err)
-	}
-	if tag.RowsAffected() == 0 {
+	case n == 0:
 		return fail(governance.ErrNotFound)
 	}
 	return nil

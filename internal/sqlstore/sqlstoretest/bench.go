@@ -1,0 +1,82 @@
+package sqlstoretest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/prevention"
+	"github.com/stopline/stopline/snapshot"
+)
+
+// TwentyPolicies is a snapshot of 20 built-in non-text policies: budgets
+// over tokens, cost and steps, rate limits, timeouts and tool lists, none
+// of which a benchmark's steps reach.
+func TwentyPolicies(tb testing.TB) *snapshot.PolicySnapshot {
+	tb.Helper()
+	var ps []string
+	for i := 0; i < 4; i++ {
+		ps = append(ps,
+			fmt.Sprintf(`{"id":"tokens-%d","kind":"budget","params":{"metric":"tokens","threshold":"max_tokens"}}`, i),
+			fmt.Sprintf(`{"id":"cost-%d","kind":"budget","params":{"metric":"cost_cents","threshold":"max_cost_cents"}}`, i),
+			fmt.Sprintf(`{"id":"steps-%d","kind":"budget","params":{"metric":"steps","threshold":"max_steps"}}`, i),
+			fmt.Sprintf(`{"id":"pace-%d","kind":"rate_limit","params":{"threshold":"max_steps_per_minute","window_seconds":60}}`, i),
+			fmt.Sprintf(`{"id":"clock-%d","kind":"timeout","params":{"threshold":"max_duration_seconds"}}`, i))
+	}
+	ps[3] = `{"id":"tools","kind":"tool_allowlist","params":{"allow":["search","calculator"]}}`
+	ps[4] = `{"id":"no-shell","kind":"tool_denylist","params":{"deny":["shell"]}}`
+	doc := `{"tenant_id":"acme","thresholds":{"max_tokens":1e15,"max_cost_cents":1e15,"max_steps":1e15,` +
+		`"max_steps_per_minute":1e15,"max_duration_seconds":1e15},"policies":[` + strings.Join(ps, ",") + `]}`
+	snap, err := snapshot.Parse("bench.json", []byte(doc), time.Time{}, prevention.Builtin())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if snap.PolicyCount() != 20 {
+		tb.Fatalf("%d policies", snap.PolicyCount())
+	}
+	return snap
+}
+
+// BenchStep is the step the governed-step benchmarks take: a tool call
+// with a model, an input, tokens and a cost.
+var BenchStep = governance.StepInput{Type: prevention.StepToolCall, Tool: "search", Model: "gpt-4o-mini",
+	Input: `{"q":"weather in Paris"}`, Tokens: 812, CostCents: 0.4}
+
+// StartBenchRun starts a run of TwentyPolicies through a new Runner on st.
+func StartBenchRun(tb testing.TB, st governance.Store) *governance.Run {
+	tb.Helper()
+	r, err := governance.NewRunner(st)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	run, err := r.Start(context.Background(), governance.StartOptions{Snapshot: TwentyPolicies(tb)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return run
+}
+
+// StepVsRaw runs b.N iterations of one raw insert and one governed step,
+// timing each, so that both see the same disk, cache and write-ahead log
+// growth, and reports raw-ns/op, governed-ns/op and their ratio.
+func StepVsRaw(b *testing.B, raw func(*testing.B), run *governance.Run) {
+	var rawNS, govNS time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		raw(b)
+		t1 := time.Now()
+		if _, err := run.Step(context.Background(), BenchStep); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		rawNS += t1.Sub(t0)
+		govNS += t2.Sub(t1)
+	}
+	b.ReportMetric(float64(rawNS.Nanoseconds())/float64(b.N), "raw-ns/op")
+	b.ReportMetric(float64(govNS.Nanoseconds())/float64(b.N), "governed-ns/op")
+	b.ReportMetric(float64(govNS)/float64(rawNS), "ratio")
+}
