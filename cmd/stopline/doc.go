@@ -28,6 +28,12 @@
 //   - Flags may come before or after positional arguments; "--" ends the
 //     flags. `stopline --help` lists the commands, `stopline CMD --help`
 //     explains every flag with an example.
+//   - run and serve log on stderr (log/slog text lines: time=… level=…
+//     msg=… key=value …) from the level --log-level LEVEL gives (debug,
+//     info, warn, error; before or after the command), else
+//     $STOPLINE_LOG_LEVEL, else warn (info for serve). A log line never
+//     replaces a command's error line, and at the default level a
+//     command that succeeds writes nothing on stderr. See Logs.
 //   - Human-readable output is aligned in columns; times are UTC with
 //     milliseconds (2025-03-01T12:00:01.500Z); step times in show and
 //     explain are milliseconds after the run's start (+1500ms). Long work
@@ -54,7 +60,7 @@
 // Lists the policy versions, oldest first, the active one marked. Without
 // --tenant, every tenant's. --json: an array of versions as above.
 //
-//	stopline run [--policies FILE] --steps FILE [--tenant T] [--checkpoint-key FILE] [--json]
+//	stopline run [--policies FILE] --steps FILE [--tenant T] [--checkpoint-key FILE] [--log-level LEVEL] [--json]
 //
 // A governed run of scripted steps through the real runner and store.
 // Without --policies the tenant's active version is used (--tenant is
@@ -158,11 +164,27 @@
 // checkpoints. --json: {"private_key_file","public_key_file","key_id"}
 // (or "key_name").
 //
-//	stopline serve [--addr HOST:PORT] [--tenant-header NAME] [--sign-key FILE]
+//	stopline serve [--addr HOST:PORT] [--tenant-header NAME] [--sign-key FILE] [--log-level LEVEL]
 //
 // Serves httpapi.Handler (package export/httpapi) over the database on --addr (default
 // 127.0.0.1:8080). The tenant of each request is taken from a request
 // header, X-Stopline-Tenant by default: put serve behind a proxy that
 // authenticates callers and sets that header. SIGINT or SIGTERM shuts it
 // down gracefully (requests in flight get up to 15 s).
+//
+// # Logs
+//
+// run logs what the runner does (governance.WithLogger: a run's start and
+// each allowed step at debug, a step with findings and the run's end at
+// info, a stop by a policy at warn, a failure at error; attributes such as
+// run_id, step_index, policy_id, reason, never the step's text) at
+// --log-level info or debug. At warn and error the runner's log is left
+// out: the result on stdout and the error line already say all it would.
+//
+// serve logs at info where it listens (msg="serve: listening"
+// url=http://HOST:PORT tenant_header=…) and when it shuts down; each
+// request it refuses (4xx) at info and each that fails (5xx) at error,
+// with its error, as msg="request refused" or "request failed" method=…
+// path=… status=… duration=…; each request answered at debug; the HTTP
+// server's own errors (a bad TLS handshake, a broken connection) at warn.
 package main

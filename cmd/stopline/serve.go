@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -48,7 +49,7 @@ func serveCmd() *command {
 	return &command{
 		name:     "serve",
 		section:  "Server",
-		synopsis: "[--addr HOST:PORT] [--tenant-header NAME] [--actor-header NAME] [--sign-key FILE]",
+		synopsis: "[--addr HOST:PORT] [--tenant-header NAME] [--actor-header NAME] [--sign-key FILE] [--log-level LEVEL]",
 		summary:  "serve the HTTP API: exports, runs, explanations, incidents",
 		desc: `Serves the HTTP API of the export/httpapi package over the database:
 
@@ -78,12 +79,16 @@ Each request's headers must arrive within 10 s and the whole request within
 and headers over 64 KiB are refused.
 
 SIGINT or SIGTERM stops accepting connections and waits up to 15 s for
-requests in flight. Server errors are logged on stderr.`,
+requests in flight.
+
+It logs on stderr (--log-level, default info): where it listens, each
+request it refuses (4xx, info) or fails (5xx, error, with the error), each
+one answered (debug), its shutdown.`,
 		examples: []string{
 			"stopline serve --addr 127.0.0.1:8080 --sign-key export.key",
 			"curl -X POST -H 'X-Stopline-Tenant: acme' http://127.0.0.1:8080/incidents/INC-9d1c2b3a4f5e6d7c/export/evidence -o evidence.json",
 		},
-		maxArgs: 0, store: true,
+		maxArgs: 0, store: true, logs: true,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&addr, "addr", "127.0.0.1:8080", "listen on `HOST:PORT`")
 			fs.StringVar(&tenantHeader, "tenant-header", defaultTenantHeader, "take each request's tenant from the header `NAME`")
@@ -98,6 +103,10 @@ requests in flight. Server errors are logged on stderr.`,
 			}
 			if limits.read <= 0 || limits.write <= 0 {
 				return usagef("--read-timeout and --write-timeout must be positive")
+			}
+			log, _, err := newLogger(e, "serve") // log.go: --log-level
+			if err != nil {
+				return err
 			}
 			renderer, err := pdf.New()
 			if err != nil {
@@ -118,10 +127,8 @@ requests in flight. Server errors are logged on stderr.`,
 				}
 				h := httpapi.Handler(exp, httpapi.HeaderTenant(tenantHeader),
 					httpapi.WithActor(httpapi.HeaderActor(actorHeader)),
-					httpapi.WithErrorLog(func(r *http.Request, err error) {
-						fmt.Fprintf(e.stderr, "stopline serve: %s %s: %s\n", r.Method, r.URL.Path, oneLine(err.Error()))
-					}))
-				return serveHTTP(ctx, e, addr, tenantHeader, limits, h)
+					httpapi.WithErrorLog(requestFailed)) // logged with the request: log.go
+				return serveHTTP(ctx, log, addr, tenantHeader, limits, h)
 			})
 		},
 	}
@@ -130,20 +137,21 @@ requests in flight. Server errors are logged on stderr.`,
 // serveLimits are the timeouts a flag can change.
 type serveLimits struct{ read, write time.Duration }
 
-func serveHTTP(ctx context.Context, e *env, addr, tenantHeader string, limits serveLimits, h http.Handler) error {
+func serveHTTP(ctx context.Context, log *slog.Logger, addr, tenantHeader string, limits serveLimits, h http.Handler) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           limitBodies(h),
+		Handler:           logRequests(log, limitBodies(h)),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       limits.read,
 		WriteTimeout:      limits.write,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
-	fmt.Fprintf(e.stderr, "stopline serve: listening on http://%s (tenant from the %s header)\n", ln.Addr(), tenantHeader)
+	log.Info("serve: listening", "url", "http://"+ln.Addr().String(), "tenant_header", tenantHeader)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -151,7 +159,7 @@ func serveHTTP(ctx context.Context, e *env, addr, tenantHeader string, limits se
 		return err
 	case <-ctx.Done():
 	}
-	fmt.Fprintf(e.stderr, "stopline serve: shutting down\n")
+	log.Info("serve: shutting down", "grace", shutdownGrace)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	err = srv.Shutdown(sctx)
