@@ -34,6 +34,8 @@
 //     $STOPLINE_LOG_LEVEL, else warn (info for serve). A log line never
 //     replaces a command's error line, and at the default level a
 //     command that succeeds writes nothing on stderr. See Logs.
+//   - run and serve export traces and metrics only when the OTEL_*
+//     environment asks for them. See Telemetry.
 //   - Human-readable output is aligned in columns; times are UTC with
 //     milliseconds (2025-03-01T12:00:01.500Z); step times in show and
 //     explain are milliseconds after the run's start (+1500ms). Long work
@@ -180,6 +182,7 @@
 // run_id, step_index, policy_id, reason, never the step's text) at
 // --log-level info or debug. At warn and error the runner's log is left
 // out: the result on stdout and the error line already say all it would.
+// Warnings that telemetry could not be exported are logged at warn.
 //
 // serve logs at info where it listens (msg="serve: listening"
 // url=http://HOST:PORT tenant_header=…) and when it shuts down; each
@@ -187,4 +190,41 @@
 // with its error, as msg="request refused" or "request failed" method=…
 // path=… status=… duration=…; each request answered at debug; the HTTP
 // server's own errors (a bad TLS handshake, a broken connection) at warn.
+//
+// # Telemetry
+//
+// run and serve set up OpenTelemetry from the standard environment
+// variables, and nothing without them:
+//
+//   - OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER: a comma-separated
+//     list of otlp (OTLP over HTTP/protobuf, configured by
+//     OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS,
+//     OTEL_EXPORTER_OTLP_TIMEOUT and the rest of OTEL_EXPORTER_OTLP_*,
+//     signal-specific ones included, as the OpenTelemetry Go exporters
+//     read them), console (JSON on stderr: one line per span; one document
+//     per metric export) and none. Unset means none (the specification's
+//     default is otlp: the command sends nothing unless asked). An unknown
+//     exporter, and an OTLP protocol other than http/protobuf (gRPC is
+//     not built in), are warnings and ignored.
+//   - OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES set the resource
+//     (default service.name=stopline, service.version from the build).
+//   - OTEL_SDK_DISABLED=true turns it all off.
+//   - OTEL_BSP_* (the batch span processor) and OTEL_METRIC_EXPORT_INTERVAL
+//     and _TIMEOUT (the periodic metric reader) are read by the SDK.
+//   - TRACEPARENT and TRACESTATE (W3C trace context) make the run's span
+//     (run) a child of the span they name, so a run started by a CI job
+//     or a script joins its trace.
+//
+// run exports each run as package otelgov does (a span for the run, a
+// child span for each step, the stop and its incident as events, the
+// stopline.* metrics; never a step's text). serve exports a server span
+// for each request, named by its route (GET /runs/{id}) and joining the
+// caller's traceparent, and the http.server.* metrics
+// (go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp).
+//
+// Spans go through a batch processor and metrics through a periodic
+// reader, so an exporter that fails or hangs never changes a run or an
+// answer; export failures are warnings on stderr. When the command ends it
+// flushes what is left, waiting at most 5 s (then warns that not all was
+// exported); its exit status does not depend on it.
 package main

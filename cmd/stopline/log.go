@@ -53,7 +53,9 @@ func logRequests(log *slog.Logger, h http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		failure := new(error)
-		h.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestErrKey{}, failure)))
+		r2 := r.WithContext(context.WithValue(r.Context(), requestErrKey{}, failure))
+		h.ServeHTTP(rec, r2)
+		r.Pattern = r2.Pattern // the route matched, for the telemetry around
 		status := rec.status
 		if status == 0 {
 			status = http.StatusOK

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,7 +76,9 @@ no policy stopped the run; warnings lists the findings that did not stop it
 "policy_id","source","threshold","limit","observed","message","enforcement"}.
 
 With --log-level info or debug, what the runner does is logged on stderr
-(never the steps' text).`,
+(never the steps' text). With OTEL_TRACES_EXPORTER or OTEL_METRICS_EXPORTER
+(otlp, console), the run is exported as OpenTelemetry spans and metrics;
+TRACEPARENT makes its span join a trace (see cmd/stopline's documentation).`,
 		examples: []string{
 			"stopline run --policies policies.json --steps transcript.jsonl",
 			"stopline run --steps transcript.jsonl --tenant acme --json",
@@ -96,16 +97,16 @@ With --log-level info or debug, what the runner does is logged on stderr
 			if policies == "" && tenant == "" {
 				return usagef("give --policies FILE, or --tenant T to use the tenant's active policy version")
 			}
-			log, level, err := newLogger(e, "run") // log.go: --log-level
+			tel, err := startTelemetry(ctx, e, "run") // telemetry.go: --log-level, OTEL_*
 			if err != nil {
 				return err
 			}
-			var opts []governance.Option
-			if level <= slog.LevelInfo {
-				// At warn and error, the result and the error line already
-				// say what the runner would log.
-				opts = append(opts, governance.WithLogger(log))
+			defer tel.shutdown(ctx)
+			opts, err := tel.runnerOptions()
+			if err != nil {
+				return err
 			}
+			ctx = tel.runContext(ctx)
 			var snap *snapshot.PolicySnapshot
 			if policies != "" {
 				var err error

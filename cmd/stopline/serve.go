@@ -83,7 +83,9 @@ requests in flight.
 
 It logs on stderr (--log-level, default info): where it listens, each
 request it refuses (4xx, info) or fails (5xx, error, with the error), each
-one answered (debug), its shutdown.`,
+one answered (debug), its shutdown. With OTEL_TRACES_EXPORTER or
+OTEL_METRICS_EXPORTER (otlp, console), each request is a server span, joining
+the caller's traceparent, and http.server.* metrics.`,
 		examples: []string{
 			"stopline serve --addr 127.0.0.1:8080 --sign-key export.key",
 			"curl -X POST -H 'X-Stopline-Tenant: acme' http://127.0.0.1:8080/incidents/INC-9d1c2b3a4f5e6d7c/export/evidence -o evidence.json",
@@ -104,10 +106,11 @@ one answered (debug), its shutdown.`,
 			if limits.read <= 0 || limits.write <= 0 {
 				return usagef("--read-timeout and --write-timeout must be positive")
 			}
-			log, _, err := newLogger(e, "serve") // log.go: --log-level
+			tel, err := startTelemetry(ctx, e, "serve") // telemetry.go: --log-level, OTEL_*
 			if err != nil {
 				return err
 			}
+			defer tel.shutdown(ctx)
 			renderer, err := pdf.New()
 			if err != nil {
 				return err
@@ -128,7 +131,7 @@ one answered (debug), its shutdown.`,
 				h := httpapi.Handler(exp, httpapi.HeaderTenant(tenantHeader),
 					httpapi.WithActor(httpapi.HeaderActor(actorHeader)),
 					httpapi.WithErrorLog(requestFailed)) // logged with the request: log.go
-				return serveHTTP(ctx, log, addr, tenantHeader, limits, h)
+				return serveHTTP(ctx, tel, addr, tenantHeader, limits, h)
 			})
 		},
 	}
@@ -137,21 +140,21 @@ one answered (debug), its shutdown.`,
 // serveLimits are the timeouts a flag can change.
 type serveLimits struct{ read, write time.Duration }
 
-func serveHTTP(ctx context.Context, log *slog.Logger, addr, tenantHeader string, limits serveLimits, h http.Handler) error {
+func serveHTTP(ctx context.Context, tel *telemetry, addr, tenantHeader string, limits serveLimits, h http.Handler) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           logRequests(log, limitBodies(h)),
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Handler:           tel.handler(limitBodies(h)),
+		ErrorLog:          slog.NewLogLogger(tel.log.Handler(), slog.LevelWarn),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       limits.read,
 		WriteTimeout:      limits.write,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
-	log.Info("serve: listening", "url", "http://"+ln.Addr().String(), "tenant_header", tenantHeader)
+	tel.log.Info("serve: listening", "url", "http://"+ln.Addr().String(), "tenant_header", tenantHeader)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -159,7 +162,7 @@ func serveHTTP(ctx context.Context, log *slog.Logger, addr, tenantHeader string,
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("serve: shutting down", "grace", shutdownGrace)
+	tel.log.Info("serve: shutting down", "grace", shutdownGrace)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	err = srv.Shutdown(sctx)
@@ -172,7 +175,6 @@ func serveHTTP(ctx context.Context, log *slog.Logger, addr, tenantHeader string,
 // limitBodies refuses a request whose body is declared over maxBodyBytes
 // (413) and cuts one that turns out longer.
 func limitBodies(h http.Handler) http.Handler {
-	limited := http.MaxBytesHandler(h, maxBodyBytes)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > maxBodyBytes {
 			w.Header().Set("Content-Type", "application/json")
@@ -181,6 +183,11 @@ func limitBodies(h http.Handler) http.Handler {
 			fmt.Fprintf(w, "{\"error\":\"request body over %d bytes\"}\n", maxBodyBytes)
 			return
 		}
-		limited.ServeHTTP(w, r)
+		// As http.MaxBytesHandler, which also serves a copy of the
+		// request; and the route matched, for the telemetry around.
+		limited := *r
+		limited.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		h.ServeHTTP(w, &limited)
+		r.Pattern = limited.Pattern
 	})
 }
