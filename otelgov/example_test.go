@@ -42,7 +42,8 @@ func Example() {
 		_, err := run.Step(ctx, governance.StepInput{Type: prevention.StepToolCall, Tool: "search"})
 		return err
 	})
-	tp.ForceFlush(ctx) // exports what the batch processor holds (a program shuts tp down at exit)
+	obs.ForceFlush(ctx) // hands what the Observer queued to tp (a program calls obs.Shutdown, then tp.Shutdown, at exit)
+	tp.ForceFlush(ctx)  // exports what the batch processor holds
 
 	for _, s := range exporter.GetSpans() {
 		var events []string

@@ -19,6 +19,7 @@ type metrics map[string]metricdata.Metrics
 
 func (h *harness) collect() metrics {
 	h.t.Helper()
+	h.flush()
 	var rm metricdata.ResourceMetrics
 	if err := h.reader.Collect(ctx, &rm); err != nil {
 		h.t.Fatal(err)

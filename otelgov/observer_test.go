@@ -46,6 +46,7 @@ func parse(t testing.TB, doc string) *snapshot.PolicySnapshot {
 // in-memory recorder and whose metrics are read by a manual reader.
 type harness struct {
 	t      *testing.T
+	obs    *otelgov.Observer
 	spans  *tracetest.SpanRecorder
 	tp     *sdktrace.TracerProvider
 	reader *sdkmetric.ManualReader
@@ -59,11 +60,12 @@ func newHarness(t *testing.T, st governance.Store, opts ...otelgov.Option) *harn
 	h := &harness{t: t, spans: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader(), store: st}
 	h.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(h.spans))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(h.reader))
-	t.Cleanup(func() { h.tp.Shutdown(ctx); mp.Shutdown(ctx) })
 	obs, err := otelgov.New(append([]otelgov.Option{otelgov.WithTracerProvider(h.tp), otelgov.WithMeterProvider(mp)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.obs = obs
+	t.Cleanup(func() { obs.Shutdown(ctx); h.tp.Shutdown(ctx); mp.Shutdown(ctx) })
 	h.clock = governance.NewFakeClock(t0)
 	h.runner, err = governance.NewRunner(st, governance.WithClock(h.clock), governance.WithObserver(obs))
 	if err != nil {
@@ -72,9 +74,18 @@ func newHarness(t *testing.T, st governance.Store, opts ...otelgov.Option) *harn
 	return h
 }
 
+// flush hands what the Observer queued to the providers.
+func (h *harness) flush() {
+	h.t.Helper()
+	if err := h.obs.ForceFlush(ctx); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // ended returns the ended spans by name; several of one name are kept in
 // order of their end.
 func (h *harness) ended() map[string][]sdktrace.ReadOnlySpan {
+	h.flush()
 	m := map[string][]sdktrace.ReadOnlySpan{}
 	for _, s := range h.spans.Ended() {
 		m[s.Name()] = append(m[s.Name()], s)
@@ -228,6 +239,7 @@ func TestCompletedRun(t *testing.T) {
 			t.Errorf("%s: status %v, events %v", c.name, s.Status(), s.Events())
 		}
 	}
+	h.flush()
 	noText(t, h.spans.Ended())
 }
 
@@ -394,6 +406,7 @@ func TestHookFailure(t *testing.T) {
 	if _, err := run.Step(ctx, governance.StepInput{Type: prevention.StepMessage}); err == nil {
 		t.Fatal("a failed hook allowed the step")
 	}
+	obs.ForceFlush(ctx)
 	s := h.ended()["stopline.step message"][0]
 	want(t, "failed check", s.Attributes(), map[string]any{
 		"stopline.decision": "block", "stopline.policy.id": "broken", "stopline.termination_reason": "system_failure",
@@ -456,13 +469,21 @@ func TestNew(t *testing.T) {
 		"nil tracer provider": otelgov.WithTracerProvider(nil),
 		"nil meter provider":  otelgov.WithMeterProvider(nil),
 		"empty label":         otelgov.WithLabels("a", " "),
+		"empty queue":         otelgov.WithMaxQueue(0),
 	} {
 		if _, err := otelgov.New(opt); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if _, err := otelgov.New(); err != nil {
-		t.Errorf("defaults: %v", err)
+	obs, err := otelgov.New()
+	if err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if err := obs.Shutdown(ctx); err != nil {
+		t.Error(err)
+	}
+	if err := obs.ForceFlush(ctx); err != nil {
+		t.Errorf("ForceFlush after Shutdown: %v", err)
 	}
 }
 

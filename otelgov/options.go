@@ -14,14 +14,15 @@ import (
 type Option func(*config) error
 
 type config struct {
-	tp      trace.TracerProvider
-	mp      metric.MeterProvider
-	content bool
-	labels  []string
+	tp       trace.TracerProvider
+	mp       metric.MeterProvider
+	content  bool
+	labels   []string
+	maxQueue int
 }
 
 func defaultConfig() config {
-	return config{tp: otel.GetTracerProvider(), mp: otel.GetMeterProvider()}
+	return config{tp: otel.GetTracerProvider(), mp: otel.GetMeterProvider(), maxQueue: DefaultMaxQueue}
 }
 
 // WithTracerProvider sets where spans go (default: the global
@@ -29,9 +30,9 @@ func defaultConfig() config {
 // until a program sets one, the global provider delegates to the one set
 // later).
 //
-// Its span processors are called while the step waits: give it a batch
-// processor (sdktrace.WithBatcher), never a synchronous one (see the
-// package documentation, "Bounded delay").
+// The Observer's goroutine, not the step, waits for its span processors;
+// a batch processor (sdktrace.WithBatcher) keeps that goroutine from
+// waiting for the exporter.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(cfg *config) error {
 		if tp == nil {
@@ -81,6 +82,20 @@ func WithLabels(keys ...string) Option {
 			}
 			cfg.labels = append(cfg.labels, k)
 		}
+		return nil
+	}
+}
+
+// WithMaxQueue sets how many events may wait for the Observer's
+// goroutine (default DefaultMaxQueue, 2048). Beyond it events are dropped
+// (and counted, through otel.Handle), never waited for: the start of a
+// run, with all its steps, or a step. n must be positive.
+func WithMaxQueue(n int) Option {
+	return func(cfg *config) error {
+		if n <= 0 {
+			return fmt.Errorf("WithMaxQueue: %d is not positive", n)
+		}
+		cfg.maxQueue = n
 		return nil
 	}
 }

@@ -42,15 +42,17 @@ import (
 //	TRACEPARENT, TRACESTATE  (run) the trace the run's span joins.
 //	OTEL_BSP_*, OTEL_METRIC_EXPORT_*  read by the SDK.
 //
-// Spans go through a batch processor, so that an exporter that blocks or
-// fails never holds a step back (otelgov, "Bounded delay"); metrics
-// through a periodic reader. shutdown flushes both, for at most
+// Spans go through a batch processor and metrics through a periodic
+// reader, so that an exporter that blocks or fails holds back neither
+// otelgov's goroutine nor serve's requests (a step never waits for them:
+// otelgov, "Bounded delay"). shutdown flushes both, for at most
 // telemetryShutdown.
 type telemetry struct {
 	log   *slog.Logger
 	level slog.Level
 	tp    *sdktrace.TracerProvider // nil: no traces
 	mp    *sdkmetric.MeterProvider // nil: no metrics
+	obs   *otelgov.Observer        // run's, if any: shut down first
 	env   func(string) string      // OTEL_* variables the SDK reads itself come from the process's environment
 }
 
@@ -197,6 +199,7 @@ func (t *telemetry) runnerOptions() ([]governance.Option, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.obs = obs
 	return append(opts, governance.WithObserver(obs)), nil
 }
 
@@ -243,16 +246,21 @@ func (t *telemetry) handler(h http.Handler) http.Handler {
 	return logRequests(t.log, h)
 }
 
-// shutdown flushes and stops the providers, waiting at most
-// telemetryShutdown (an exporter that ignores its context can hold a
-// provider's shutdown longer: the command does not wait for it). What
-// could not be flushed is a warning; the command's outcome stays.
+// shutdown hands what the observer queued to the providers, then flushes
+// and stops them, waiting at most telemetryShutdown in all (an exporter
+// that ignores its context can hold a provider's shutdown longer: the
+// command does not wait for it). What could not be flushed is a warning;
+// the command's outcome stays.
 func (t *telemetry) shutdown(ctx context.Context) {
 	if t.tp == nil && t.mp == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), telemetryShutdown)
 	defer cancel()
+	var errs []error
+	if t.obs != nil {
+		errs = append(errs, t.obs.Shutdown(ctx))
+	}
 	errc := make(chan error, 2)
 	n := 0
 	if t.tp != nil {
@@ -263,7 +271,6 @@ func (t *telemetry) shutdown(ctx context.Context) {
 		n++
 		go func() { errc <- t.mp.Shutdown(ctx) }()
 	}
-	var errs []error
 	for range n {
 		select {
 		case err := <-errc:
