@@ -2,19 +2,20 @@ package otelgov
 
 import "go.opentelemetry.io/otel/attribute"
 
-// Span and event names.
+// Names: of spans, events and the instrumentation scope; attribute
+// prefixes and values.
 const (
-	runSpanName        = "stopline.run"
-	stepSpanPrefix     = "stopline.step "
-	eventInflection    = "stopline.inflection"
-	eventIncident      = "stopline.incident"
-	eventFinding       = "stopline.finding"
-	scopeName          = "github.com/stopline/stopline/otelgov"
-	labelPrefix        = "stopline.run.label."
-	metadataPrefix     = "stopline.step.metadata."
-	errorRecordFailed  = "record_failed"
-	operationChat      = "chat"
-	operationExecuteTo = "execute_tool"
+	runSpanName          = "stopline.run"
+	stepSpanPrefix       = "stopline.step "
+	eventInflection      = "stopline.inflection"
+	eventIncident        = "stopline.incident"
+	eventFinding         = "stopline.finding"
+	scopeName            = "github.com/stopline/stopline/otelgov"
+	labelPrefix          = "stopline.run.label."
+	metadataPrefix       = "stopline.step.metadata."
+	errorRecordFailed    = "record_failed"
+	operationChat        = "chat"
+	operationExecuteTool = "execute_tool"
 )
 
 // Governance attributes (the package documentation lists them all).

@@ -96,12 +96,16 @@ func (o *Observer) RunStarted(ctx context.Context, e governance.RunEvent) {
 
 // StepDone queues the step's span, a child of its run's, from e.At to
 // e.At+e.Duration, and the step's measurements. What the goroutine reads
-// later is copied now: the findings, and the metadata it uses.
+// later is copied now (the findings, and the metadata it uses), and the
+// step's text is kept only when WithContent exports it.
 func (o *Observer) StepDone(ctx context.Context, e governance.StepEvent) {
 	ev := event{kind: eventStep, span: trace.SpanContextFromContext(ctx), step: e}
 	ev.step.Evaluation.Findings = append([]prevention.Decision(nil), e.Evaluation.Findings...)
 	ev.step.Input.Metadata = nil
-	if o.content && len(e.Input.Metadata) > 0 {
+	if !o.content {
+		// Not exported: not kept either (a step's text can be megabytes).
+		ev.step.Input.Input, ev.step.Input.Output = "", ""
+	} else if len(e.Input.Metadata) > 0 {
 		ev.step.Input.Metadata = make(map[string]string, len(e.Input.Metadata))
 		for k, v := range e.Input.Metadata {
 			ev.step.Input.Metadata[k] = v

@@ -296,7 +296,7 @@ func appendGenAI(attrs []attribute.KeyValue, e *event) []attribute.KeyValue {
 		}
 		return attrs
 	case prevention.StepToolCall, prevention.StepToolResult:
-		attrs = append(attrs, keyGenAIOperation.String(operationExecuteTo))
+		attrs = append(attrs, keyGenAIOperation.String(operationExecuteTool))
 	}
 	if in.Tool != "" {
 		attrs = append(attrs, keyGenAIToolName.String(in.Tool))
