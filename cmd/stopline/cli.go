@@ -23,6 +23,7 @@ type env struct {
 	db       string // --db, resolved: flag, else $STOPLINE_DB, else ./stopline.db
 	jsonOut  bool   // --json
 	globalDB string // --db given before the command
+	logLevel string // --log-level, as given (log.go resolves it)
 }
 
 // defaultDB is the database used without --db and $STOPLINE_DB.
@@ -41,6 +42,7 @@ type command struct {
 	maxArgs  int  // -1: any number
 	store    bool // takes --db
 	json     bool // takes --json (prints data)
+	logs     bool // takes --log-level (logs on stderr: log.go)
 	flags    func(fs *flag.FlagSet)
 	run      func(ctx context.Context, e *env, args []string) error
 }
@@ -71,6 +73,7 @@ func dispatch(ctx context.Context, e *env, args []string) (string, error) {
 	g.SetOutput(io.Discard)
 	g.StringVar(&e.globalDB, "db", "", "")
 	g.BoolVar(&e.jsonOut, "json", false, "")
+	g.StringVar(&e.logLevel, "log-level", "", "")
 	help := g.Bool("help", false, "")
 	g.BoolVar(help, "h", false, "")
 	showVersion := g.Bool("version", false, "")
@@ -139,6 +142,9 @@ func (c *command) flagSet(e *env) *flag.FlagSet {
 	}
 	if c.json {
 		fs.BoolVar(&e.jsonOut, "json", e.jsonOut, "print one JSON document on stdout instead of text")
+	}
+	if c.logs {
+		fs.StringVar(&e.logLevel, "log-level", e.logLevel, "log on stderr from `LEVEL` up: debug, info, warn, error (default $STOPLINE_LOG_LEVEL, else "+defaultLogLevel(c.name)+")")
 	}
 	if c.flags != nil {
 		c.flags(fs)
@@ -259,7 +265,7 @@ func printOverview(w io.Writer, cmds []*command) {
 	fmt.Fprint(w, `stopline governs AI agent runs with policies that can stop a run at the
 exact step where it goes wrong, and proves afterwards what was decided and why.
 
-Usage: stopline [--db PATH] [--json] COMMAND [ARGUMENTS] [FLAGS]
+Usage: stopline [--db PATH] [--json] [--log-level LEVEL] COMMAND [ARGUMENTS] [FLAGS]
 `)
 	width := 0
 	for _, c := range cmds {
@@ -278,6 +284,9 @@ Global flags (also accepted after the command):
   --db PATH   database: a SQLite file, or a postgres:// URL for the Postgres store
               (default $STOPLINE_DB, else %s)
   --json      print one JSON document on stdout instead of text
+  --log-level LEVEL
+              what run and serve log on stderr: debug, info, warn or error
+              (default $STOPLINE_LOG_LEVEL, else warn; info for serve)
   --version   print the version (from the build information) and exit
 
 Errors go to stderr, one line each. Exit status: 0 success (a run stopped by a

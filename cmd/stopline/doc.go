@@ -28,6 +28,14 @@
 //   - Flags may come before or after positional arguments; "--" ends the
 //     flags. `stopline --help` lists the commands, `stopline CMD --help`
 //     explains every flag with an example.
+//   - run and serve log on stderr (log/slog text lines: time=… level=…
+//     msg=… key=value …) from the level --log-level LEVEL gives (debug,
+//     info, warn, error; before or after the command), else
+//     $STOPLINE_LOG_LEVEL, else warn (info for serve). A log line never
+//     replaces a command's error line, and at the default level a
+//     command that succeeds writes nothing on stderr. See Logs.
+//   - run and serve export traces and metrics only when the OTEL_*
+//     environment asks for them. See Telemetry.
 //   - Human-readable output is aligned in columns; times are UTC with
 //     milliseconds (2025-03-01T12:00:01.500Z); step times in show and
 //     explain are milliseconds after the run's start (+1500ms). Long work
@@ -75,7 +83,7 @@
 // "stops_earlier","stops_later","not_evaluated","flagged","saved",
 // "cost_unknown"}.
 //
-//	stopline run [--policies FILE] --steps FILE [--tenant T] [--checkpoint-key FILE] [--json]
+//	stopline run [--policies FILE] --steps FILE [--tenant T] [--checkpoint-key FILE] [--log-level LEVEL] [--json]
 //
 // A governed run of scripted steps through the real runner and store.
 // Without --policies the tenant's active version is used (--tenant is
@@ -197,7 +205,7 @@
 // checkpoints. --json: {"private_key_file","public_key_file","key_id"}
 // (or "key_name").
 //
-//	stopline serve [--addr HOST:PORT] [--tenant-header NAME] [--sign-key FILE]
+//	stopline serve [--addr HOST:PORT] [--tenant-header NAME] [--sign-key FILE] [--log-level LEVEL]
 //
 // Serves httpapi.Handler (package export/httpapi) over the database on --addr (default
 // 127.0.0.1:8080). The tenant of each request is taken from a request
@@ -224,4 +232,58 @@
 // WithoutMigrate (sqlite.WithoutMigrate, postgres.WithoutMigrate), this
 // command, or sqlite.Migrate / postgres.Migrate, is how it is done, and
 // its output is the record of what was applied.
+//
+// # Logs
+//
+// run logs what the runner does (governance.WithLogger: a run's start and
+// each allowed step at debug, a step with findings and the run's end at
+// info, a stop by a policy at warn, a failure at error; attributes such as
+// run_id, step_index, policy_id, reason, never the step's text) at
+// --log-level info or debug. At warn and error the runner's log is left
+// out: the result on stdout and the error line already say all it would.
+// Warnings that telemetry could not be exported are logged at warn.
+//
+// serve logs at info where it listens (msg="serve: listening"
+// url=http://HOST:PORT tenant_header=…) and when it shuts down; each
+// request it refuses (4xx) at info and each that fails (5xx) at error,
+// with its error, as msg="request refused" or "request failed" method=…
+// path=… status=… duration=…; each request answered at debug; the HTTP
+// server's own errors (a bad TLS handshake, a broken connection) at warn.
+//
+// # Telemetry
+//
+// run and serve set up OpenTelemetry from the standard environment
+// variables, and nothing without them:
+//
+//   - OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER: a comma-separated
+//     list of otlp (OTLP over HTTP/protobuf, configured by
+//     OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS,
+//     OTEL_EXPORTER_OTLP_TIMEOUT and the rest of OTEL_EXPORTER_OTLP_*,
+//     signal-specific ones included, as the OpenTelemetry Go exporters
+//     read them), console (JSON on stderr: one line per span; one document
+//     per metric export) and none. Unset means none (the specification's
+//     default is otlp: the command sends nothing unless asked). An unknown
+//     exporter, and an OTLP protocol other than http/protobuf (gRPC is
+//     not built in), are warnings and ignored.
+//   - OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES set the resource
+//     (default service.name=stopline, service.version from the build).
+//   - OTEL_SDK_DISABLED=true turns it all off.
+//   - OTEL_BSP_* (the batch span processor) and OTEL_METRIC_EXPORT_INTERVAL
+//     and _TIMEOUT (the periodic metric reader) are read by the SDK.
+//   - TRACEPARENT and TRACESTATE (W3C trace context) make the run's span
+//     (run) a child of the span they name, so a run started by a CI job
+//     or a script joins its trace.
+//
+// run exports each run as package otelgov does (a span for the run, a
+// child span for each step, the stop and its incident as events, the
+// stopline.* metrics; never a step's text). serve exports a server span
+// for each request, named by its route (GET /runs/{id}) and joining the
+// caller's traceparent, and the http.server.* metrics
+// (go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp).
+//
+// Spans go through a batch processor and metrics through a periodic
+// reader, so an exporter that fails or hangs never changes a run or an
+// answer; export failures are warnings on stderr. When the command ends it
+// flushes what is left, waiting at most 5 s (then warns that not all was
+// exported); its exit status does not depend on it.
 package main

@@ -54,7 +54,7 @@ type result struct {
 }
 
 // cli runs the binary in dir with a clean environment (no STOPLINE_DB,
-// USER=tester) plus env.
+// STOPLINE_LOG_LEVEL, OTEL_* or TRACEPARENT; USER=tester) plus env.
 type cli struct {
 	t   *testing.T
 	dir string
@@ -98,7 +98,9 @@ func (c *cli) runStdin(stdin string, args ...string) result {
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "STOPLINE_DB=") || strings.HasPrefix(kv, "USER=") || strings.HasPrefix(kv, "GORACE=") {
+		if strings.HasPrefix(kv, "STOPLINE_DB=") || strings.HasPrefix(kv, "USER=") || strings.HasPrefix(kv, "GORACE=") ||
+			strings.HasPrefix(kv, "STOPLINE_LOG_LEVEL=") || strings.HasPrefix(kv, "OTEL_") || strings.HasPrefix(kv, "TRACEPARENT=") ||
+			strings.HasPrefix(kv, "TRACESTATE=") {
 			continue
 		}
 		env = append(env, kv)

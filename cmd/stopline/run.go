@@ -42,7 +42,7 @@ func runCmd() *command {
 	return &command{
 		name:     "run",
 		section:  "Runs",
-		synopsis: "[--policies FILE] --steps FILE [--tenant T] [--json]",
+		synopsis: "[--policies FILE] --steps FILE [--tenant T] [--log-level LEVEL] [--json]",
 		summary:  "govern a scripted run: replay JSONL steps through the real runner and store",
 		desc: `Runs a governed run of scripted steps through the real runner and store, to try
 a policy set on a transcript before deploying it. The run is bound to the
@@ -73,12 +73,17 @@ the run's chain is stored when the run ends.
 "warnings"}; stopped_at_step, violation_policy_id and incident_id are null when
 no policy stopped the run; warnings lists the findings that did not stop it
 (warn- and monitor-mode policies), each {"step_index","action","reason",
-"policy_id","source","threshold","limit","observed","message","enforcement"}.`,
+"policy_id","source","threshold","limit","observed","message","enforcement"}.
+
+With --log-level info or debug, what the runner does is logged on stderr
+(never the steps' text). With OTEL_TRACES_EXPORTER or OTEL_METRICS_EXPORTER
+(otlp, console), the run is exported as OpenTelemetry spans and metrics;
+TRACEPARENT makes its span join a trace (see cmd/stopline's documentation).`,
 		examples: []string{
 			"stopline run --policies policies.json --steps transcript.jsonl",
 			"stopline run --steps transcript.jsonl --tenant acme --json",
 		},
-		maxArgs: 0, store: true, json: true,
+		maxArgs: 0, store: true, json: true, logs: true,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&policies, "policies", "", "policy `FILE` to run under; default: the tenant's active version")
 			fs.StringVar(&steps, "steps", "", "steps `FILE`, JSONL (required; - for stdin)")
@@ -92,6 +97,16 @@ no policy stopped the run; warnings lists the findings that did not stop it
 			if policies == "" && tenant == "" {
 				return usagef("give --policies FILE, or --tenant T to use the tenant's active policy version")
 			}
+			tel, err := startTelemetry(ctx, e, "run") // telemetry.go: --log-level, OTEL_*
+			if err != nil {
+				return err
+			}
+			defer tel.shutdown(ctx)
+			opts, err := tel.runnerOptions()
+			if err != nil {
+				return err
+			}
+			ctx = tel.runContext(ctx)
 			var snap *snapshot.PolicySnapshot
 			if policies != "" {
 				var err error
@@ -106,7 +121,6 @@ no policy stopped the run; warnings lists the findings that did not stop it
 			if err != nil {
 				return err
 			}
-			var opts []governance.Option
 			if cpKey != "" {
 				signer, err := readCheckpointSigner(cpKey)
 				if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -48,7 +49,7 @@ func serveCmd() *command {
 	return &command{
 		name:     "serve",
 		section:  "Server",
-		synopsis: "[--addr HOST:PORT] [--tenant-header NAME] [--actor-header NAME] [--sign-key FILE]",
+		synopsis: "[--addr HOST:PORT] [--tenant-header NAME] [--actor-header NAME] [--sign-key FILE] [--log-level LEVEL]",
 		summary:  "serve the HTTP API: exports, runs, explanations, incidents",
 		desc: `Serves the HTTP API of the export/httpapi package over the database:
 
@@ -78,12 +79,18 @@ Each request's headers must arrive within 10 s and the whole request within
 and headers over 64 KiB are refused.
 
 SIGINT or SIGTERM stops accepting connections and waits up to 15 s for
-requests in flight. Server errors are logged on stderr.`,
+requests in flight.
+
+It logs on stderr (--log-level, default info): where it listens, each
+request it refuses (4xx, info) or fails (5xx, error, with the error), each
+one answered (debug), its shutdown. With OTEL_TRACES_EXPORTER or
+OTEL_METRICS_EXPORTER (otlp, console), each request is a server span, joining
+the caller's traceparent, and http.server.* metrics.`,
 		examples: []string{
 			"stopline serve --addr 127.0.0.1:8080 --sign-key export.key",
 			"curl -X POST -H 'X-Stopline-Tenant: acme' http://127.0.0.1:8080/incidents/INC-9d1c2b3a4f5e6d7c/export/evidence -o evidence.json",
 		},
-		maxArgs: 0, store: true,
+		maxArgs: 0, store: true, logs: true,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&addr, "addr", "127.0.0.1:8080", "listen on `HOST:PORT`")
 			fs.StringVar(&tenantHeader, "tenant-header", defaultTenantHeader, "take each request's tenant from the header `NAME`")
@@ -99,6 +106,11 @@ requests in flight. Server errors are logged on stderr.`,
 			if limits.read <= 0 || limits.write <= 0 {
 				return usagef("--read-timeout and --write-timeout must be positive")
 			}
+			tel, err := startTelemetry(ctx, e, "serve") // telemetry.go: --log-level, OTEL_*
+			if err != nil {
+				return err
+			}
+			defer tel.shutdown(ctx)
 			renderer, err := pdf.New()
 			if err != nil {
 				return err
@@ -118,10 +130,8 @@ requests in flight. Server errors are logged on stderr.`,
 				}
 				h := httpapi.Handler(exp, httpapi.HeaderTenant(tenantHeader),
 					httpapi.WithActor(httpapi.HeaderActor(actorHeader)),
-					httpapi.WithErrorLog(func(r *http.Request, err error) {
-						fmt.Fprintf(e.stderr, "stopline serve: %s %s: %s\n", r.Method, r.URL.Path, oneLine(err.Error()))
-					}))
-				return serveHTTP(ctx, e, addr, tenantHeader, limits, h)
+					httpapi.WithErrorLog(requestFailed)) // logged with the request: log.go
+				return serveHTTP(ctx, tel, addr, tenantHeader, limits, h)
 			})
 		},
 	}
@@ -130,20 +140,21 @@ requests in flight. Server errors are logged on stderr.`,
 // serveLimits are the timeouts a flag can change.
 type serveLimits struct{ read, write time.Duration }
 
-func serveHTTP(ctx context.Context, e *env, addr, tenantHeader string, limits serveLimits, h http.Handler) error {
+func serveHTTP(ctx context.Context, tel *telemetry, addr, tenantHeader string, limits serveLimits, h http.Handler) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           limitBodies(h),
+		Handler:           tel.handler(limitBodies(h)),
+		ErrorLog:          slog.NewLogLogger(tel.log.Handler(), slog.LevelWarn),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       limits.read,
 		WriteTimeout:      limits.write,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
-	fmt.Fprintf(e.stderr, "stopline serve: listening on http://%s (tenant from the %s header)\n", ln.Addr(), tenantHeader)
+	tel.log.Info("serve: listening", "url", "http://"+ln.Addr().String(), "tenant_header", tenantHeader)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -151,7 +162,7 @@ func serveHTTP(ctx context.Context, e *env, addr, tenantHeader string, limits se
 		return err
 	case <-ctx.Done():
 	}
-	fmt.Fprintf(e.stderr, "stopline serve: shutting down\n")
+	tel.log.Info("serve: shutting down", "grace", shutdownGrace)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	err = srv.Shutdown(sctx)
@@ -164,7 +175,6 @@ func serveHTTP(ctx context.Context, e *env, addr, tenantHeader string, limits se
 // limitBodies refuses a request whose body is declared over maxBodyBytes
 // (413) and cuts one that turns out longer.
 func limitBodies(h http.Handler) http.Handler {
-	limited := http.MaxBytesHandler(h, maxBodyBytes)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > maxBodyBytes {
 			w.Header().Set("Content-Type", "application/json")
@@ -173,6 +183,11 @@ func limitBodies(h http.Handler) http.Handler {
 			fmt.Fprintf(w, "{\"error\":\"request body over %d bytes\"}\n", maxBodyBytes)
 			return
 		}
-		limited.ServeHTTP(w, r)
+		// As http.MaxBytesHandler, which also serves a copy of the
+		// request; and the route matched, for the telemetry around.
+		limited := *r
+		limited.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		h.ServeHTTP(w, &limited)
+		r.Pattern = limited.Pattern
 	})
 }

@@ -21,7 +21,7 @@ func startServe(t *testing.T, c *cli, args ...string) (string, *exec.Cmd, chan e
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--db", c.db, "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Dir = c.dir
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), c.env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -44,9 +44,10 @@ func startServe(t *testing.T, c *cli, args ...string) (string, *exec.Cmd, chan e
 		done <- cmd.Wait()
 	}()
 	t.Cleanup(func() { cmd.Process.Kill() })
-	_, addr, ok := strings.Cut(first, "listening on ")
+	// time=… level=INFO msg="serve: listening" url=http://HOST:PORT tenant_header=X-Stopline-Tenant
+	_, addr, ok := strings.Cut(first, " url=")
 	addr, _, _ = strings.Cut(addr, " ")
-	if !ok || !strings.Contains(first, "X-Stopline-Tenant") {
+	if !ok || !strings.Contains(first, `msg="serve: listening"`) || !strings.Contains(first, "tenant_header=X-Stopline-Tenant") {
 		t.Fatalf("serve's first line: %q", first)
 	}
 	return addr, cmd, done, &rest
