@@ -23,7 +23,10 @@ import (
 // recovered and dropped, and an observer has no way to change a run's
 // outcome: what was decided and recorded stays so. The events hold the
 // step's text (input, output, metadata), which may be personal data: an
-// observer that exports it must say so.
+// observer that exports it must say so. An event shares its maps and
+// slices (metadata, labels, findings) with the run and the caller: an
+// observer must not modify them, and must copy what it keeps past the
+// call.
 type Observer interface {
 	// RunStarted: the run and its run_start record are stored.
 	RunStarted(ctx context.Context, e RunEvent)

@@ -115,7 +115,8 @@ func TestObserverSeesFailures(t *testing.T) {
 	if len(obs.steps) != 1 || obs.steps[0].Recorded || !errors.Is(obs.steps[0].Err, governance.ErrRecordFailed) {
 		t.Errorf("step events %+v", obs.steps)
 	}
-	if len(obs.ends) != 1 || !errors.Is(obs.ends[0].Err, governance.ErrRecordFailed) {
+	if len(obs.ends) != 1 || !errors.Is(obs.ends[0].Err, governance.ErrRecordFailed) ||
+		obs.ends[0].Run.Status != governance.StatusFailed || obs.ends[0].Run.TerminationReason != prevention.ReasonSystemFailure {
 		t.Errorf("end events %+v", obs.ends)
 	}
 }

@@ -405,7 +405,12 @@ func (run *Run) end(ctx context.Context, reason prevention.RunTerminationReason,
 	if err := run.r.store.CloseRun(wctx, c); err != nil {
 		err = fmt.Errorf("%w: end of run %s: %w", ErrRecordFailed, run.rec.RunID, err)
 		if run.r.observed() {
+			// The run ends here all the same (the store shows it
+			// unfinished): observers see the status it ended with.
+			rec := run.rec
+			run.rec.Status, run.rec.TerminationReason = status, reason
 			run.notifyEnd(ctx, now, nil, err)
+			run.rec = rec
 		}
 		return run.rec, err
 	}
