@@ -12,8 +12,11 @@
 //	trace       the hash-chained record of every step, the inflection point, chain verification
 //	incident    the incident a Block creates, its severity and lifecycle
 //	governance  Runner and Run (the governed agent loop), the Store interface, Explain, VerifyRun
-//	export      evidence, SOC2 and executive-debrief bundles, PDFs, signing and offline verification, HTTP handler
+//	export      evidence, SOC2 and executive-debrief bundles built from a store; export/bundle (the format,
+//	            DSSE signing, offline verification), export/pdf (rendering), export/httpapi (the handler)
 //	llmhttp     middleware that governs OpenAI and Anthropic SDK calls, streaming included
+//	mcpgov      middleware that governs MCP tool calls, client and server (a module of its own)
+//	otelgov     runs and steps as OpenTelemetry spans and metrics
 //	store/...   sqlite (default, one file), postgres (shared by replicas), memstore (tests), storetest (conformance)
 //	cmd/stopline  the command-line tool
 //
