@@ -121,7 +121,7 @@ func open(ctx context.Context, w *sql.DB, owned bool, file string, cfg config) (
 		if err := w.PingContext(ctx); err != nil {
 			return fmt.Errorf("sqlite: opening %s: %w", file, err)
 		}
-		return s.migrate(ctx, cfg.migrate)
+		return s.migrate(ctx, cfg.migrate, cfg.migrateTo)
 	}); err != nil {
 		return fail(err)
 	}
