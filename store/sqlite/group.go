@@ -74,19 +74,39 @@ type writeReq struct {
 	key  runKey
 
 	// opAppend
-	rec         *trace.Record
+	step        stepRef
 	args        []any
 	markRunning bool
 	startedAt   any
 	// opCreate
-	run   governance.RunRecord
-	start governance.StepWrite
+	create *createReq
 	// opClose
 	close func(context.Context, sqlstore.Querier) error
 
 	state reqState      // guarded by group.mu
 	wake  chan struct{} // made when it has to wait: its turn to lead, or done
 	err   error         // its result, set by the batch that took it
+}
+
+// stepRef is what the queue needs of a step's record (kept small: a
+// write is allocated per step).
+type stepRef struct {
+	seq            int
+	prevHash, hash string
+	inflection     bool
+}
+
+// record is the step's record, with the fields that checks and errors
+// read.
+func (r *writeReq) record() *trace.Record {
+	return &trace.Record{TenantID: r.key.tenant, RunID: r.key.run, Kind: trace.KindStep, Seq: r.step.seq,
+		PrevHash: r.step.prevHash, Hash: r.step.hash, Inflection: r.step.inflection}
+}
+
+// createReq is a CreateRun's arguments.
+type createReq struct {
+	run   governance.RunRecord
+	start governance.StepWrite
 }
 
 // group is a Store's queue of writes.
@@ -166,7 +186,13 @@ func (s *Store) lead() {
 	if g.alone {
 		n = 1
 	}
-	batch := slices.Clone(g.queue[:n])
+	var one [1]*writeReq
+	batch := one[:]
+	if n == 1 {
+		one[0] = g.queue[0]
+	} else {
+		batch = slices.Clone(g.queue[:n])
+	}
 	for _, r := range batch {
 		r.state = taken
 	}
@@ -227,10 +253,10 @@ func (s *Store) writeAlone(r *writeReq) error {
 	ctx := r.ctx
 	switch r.kind {
 	case opCreate:
-		if err := s.db.CreateRun(ctx, r.run, r.start); err != nil {
+		if err := s.db.CreateRun(ctx, r.create.run, r.create.start); err != nil {
 			return err
 		}
-		s.heads[r.key] = sqlstore.Head{Seq: 0, Hash: r.start.Record.Hash}
+		s.heads[r.key] = sqlstore.Head{Seq: 0, Hash: r.create.start.Record.Hash}
 		return nil
 	case opClose:
 		delete(s.heads, r.key) // ended, or read again after a failure
@@ -238,16 +264,16 @@ func (s *Store) writeAlone(r *writeReq) error {
 	}
 	h, err := s.head(ctx, s.w, r.key)
 	if err == nil {
-		err = h.Extends(r.rec)
+		err = r.extends(h)
 	}
 	if err != nil {
-		return stepError(r.rec, err)
+		return r.stepError(err)
 	}
 	if err := s.insertStep(ctx, nil, r.args, r.markRunning, r.startedAt); err != nil {
 		delete(s.heads, r.key) // read it again next time
-		return dialect.RecordError(err, r.rec)
+		return dialect.RecordError(err, r.record())
 	}
-	s.heads[r.key] = sqlstore.Head{Seq: r.rec.Seq, Hash: r.rec.Hash}
+	s.heads[r.key] = sqlstore.Head{Seq: r.step.seq, Hash: r.step.hash}
 	return nil
 }
 
@@ -327,9 +353,9 @@ func (s *Store) writeTogether(rs []*writeReq) (again []*writeReq) {
 func (s *Store) writeIn(ctx context.Context, b *batchTx, r *writeReq) (kept bool, err error) {
 	switch r.kind {
 	case opCreate:
-		kept, err = b.savepoint(ctx, func() error { return s.db.CreateRunOn(ctx, b.q, r.run, r.start) })
+		kept, err = b.savepoint(ctx, func() error { return s.db.CreateRunOn(ctx, b.q, r.create.run, r.create.start) })
 		if err == nil {
-			b.heads[r.key] = &sqlstore.Head{Seq: 0, Hash: r.start.Record.Hash}
+			b.heads[r.key] = &sqlstore.Head{Seq: 0, Hash: r.create.start.Record.Hash}
 		}
 		return kept, err
 	case opClose:
@@ -338,23 +364,23 @@ func (s *Store) writeIn(ctx context.Context, b *batchTx, r *writeReq) (kept bool
 	}
 	h, err := s.batchHead(ctx, b, r.key)
 	if err == nil {
-		err = h.Extends(r.rec)
+		err = r.extends(h)
 	}
 	if err != nil {
-		return true, stepError(r.rec, err)
+		return true, r.stepError(err)
 	}
 	if err := s.insertStep(ctx, b.tx, r.args, false, nil); err != nil {
 		// SQLite undid the INSERT alone unless the error cost the whole
 		// transaction.
 		b.heads[r.key] = nil
-		return b.open(), dialect.RecordError(err, r.rec)
+		return b.open(), dialect.RecordError(err, r.record())
 	}
 	if r.markRunning {
 		if err := s.markRunning(ctx, b.tx, r.args, r.startedAt); err != nil {
-			return false, dialect.RecordError(err, r.rec) // the INSERT stays: start again without r
+			return false, dialect.RecordError(err, r.record()) // the INSERT stays: start again without r
 		}
 	}
-	b.heads[r.key] = &sqlstore.Head{Seq: r.rec.Seq, Hash: r.rec.Hash}
+	b.heads[r.key] = &sqlstore.Head{Seq: r.step.seq, Hash: r.step.hash}
 	return true, nil
 }
 
@@ -413,18 +439,26 @@ func (b *batchTx) open() bool {
 	return inTx
 }
 
+// extends checks that the step is the record after h (sqlstore.Head.Extends).
+func (r *writeReq) extends(h sqlstore.Head) error {
+	if r.step.seq == h.Seq+1 && r.step.prevHash == h.Hash {
+		return nil
+	}
+	return h.Extends(r.record())
+}
+
 // stepError is the error of a step refused before it was written.
-func stepError(r *trace.Record, err error) error {
-	return fmt.Errorf("sqlite: step record %d of run %s (tenant %s): %w", r.Seq, r.RunID, r.TenantID, err)
+func (r *writeReq) stepError(err error) error {
+	return fmt.Errorf("sqlite: step record %d of run %s (tenant %s): %w", r.step.seq, r.key.run, r.key.tenant, err)
 }
 
 // batchError is r's error when its batch could not be begun or committed.
 func batchError(r *writeReq, err error) error {
 	switch r.kind {
 	case opCreate:
-		return fmt.Errorf("sqlite: creating run %s of tenant %s: %w", r.run.RunID, r.run.TenantID, err)
+		return fmt.Errorf("sqlite: creating run %s of tenant %s: %w", r.key.run, r.key.tenant, err)
 	case opClose:
 		return fmt.Errorf("sqlite: closing run %s of tenant %s: %w", r.key.run, r.key.tenant, err)
 	}
-	return dialect.RecordError(err, r.rec)
+	return dialect.RecordError(err, r.record())
 }

@@ -72,7 +72,8 @@ func (s *Store) AppendStep(ctx context.Context, w governance.StepWrite) error {
 	}
 	r := &w.Record
 	return s.submit(&writeReq{kind: opAppend, ctx: ctx, key: runKey{r.TenantID, r.RunID},
-		rec: r, args: args, markRunning: w.MarkRunning, startedAt: startedAt})
+		step: stepRef{seq: r.Seq, prevHash: r.PrevHash, hash: r.Hash, inflection: r.Inflection},
+		args: args, markRunning: w.MarkRunning, startedAt: startedAt})
 }
 
 // insertStep is the one place a step's record is written (args are

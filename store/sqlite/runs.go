@@ -15,7 +15,7 @@ import (
 // governance.ErrRunExists. An empty Status is stored as queued; a run
 // cannot be created ended.
 func (s *Store) CreateRun(ctx context.Context, run governance.RunRecord, start governance.StepWrite) error {
-	return s.submit(&writeReq{kind: opCreate, ctx: ctx, key: runKey{run.TenantID, run.RunID}, run: run, start: start})
+	return s.submit(&writeReq{kind: opCreate, ctx: ctx, key: runKey{run.TenantID, run.RunID}, create: &createReq{run, start}})
 }
 
 // CloseRun ends a run in one BEGIN IMMEDIATE transaction, which reads the
