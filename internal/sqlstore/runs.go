@@ -31,6 +31,15 @@ const insertRunSQL = `INSERT INTO runs
 // is governance.ErrRunExists. An empty Status is stored as queued; a run
 // cannot be created ended.
 func (db *DB) CreateRun(ctx context.Context, run governance.RunRecord, start governance.StepWrite) error {
+	return db.CreateRunOn(ctx, db.W, run, start)
+}
+
+// CreateRunOn is CreateRun with its two statements run by q.Batch: in a
+// transaction of their own when q is a pool, or in q's transaction when it
+// is one (which then holds both or, on an error, whatever q's own rollback
+// leaves). The run's row is the first statement, its run_start record the
+// second.
+func (db *DB) CreateRunOn(ctx context.Context, q Querier, run governance.RunRecord, start governance.StepWrite) error {
 	fail := func(err error) error {
 		return db.errorf("creating run %s of tenant %s: %w", run.RunID, run.TenantID, err)
 	}
@@ -55,7 +64,7 @@ func (db *DB) CreateRun(ctx context.Context, run governance.RunRecord, start gov
 	if e.Err != nil {
 		return fail(e.Err)
 	}
-	failed, err := db.W.Batch(ctx,
+	failed, err := q.Batch(ctx,
 		Stmt{insertRunSQL, []any{run.TenantID, run.RunID, run.TraceID, run.SnapshotID, run.PolicyVersion,
 			string(run.Status), labels, createdAt, startedAt}},
 		Stmt{InsertRecordSQL, startArgs})
@@ -84,32 +93,47 @@ func (db *DB) CreateRun(ctx context.Context, run governance.RunRecord, start gov
 // an unknown run is governance.ErrNotFound; records that do not extend the
 // chain are governance.ErrChainConflict.
 func (db *DB) CloseRun(ctx context.Context, c governance.Close) error {
+	write, err := db.CloseRunWrite(c)
+	if err != nil {
+		return err
+	}
+	return db.Tx(ctx, func(q Querier) error { return write(ctx, q) })
+}
+
+// CloseRunWrite checks c and builds its statements (an invalid c is an
+// error here, before any transaction), and returns the function that
+// writes them in the transaction q, as CloseRun does in one of its own:
+// it reads the run's status (and, with CheckChainOnClose, its head) and
+// then runs the statements in one q.Batch. It writes nothing when it
+// returns an error before that Batch; after, q must be rolled back (or
+// rolled back to a savepoint taken before it).
+func (db *DB) CloseRunWrite(c governance.Close) (func(ctx context.Context, q Querier) error, error) {
 	fail := func(err error) error {
 		return db.errorf("closing run %s of tenant %s: %w", c.RunID, c.TenantID, err)
 	}
 	incidentID, err := c.Validate()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var stmts []Stmt
 	var writes []string // what each statement stores, to name it in errors
 	if c.Step != nil {
 		args, err := db.RecordArgs(c.Step)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		stmts, writes = append(stmts, Stmt{InsertRecordSQL, args}), append(writes, "step")
 	}
 	if c.Incident != nil {
 		args, err := db.incidentArgs(c.Incident)
 		if err != nil {
-			return fail(err)
+			return nil, fail(err)
 		}
 		stmts, writes = append(stmts, Stmt{insertIncidentSQL, args}), append(writes, "incident")
 	}
 	endArgs, err := db.RecordArgs(&c.End)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	e := db.Enc()
 	endedAt := e.Time("ended_at", c.EndedAt)
@@ -122,14 +146,14 @@ func (db *DB) CloseRun(ctx context.Context, c governance.Close) error {
 		}
 	}
 	if e.Err != nil {
-		return fail(e.Err)
+		return nil, fail(e.Err)
 	}
 	stmts = append(stmts, Stmt{InsertRecordSQL, endArgs}, Stmt{db.CloseRunSQL, []any{
 		c.TenantID, c.RunID, string(c.Status), string(c.Reason), intPtr(c.StoppedAtStep), c.ViolationPolicyID,
 		incidentID, c.Message, endedAt, startedAt, c.End.Record.Hash, int64(c.End.Record.Seq) + 1}})
 	writes = append(writes, "end", "run")
 
-	return db.Tx(ctx, func(q Querier) error {
+	return func(ctx context.Context, q Querier) error {
 		var status string
 		err := q.QueryRow(ctx, db.RunStatusForClose, c.TenantID, c.RunID).Scan(&status)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -161,7 +185,7 @@ func (db *DB) CloseRun(ctx context.Context, c governance.Close) error {
 			return db.RecordError(err, &c.End.Record)
 		}
 		return fail(fmt.Errorf("storing the run's final fields: %w", err))
-	})
+	}, nil
 }
 
 // checkClose reads a run's head inside CloseRun's transaction and checks

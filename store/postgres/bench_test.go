@@ -2,14 +2,18 @@ package postgres_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/internal/sqlstore/sqlstoretest"
+	"github.com/stopline/stopline/store/postgres"
 	"github.com/stopline/stopline/store/storetest"
 	"github.com/stopline/stopline/trace"
 )
@@ -141,4 +145,76 @@ func BenchmarkGovernedStepTenantLimitsPostgres(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkConcurrentRunsPostgres governs 1, 8 and 32 runs at once, each
+// stepping from a goroutine of its own through governance.Runner with the
+// 20 policies: as the Store writes (the AppendSteps waiting at one moment
+// sent in one round trip as one transaction, group.go), and, in the same
+// process, on a database of its own, with every step sent alone over the
+// pool (each its own round trip and commit, as before). x-pool is the
+// ratio of their steps/s:
+//
+//	go test -run '^$' -bench ConcurrentRunsPostgres -benchtime 3x -count 3 ./store/postgres/
+func BenchmarkConcurrentRunsPostgres(b *testing.B) {
+	for _, n := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("runs=%d", n), func(b *testing.B) {
+			batched := openStore(b, newDatabase(b))
+			pooled := openStore(b, newDatabase(b))
+			postgres.BatchAppends(pooled, false)
+			sqlstoretest.ConcurrentRuns(b, n, sqlstoretest.Writer{Store: batched}, sqlstoretest.Writer{Name: "pool", Store: pooled})
+		})
+	}
+}
+
+// unpipelined is a Store whose CloseRun takes a round trip per statement.
+type unpipelined struct{ *postgres.Store }
+
+func (u unpipelined) CloseRun(ctx context.Context, c governance.Close) error {
+	return postgres.CloseRunUnpipelined(u.Store, ctx, c)
+}
+
+// BenchmarkFinishPostgres times Run.Finish (CloseRun: the run_end record
+// and the run's final fields in one transaction that first locks the
+// run's row) as the Store makes it, in two round trips, and as it did
+// before, in four, alternating in each iteration on one database. It
+// reports both and their ratio.
+func BenchmarkFinishPostgres(b *testing.B) {
+	s := openStore(b, newDatabase(b))
+	snap := sqlstoretest.TwentyPolicies(b)
+	piped, err := governance.NewRunner(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain, err := governance.NewRunner(unpipelined{s})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pipedNS, plainNS []time.Duration
+	finish := func(r *governance.Runner) time.Duration {
+		run, err := r.Start(ctx, governance.StartOptions{Snapshot: snap})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := run.Step(ctx, sqlstoretest.BenchStep); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		if _, err := run.Finish(ctx); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(t0)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if i%2 == 0 {
+			pipedNS, plainNS = append(pipedNS, finish(piped)), append(plainNS, finish(plain))
+		} else {
+			plainNS, pipedNS = append(plainNS, finish(plain)), append(pipedNS, finish(piped))
+		}
+	}
+	p50, old50 := sqlstoretest.Percentile(pipedNS, 50), sqlstoretest.Percentile(plainNS, 50)
+	b.ReportMetric(float64(p50.Microseconds()), "finish-p50-µs")
+	b.ReportMetric(float64(old50.Microseconds()), "unpipelined-p50-µs")
+	b.ReportMetric(float64(p50)/float64(old50), "ratio-p50")
 }

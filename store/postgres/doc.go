@@ -47,7 +47,12 @@
 // # The chain is checked where it is stored
 //
 // AppendStep is one INSERT, committed on its own: one round trip, one
-// commit. A BEFORE INSERT trigger (records_chain) checks, inside that
+// commit. The AppendSteps that wait at the same moment in a Store (steps
+// of concurrent runs) go out together, as one pgx batch that PostgreSQL
+// runs as one implicit transaction: one round trip and one commit for
+// all of them; if the database refuses any, that transaction is rolled
+// back and each is sent again alone for its own answer. A step that finds
+// none waiting is sent at once. A BEFORE INSERT trigger (records_chain) checks, inside that
 // statement, that the record follows the hash stored at seq - 1 and that
 // that record is not the run_end that closed the chain (for a run_start:
 // that the run exists and has not ended); the primary key (tenant_id,
@@ -74,7 +79,9 @@
 // the run_end record and the run's final fields in one transaction that
 // first locks the run's row (SELECT ... FOR UPDATE), so that replicas
 // closing the same run queue for each other; the trigger checks each
-// record against the one before it, this transaction's own included.
+// record against the one before it, this transaction's own included. It
+// takes two round trips: BEGIN with the locking read, then the writes
+// with COMMIT.
 // PublishPolicy numbers versions under a per-tenant advisory lock.
 //
 // Triggers make the record append-only against any SQL, not only this

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stopline/stopline/governance"
 )
 
 // Hooks for the black-box tests.
@@ -25,3 +27,23 @@ func LatestVersion() int {
 
 // Unmigrated returns a Store over pool without touching its schema.
 func Unmigrated(pool *pgxpool.Pool) *Store { return build(pool, false) }
+
+// BatchAppends turns on (the default) or off sending the AppendSteps
+// waiting at one moment in one round trip (group.go); off, every step is
+// sent alone, as the Store did before.
+func BatchAppends(s *Store, on bool) { s.appends.off = !on }
+
+// CloseRunUnpipelined is CloseRun as the Store made it before it was
+// pipelined: BEGIN, the status read, the writes and COMMIT, each in a
+// round trip of its own.
+func CloseRunUnpipelined(s *Store, ctx context.Context, c governance.Close) error {
+	return s.db.CloseRun(ctx, c)
+}
+
+// AppendsQueued is how many AppendSteps are in s's queue (the batch being
+// sent included).
+func AppendsQueued(s *Store) int {
+	s.appends.mu.Lock()
+	defer s.appends.mu.Unlock()
+	return len(s.appends.queue)
+}

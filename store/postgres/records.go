@@ -7,6 +7,7 @@ import (
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/internal/sqlstore"
+	"github.com/stopline/stopline/trace"
 )
 
 // appendRunningSQL is the record's INSERT and the run's move from queued
@@ -40,12 +41,23 @@ func (s *Store) AppendStep(ctx context.Context, w governance.StepWrite) error {
 	if w.MarkRunning {
 		q, args = appendRunningSQL, append(args, startedAt)
 	}
-	_, err = s.pool.Exec(ctx, q, args...)
+	if !s.appends.off {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return s.submit(&appendReq{ctx: ctx, sql: q, args: args, rec: &w.Record})
+	}
+	return s.appendOne(ctx, q, args, &w.Record)
+}
+
+// appendOne sends one append's statement alone and maps its error.
+func (s *Store) appendOne(ctx context.Context, q string, args []any, r *trace.Record) error {
+	_, err := s.pool.Exec(ctx, q, args...)
 	if err != nil && dialect.Classify(err) == sqlstore.ChainBroken {
 		// No record at seq - 1 with that hash: a stale head, or no such run.
-		if rerr := s.db.RunExists(ctx, w.Record.TenantID, w.Record.RunID); errors.Is(rerr, governance.ErrNotFound) {
-			return fmt.Errorf("postgres: step record %d of run %s (tenant %s): %w", w.Record.Seq, w.Record.RunID, w.Record.TenantID, rerr)
+		if rerr := s.db.RunExists(ctx, r.TenantID, r.RunID); errors.Is(rerr, governance.ErrNotFound) {
+			return fmt.Errorf("postgres: step record %d of run %s (tenant %s): %w", r.Seq, r.RunID, r.TenantID, rerr)
 		}
 	}
-	return dialect.RecordError(err, &w.Record)
+	return dialect.RecordError(err, r)
 }

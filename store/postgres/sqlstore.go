@@ -160,20 +160,3 @@ func (s *Store) Ledger() prevention.Ledger { return s.ledger }
 func (s *Store) CreateRun(ctx context.Context, run governance.RunRecord, start governance.StepWrite) error {
 	return s.db.CreateRun(ctx, run, start)
 }
-
-// CloseRun ends a run in one transaction: it locks the run's row (so
-// that two replicas closing one run queue for each other, and nothing
-// else waits), then writes, in one batch, the blocking step (if any,
-// which must be marked as the inflection point), the incident (if any),
-// the run_end record, and the run's final fields, with StepCount and
-// totals taken from its last step record and HeadHash and ChainLength
-// from the run_end record; with MarkRunning, a run that was queued gets
-// StartedAt = the blocking step's time (EndedAt without one). The
-// records_chain trigger checks each record against the one before it,
-// this transaction's own included. Either all of it is stored or none. A
-// run already ended is governance.ErrRunEnded; an unknown run is
-// governance.ErrNotFound; records that do not extend the chain are
-// governance.ErrChainConflict.
-func (s *Store) CloseRun(ctx context.Context, c governance.Close) error {
-	return s.db.CloseRun(ctx, c)
-}

@@ -22,6 +22,10 @@ type Store struct {
 	db     sqlstore.DB
 	ledger *sqlstore.Ledger
 
+	// appends sends the AppendSteps waiting at one moment in one round
+	// trip (group.go).
+	appends appendQueue
+
 	closeOnce sync.Once
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/internal/sqlstore/sqlstoretest"
 	"github.com/stopline/stopline/prevention"
+	"github.com/stopline/stopline/store/postgres"
 	"github.com/stopline/stopline/store/storetest"
 	"github.com/stopline/stopline/trace"
 )
@@ -98,4 +99,73 @@ func TestAppendErrors(t *testing.T) {
 func TestErrorsNameTheStore(t *testing.T) {
 	t.Parallel()
 	sqlstoretest.ErrorsNameTheStore(t, openStore(t, newDatabase(t)), "postgres")
+}
+
+// CloseRun takes two round trips on one connection (BEGIN with the
+// status read, the writes with COMMIT): a close refused at either leaves
+// nothing stored and the connection out of any transaction, ready for the
+// next write, even when the pool has only that one.
+func TestCloseRunRefusalsLeaveNoTransaction(t *testing.T) {
+	t.Parallel()
+	url := newDatabase(t)
+	s := openStore(t, url, postgres.WithMaxConns(1))
+	snap := storetest.Snapshot(t, "acme")
+	r, err := governance.NewRunner(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := r.Start(ctx, governance.StartOptions{Snapshot: snap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := governance.StepInput{Type: prevention.StepToolCall, Tool: "search"}
+	if _, err := run.Step(ctx, step); err != nil {
+		t.Fatal(err)
+	}
+	rec := run.Record()
+	end := func(runID string, seq int, prev string) governance.StepWrite {
+		return sealed(trace.Record{TenantID: "acme", RunID: runID, Seq: seq, Kind: trace.KindRunEnd, At: storetest.T0,
+			SnapshotID: snap.ID(), StepIndex: -1, RunStatus: string(governance.StatusSucceeded), Reason: prevention.ReasonCompleted,
+			TotalTokens: rec.TotalTokens, TotalCostCents: rec.TotalCostCents}, prev)
+	}
+	closeWith := func(runID string, w governance.StepWrite) governance.Close {
+		return governance.Close{TenantID: "acme", RunID: runID, End: w, Status: governance.StatusSucceeded,
+			Reason: prevention.ReasonCompleted, EndedAt: storetest.T0}
+	}
+	for _, tc := range []struct {
+		name string
+		c    governance.Close
+		want error
+	}{
+		{"unknown run", closeWith("RUN-none", end("RUN-none", rec.ChainLength, rec.HeadHash)), governance.ErrNotFound},
+		{"end off the chain", closeWith(rec.RunID, end(rec.RunID, rec.ChainLength, trace.GenesisHash)), governance.ErrChainConflict},
+		{"end at a seq taken", closeWith(rec.RunID, end(rec.RunID, rec.ChainLength-1, rec.HeadHash)), governance.ErrChainConflict},
+	} {
+		if err := s.CloseRun(ctx, tc.c); !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+		// The one connection is free and outside any transaction:
+		// what it reads is committed, and nothing of the close is.
+		got, err := s.Run(ctx, "acme", rec.RunID)
+		if err != nil || got.Status != governance.StatusRunning || got.ChainLength != rec.ChainLength {
+			t.Fatalf("after %s: %+v %v", tc.name, got, err)
+		}
+	}
+	if _, err := run.Step(ctx, step); err != nil {
+		t.Fatal(err)
+	}
+	rec = run.Record()
+	if recs, err := s.Records(ctx, "acme", rec.RunID); err != nil || len(recs) != rec.ChainLength {
+		t.Errorf("%d records %v, want %d", len(recs), err, rec.ChainLength)
+	}
+	fin, err := run.Finish(ctx)
+	if err != nil || fin.Status != governance.StatusSucceeded {
+		t.Fatalf("Finish: %+v %v", fin, err)
+	}
+	if err := s.CloseRun(ctx, closeWith(rec.RunID, end(rec.RunID, fin.ChainLength, fin.HeadHash))); !errors.Is(err, governance.ErrRunEnded) {
+		t.Errorf("closing an ended run: got %v, want ErrRunEnded", err)
+	}
+	if n, err := governance.VerifyRun(ctx, s, "acme", rec.RunID); err != nil {
+		t.Errorf("VerifyRun: %d %v", n, err)
+	}
 }

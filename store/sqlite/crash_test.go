@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,11 +22,13 @@ import (
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/store/sqlite"
+	"github.com/stopline/stopline/trace"
 )
 
 // The crash suite, after SQLite's own crash tests: a child process (this
-// test binary, re-executed) governs runs on a real file and prints one
-// acknowledgement line after each call returns; the parent kills it with
+// test binary, re-executed) governs crashRuns runs at once on a real file,
+// one goroutine each, so that their steps share group commits, and prints
+// one acknowledgement line after each call returns; the parent kills it with
 // SIGKILL at a random moment, reopens the file and checks every promise:
 // every acknowledged record is there with its hash, every acknowledged
 // stop has its incident, SQLite's integrity check passes, every chain and
@@ -45,6 +48,9 @@ const (
 	crashSyncEnv  = "STOPLINE_CRASH_SYNC"
 	crashSeedEnv  = "STOPLINE_CRASH_SEED"
 )
+
+// crashRuns is how many runs the child governs at once.
+const crashRuns = 16
 
 const crashPolicy = `{"tenant_id":"acme","thresholds":{"max_steps":1000},"policies":[
 	{"id":"steps","kind":"budget","params":{"metric":"steps","threshold":"max_steps"}},
@@ -236,11 +242,16 @@ func checkAfterCrash(t *testing.T, iter int, path string, acks []crashAck, verif
 
 	ended := map[string]bool{}
 	started := map[string]bool{}
+	chains := map[string][]trace.Record{} // each run's records, read once
 	for _, a := range acks {
-		recs, err := s.Records(ctx, "acme", a.run)
-		if err != nil {
-			t.Errorf("acknowledged %s of run %s: %v", a.kind, a.run, err)
-			continue
+		recs, ok := chains[a.run]
+		if !ok {
+			var err error
+			if recs, err = s.Records(ctx, "acme", a.run); err != nil {
+				t.Errorf("acknowledged %s of run %s: %v", a.kind, a.run, err)
+				continue
+			}
+			chains[a.run] = recs
 		}
 		if a.seq >= len(recs) || recs[a.seq].Hash != a.hash {
 			t.Errorf("acknowledged %s record %d of run %s lost (the run has %d records)", a.kind, a.seq, a.run, len(recs))
@@ -328,15 +339,23 @@ func checkAfterCrash(t *testing.T, iter int, path string, acks []crashAck, verif
 	return stats
 }
 
-// TestCrashChild is the child of TestCrash: it governs runs on the file
-// until it is killed, printing an acknowledgement after each call that
+// TestCrashChild is the child of TestCrash: it governs crashRuns runs at
+// once on the file until it is killed, each goroutine starting one run
+// after another, printing an acknowledgement after each call that
 // returned.
 func TestCrashChild(t *testing.T) {
 	path := os.Getenv(crashChildEnv)
 	if path == "" {
 		t.Skip("run by TestCrash")
 	}
+	var out sync.Mutex
+	ack := func(format string, args ...any) {
+		out.Lock()
+		defer out.Unlock()
+		fmt.Printf(format, args...)
+	}
 	fail := func(err error) {
+		out.Lock() // nothing is printed after the error
 		fmt.Printf("error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 		os.Exit(3)
 	}
@@ -349,7 +368,6 @@ func TestCrashChild(t *testing.T) {
 		fail(err)
 	}
 	seed, _ := strconv.ParseUint(os.Getenv(crashSeedEnv), 10, 64)
-	rng := rand.New(rand.NewPCG(seed, 11))
 	s, err := sqlite.Open(ctx, path, sqlite.WithSynchronous(mode))
 	if err != nil {
 		fail(err)
@@ -363,44 +381,52 @@ func TestCrashChild(t *testing.T) {
 		fail(err)
 	}
 	fmt.Println("ready")
-	for {
-		run, err := r.Start(ctx, governance.StartOptions{Snapshot: snap, Labels: map[string]string{"sync": mode.String()}})
-		if err != nil {
-			fail(err)
-		}
-		fmt.Printf("start %s 0 %s\n", run.ID(), run.Record().HeadHash)
-		steps := 1 + rng.IntN(12)
-		stopped := false
-		for i := 0; i < steps && !stopped; i++ {
-			in := governance.StepInput{Type: prevention.StepToolCall, Tool: "search", Input: fmt.Sprintf(`{"q":%d}`, i),
-				Output: strings.Repeat("result ", 1+rng.IntN(50)), Tokens: int64(rng.IntN(100)), CostCents: 0.5}
-			if rng.IntN(12) == 0 {
-				in.Tool = "shell" // the tool allowlist stops the run here
+	for g := range crashRuns {
+		go func() {
+			rng := rand.New(rand.NewPCG(seed, 11+uint64(g)))
+			for {
+				crashRun(r, snap, mode, rng, ack, fail)
 			}
-			res, err := run.Step(ctx, in)
-			var v *governance.Violation
-			switch {
-			case err == nil:
-				fmt.Printf("step %s %d %s\n", run.ID(), res.Index+1, res.Hash)
-			case errors.As(err, &v) && !errors.Is(err, governance.ErrRecordFailed):
-				fmt.Printf("block %s %d %s %s\n", run.ID(), res.Index+1, res.Hash, v.IncidentID)
-				stopped = true
-			default:
-				fail(err)
-			}
-		}
-		if stopped {
-			continue
-		}
-		var rec governance.RunRecord
-		if rng.IntN(4) == 0 {
-			rec, err = run.Abort(ctx, prevention.ReasonUserAbort, "user pressed stop")
-		} else {
-			rec, err = run.Finish(ctx)
-		}
-		if err != nil {
-			fail(err)
-		}
-		fmt.Printf("end %s %d %s\n", run.ID(), rec.ChainLength-1, rec.HeadHash)
+		}()
 	}
+	select {} // until killed
+}
+
+// crashRun governs one run of the child from start to end.
+func crashRun(r *governance.Runner, snap *snapshot.PolicySnapshot, mode sqlite.Synchronous, rng *rand.Rand,
+	ack func(string, ...any), fail func(error)) {
+	run, err := r.Start(ctx, governance.StartOptions{Snapshot: snap, Labels: map[string]string{"sync": mode.String()}})
+	if err != nil {
+		fail(err)
+	}
+	ack("start %s 0 %s\n", run.ID(), run.Record().HeadHash)
+	steps := 1 + rng.IntN(12)
+	for i := 0; i < steps; i++ {
+		in := governance.StepInput{Type: prevention.StepToolCall, Tool: "search", Input: fmt.Sprintf(`{"q":%d}`, i),
+			Output: strings.Repeat("result ", 1+rng.IntN(50)), Tokens: int64(rng.IntN(100)), CostCents: 0.5}
+		if rng.IntN(12) == 0 {
+			in.Tool = "shell" // the tool allowlist stops the run here
+		}
+		res, err := run.Step(ctx, in)
+		var v *governance.Violation
+		switch {
+		case err == nil:
+			ack("step %s %d %s\n", run.ID(), res.Index+1, res.Hash)
+		case errors.As(err, &v) && !errors.Is(err, governance.ErrRecordFailed):
+			ack("block %s %d %s %s\n", run.ID(), res.Index+1, res.Hash, v.IncidentID)
+			return
+		default:
+			fail(err)
+		}
+	}
+	var rec governance.RunRecord
+	if rng.IntN(4) == 0 {
+		rec, err = run.Abort(ctx, prevention.ReasonUserAbort, "user pressed stop")
+	} else {
+		rec, err = run.Finish(ctx)
+	}
+	if err != nil {
+		fail(err)
+	}
+	ack("end %s %d %s\n", run.ID(), rec.ChainLength-1, rec.HeadHash)
 }

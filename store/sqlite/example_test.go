@@ -176,6 +176,6 @@ func ExampleMigrate() {
 	fmt.Println("opened")
 	// Output:
 	// true
-	// migrated from version 0 to 4
+	// migrated from version 0 to 5
 	// opened
 }

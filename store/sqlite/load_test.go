@@ -15,15 +15,17 @@ import (
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
+	"github.com/stopline/stopline/store/sqlite"
 )
 
 // TestLoad governs many runs at once on one SQLite file, in the default
-// durability mode (FULL: one fsync per step), with readers listing,
+// durability mode (FULL: one fsync per commit, which the steps of the runs
+// waiting at that moment share), with readers listing,
 // reading and verifying runs while they are written. Every acknowledged
 // record must be there with its hash, every chain must verify, and no
 // caller may ever see "database is locked" (or any other error).
 //
-// Size: 1,000 concurrent runs × 50 steps (52,000 commits), in CI too: it
+// Size: 1,000 concurrent runs × 50 steps (52,000 records), in CI too: it
 // takes about 25 s under -race on 2 cores (GUARANTEES.md has the
 // measurements). STOPLINE_LONG=1 runs 5,000 runs × 50 steps.
 // STOPLINE_LOAD_RUNS and STOPLINE_LOAD_STEPS override either size.
@@ -143,8 +145,8 @@ func TestLoad(t *testing.T) {
 	if n := locked.Load(); n > 0 {
 		t.Errorf(`%d callers saw "database is locked" or busy`, n)
 	}
-	t.Logf("%d runs × %d steps (%d commits) in %v: %.0f steps/s; %d reads meanwhile",
-		runs, steps, runs*(steps+2), elapsed.Round(time.Millisecond), float64(runs*steps)/elapsed.Seconds(), reads.Load())
+	t.Logf("%d runs × %d steps (%d records in %d commits) in %v: %.0f steps/s; %d reads meanwhile",
+		runs, steps, runs*(steps+2), sqlite.Commits(s), elapsed.Round(time.Millisecond), float64(runs*steps)/elapsed.Seconds(), reads.Load())
 
 	// Every acknowledged record is there, and every chain verifies.
 	vstart := time.Now()

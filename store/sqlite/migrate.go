@@ -26,11 +26,11 @@ var (
 // apply, checks that it is there), one BEGIN IMMEDIATE transaction per
 // migration, so that several handles or processes opening the same file
 // at once apply each migration exactly once.
-func (s *Store) migrate(ctx context.Context, apply bool) error {
+func (s *Store) migrate(ctx context.Context, apply bool, upTo int) error {
 	if !apply {
 		return s.db.CheckSchema(ctx)
 	}
-	_, _, err := s.db.Migrate(ctx, 0)
+	_, _, err := s.db.Migrate(ctx, upTo)
 	return err
 }
 

@@ -50,6 +50,7 @@ type config struct {
 	sync        Synchronous
 	busyTimeout time.Duration
 	migrate     bool
+	migrateTo   int  // the version to migrate to; 0: the newest (tests set others)
 	forNew      bool // the options are New's
 }
 

@@ -4,23 +4,18 @@ import (
 	"context"
 
 	"github.com/stopline/stopline/governance"
-	"github.com/stopline/stopline/internal/sqlstore"
 )
 
 // CreateRun stores a new run and its run_start record (seq 0, prev_hash
 // the genesis hash) in one BEGIN IMMEDIATE transaction, and keeps the
-// run's head. The run's snapshot must be stored (else
+// run's head. Runs created, steps appended and runs closed at the same
+// moment share that transaction and its commit (group commit, see
+// group.go). The run's snapshot must be stored (else
 // governance.ErrNotFound); a run id already stored for the tenant is
 // governance.ErrRunExists. An empty Status is stored as queued; a run
 // cannot be created ended.
 func (s *Store) CreateRun(ctx context.Context, run governance.RunRecord, start governance.StepWrite) error {
-	if err := s.db.CreateRun(ctx, run, start); err != nil {
-		return err
-	}
-	s.headsMu.Lock()
-	s.heads[runKey{run.TenantID, run.RunID}] = sqlstore.Head{Seq: 0, Hash: start.Record.Hash}
-	s.headsMu.Unlock()
-	return nil
+	return s.submit(&writeReq{kind: opCreate, ctx: ctx, key: runKey{run.TenantID, run.RunID}, create: &createReq{run, start}})
 }
 
 // CloseRun ends a run in one BEGIN IMMEDIATE transaction, which reads the
@@ -30,12 +25,16 @@ func (s *Store) CreateRun(ctx context.Context, run governance.RunRecord, start g
 // with StepCount and totals taken from its last step record and HeadHash
 // and ChainLength from the run_end record; with MarkRunning, a run that
 // was queued gets StartedAt = the blocking step's time (EndedAt without
-// one). Either all of it is stored or none. A run already ended is
+// one). Either all of it is stored or none. It goes through the same
+// queue as AppendStep (group commit, see group.go), after every write of
+// the run queued before it, and may share its transaction with other
+// runs' writes, inside a savepoint of its own. A run already ended is
 // governance.ErrRunEnded; an unknown run is governance.ErrNotFound;
 // records that do not extend the chain are governance.ErrChainConflict.
 func (s *Store) CloseRun(ctx context.Context, c governance.Close) error {
-	s.headsMu.Lock()
-	defer s.headsMu.Unlock()
-	delete(s.heads, runKey{c.TenantID, c.RunID}) // ended, or read again after a failure
-	return s.db.CloseRun(ctx, c)
+	write, err := s.db.CloseRunWrite(c)
+	if err != nil {
+		return err
+	}
+	return s.submit(&writeReq{kind: opClose, ctx: ctx, key: runKey{c.TenantID, c.RunID}, close: write})
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
@@ -35,13 +36,20 @@ type Store struct {
 
 	insertRecord *sql.Stmt // on w; a step's INSERT (see insertStep)
 
+	// group is the queue that AppendStep, CreateRun and CloseRun join:
+	// the writes waiting at one moment share a transaction (group.go).
+	group group
+
 	// heads holds the chain head of each open run this handle has
 	// written or read: AppendStep checks a record against it instead of
 	// reading the database. A stale head (another handle appended) only
 	// makes this handle pick a seq that is taken, which the primary key
-	// refuses; it can never let a record break the chain.
+	// refuses; it can never let a record break the chain. It changes only
+	// with a commit (group.go), under headsMu, which the batch being
+	// written holds.
 	headsMu sync.Mutex
 	heads   map[runKey]sqlstore.Head
+	commits atomic.Int64 // transactions of the queue committed, for the benchmarks
 
 	closeOnce sync.Once
 	closeErr  error
@@ -121,7 +129,7 @@ func open(ctx context.Context, w *sql.DB, owned bool, file string, cfg config) (
 		if err := w.PingContext(ctx); err != nil {
 			return fmt.Errorf("sqlite: opening %s: %w", file, err)
 		}
-		return s.migrate(ctx, cfg.migrate)
+		return s.migrate(ctx, cfg.migrate, cfg.migrateTo)
 	}); err != nil {
 		return fail(err)
 	}

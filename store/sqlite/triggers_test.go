@@ -52,6 +52,10 @@ func TestTriggersRefuseRawWrites(t *testing.T) {
 		{"second inflection", `INSERT INTO records SELECT tenant_id, run_id, seq + 1, 'step', 1, at_ns, 'violation', 1, NULL, 0, 0, body, hash, 'h', NULL
 			FROM records WHERE run_id = 'RUN-open' AND seq = 1; INSERT INTO records SELECT tenant_id, run_id, seq + 1, 'step', 2, at_ns, 'violation', 1, NULL, 0, 0, body, hash, 'h2', NULL
 			FROM records WHERE run_id = 'RUN-open' AND seq = 2`, "UNIQUE constraint failed"},
+		{"unknown record kind", `INSERT INTO records SELECT tenant_id, run_id, seq + 1, 'note', 1, at_ns, 'ok', 0, NULL, 0, 0, body, hash, 'h', NULL
+			FROM records WHERE run_id = 'RUN-open' AND seq = 1`, "CHECK constraint failed"},
+		{"second run_end", `INSERT INTO records SELECT tenant_id, run_id, seq + 1, 'run_end', -1, at_ns, NULL, 0, NULL, 0, 0, body, hash, 'h', NULL
+			FROM records WHERE run_id = 'RUN-ended' AND kind = 'run_end'`, "UNIQUE constraint failed"},
 		{"update export", `UPDATE exports SET bundle_hash = 'cd'`, "export log is append-only"},
 		{"delete export", `DELETE FROM exports`, "export log is append-only"},
 	}
