@@ -1,0 +1,119 @@
+package export_test
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stopline/stopline/export"
+	"github.com/stopline/stopline/export/bundle"
+	"github.com/stopline/stopline/export/internal/fixture"
+	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/store/sqlite"
+)
+
+// longRunFile records, once per n in a process, a run of n steps stopped
+// at its last (fixture.LongRun) in a SQLite file, and returns the file and
+// the incident id.
+func longRunFile(b *testing.B, n int) (file, incID string) {
+	b.Helper()
+	v, _ := longRuns.LoadOrStore(n, &longRun{})
+	lr := v.(*longRun)
+	lr.once.Do(func() {
+		dir, err := os.MkdirTemp("", "stopline-export-")
+		if err != nil {
+			lr.err = err
+			return
+		}
+		lr.dir = dir
+		lr.file = filepath.Join(dir, "run-"+strconv.Itoa(n)+".db")
+		st, err := sqlite.Open(ctx, lr.file, sqlite.WithSynchronous(sqlite.Normal))
+		if err != nil {
+			lr.err = err
+			return
+		}
+		defer st.Close()
+		_, lr.incID = fixture.LongRun(b, st, n)
+	})
+	if lr.err != nil {
+		b.Fatal(lr.err)
+	}
+	b.Cleanup(func() {}) // kept for the process's other benchmarks
+	return lr.file, lr.incID
+}
+
+var longRuns sync.Map // n -> *longRun
+
+type longRun struct {
+	once             sync.Once
+	dir, file, incID string
+	err              error
+}
+
+// peakHeap samples the heap in use (runtime/metrics) every millisecond
+// until the returned function is called, which returns the peak in bytes.
+func peakHeap() func() uint64 {
+	runtime.GC()
+	peak := make(chan uint64)
+	stop := make(chan struct{})
+	go func() {
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var max uint64
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(sample)
+			if v := sample[0].Value.Uint64(); v > max {
+				max = v
+			}
+			select {
+			case <-stop:
+				peak <- max
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() uint64 { close(stop); return <-peak }
+}
+
+func benchmarkExport(b *testing.B, n int) {
+	file, incID := longRunFile(b, n)
+	st, err := sqlite.Open(ctx, file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	exp, err := export.New(st, export.WithClock(governance.NewFakeClock(fixture.T0)), export.WithSigner(fixture.Key("bench")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := export.Request{TenantID: "acme", IncidentID: incID, ExportedBy: "bench"}
+	var size int64
+	stop := peakHeap()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		a, err := exp.Export(ctx, bundle.TypeEvidence, req, export.FormatJSON)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if size, err = a.WriteTo(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(size)/1e6, "MB-json")
+	b.ReportMetric(float64(stop())/1e6, "MB-peak-heap")
+}
+
+// BenchmarkExport100k exports the signed evidence bundle (JSON) of a run
+// of 100,000 steps from a SQLite file, and reports the bundle's size and
+// the peak heap in use while exporting.
+func BenchmarkExport100k(b *testing.B) { benchmarkExport(b, 100_000) }
