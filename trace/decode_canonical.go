@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"encoding/json"
 	"strconv"
 	"unicode/utf8"
 
@@ -23,6 +24,7 @@ import (
 // nil *Decoder decodes too, sharing nothing.
 type Decoder struct {
 	strs map[string]string
+	last [fViolationPolicyID + 1]string // the last string read per record field
 }
 
 // maxShared bounds the strings a Decoder shares: a chain with more
@@ -43,12 +45,19 @@ func (d *Decoder) Decode(body []byte, prevHash, hash string) (Record, error) {
 }
 
 // share returns b as a string, the same string for the same bytes while
-// fewer than maxShared are kept.
-func (d *Decoder) share(b []byte) string {
+// fewer than maxShared are kept. f is the record field the string is of,
+// or -1: most fields repeat the previous record's value.
+func (d *Decoder) share(f int, b []byte) string {
 	if d == nil {
 		return string(b)
 	}
+	if f >= 0 && d.last[f] == string(b) {
+		return d.last[f]
+	}
 	if s, ok := d.strs[string(b)]; ok {
+		if f >= 0 {
+			d.last[f] = s
+		}
 		return s
 	}
 	s := string(b)
@@ -57,6 +66,9 @@ func (d *Decoder) share(b []byte) string {
 	}
 	if len(d.strs) < maxShared {
 		d.strs[s] = s
+	}
+	if f >= 0 {
+		d.last[f] = s
 	}
 	return s
 }
@@ -197,7 +209,7 @@ func (p *parser) recordValue(r *Record, f int) bool {
 		raw, okRaw := p.rawString()
 		ok = okRaw && r.At.UnmarshalJSON(raw) == nil
 	case fContentHash:
-		r.ContentHash, ok = p.string(false)
+		r.ContentHash, ok = p.string(noShare)
 	case fCostCents:
 		r.CostCents, ok = p.float()
 	case fDecision:
@@ -209,32 +221,32 @@ func (p *parser) recordValue(r *Record, f int) bool {
 	case fFindings:
 		ok = p.findings(r)
 	case fIncidentID:
-		r.IncidentID, ok = p.string(true)
+		r.IncidentID, ok = p.string(fIncidentID)
 	case fInflection:
 		r.Inflection, ok = p.bool()
 	case fKind:
 		var s string
-		s, ok = p.string(true)
+		s, ok = p.string(fKind)
 		r.Kind = Kind(s)
 	case fMessage:
-		r.Message, ok = p.string(false)
+		r.Message, ok = p.string(noShare)
 	case fModel:
-		r.Model, ok = p.string(true)
+		r.Model, ok = p.string(fModel)
 	case fReason:
 		ok = p.text(r.Reason.UnmarshalText)
 	case fRunID:
-		r.RunID, ok = p.string(true)
+		r.RunID, ok = p.string(fRunID)
 	case fRunStatus:
-		r.RunStatus, ok = p.string(true)
+		r.RunStatus, ok = p.string(fRunStatus)
 	case fSeq:
 		r.Seq, ok = p.intValue()
 	case fSnapshotHash:
-		r.SnapshotHash, ok = p.string(true)
+		r.SnapshotHash, ok = p.string(fSnapshotHash)
 	case fSnapshotID:
-		r.SnapshotID, ok = p.string(true)
+		r.SnapshotID, ok = p.string(fSnapshotID)
 	case fStatus:
 		var s string
-		s, ok = p.string(true)
+		s, ok = p.string(fStatus)
 		r.Status = Status(s)
 	case fStepIndex:
 		r.StepIndex, ok = p.intValue()
@@ -246,17 +258,17 @@ func (p *parser) recordValue(r *Record, f int) bool {
 			r.StoppedAtStep = &v
 		}
 	case fTenantID:
-		r.TenantID, ok = p.string(true)
+		r.TenantID, ok = p.string(fTenantID)
 	case fTokens:
 		r.Tokens, ok = p.int64()
 	case fTool:
-		r.Tool, ok = p.string(true)
+		r.Tool, ok = p.string(fTool)
 	case fTotalCostCents:
 		r.TotalCostCents, ok = p.float()
 	case fTotalTokens:
 		r.TotalTokens, ok = p.int64()
 	case fViolationPolicyID:
-		r.ViolationPolicyID, ok = p.string(true)
+		r.ViolationPolicyID, ok = p.string(fViolationPolicyID)
 	}
 	return ok
 }
@@ -352,24 +364,24 @@ func (p *parser) decision(d *prevention.Decision) bool {
 			ok = p.text(d.Action.UnmarshalText)
 		case dEnforcement:
 			var s string
-			s, ok = p.string(true)
+			s, ok = p.string(-1)
 			d.Enforcement = snapshot.Enforcement(s)
 		case dLimit:
 			d.Limit, ok = p.float()
 		case dMessage:
-			d.Message, ok = p.string(false)
+			d.Message, ok = p.string(noShare)
 		case dObserved:
 			d.Observed, ok = p.float()
 		case dPolicyID:
-			d.PolicyID, ok = p.string(true)
+			d.PolicyID, ok = p.string(-1)
 		case dReason:
 			ok = p.text(d.Reason.UnmarshalText)
 		case dSource:
 			var s string
-			s, ok = p.string(true)
+			s, ok = p.string(-1)
 			d.Source = prevention.Source(s)
 		case dThreshold:
-			d.Threshold, ok = p.string(true)
+			d.Threshold, ok = p.string(-1)
 		}
 		if !ok {
 			return false
@@ -424,17 +436,21 @@ func (p *parser) rawString() ([]byte, bool) {
 	return p.b[start:p.i], true
 }
 
-// string reads a string; shared strings are kept by the Decoder.
-func (p *parser) string(shared bool) (string, bool) {
+// string reads a string; the Decoder shares it when f is a record field
+// (see share) or -1, and not when f is noShare.
+func (p *parser) string(f int) (string, bool) {
 	b, ok := p.stringBytes()
 	if !ok {
 		return "", false
 	}
-	if shared {
-		return p.d.share(b), true
+	if f != noShare {
+		return p.d.share(f, b), true
 	}
 	return string(b), true
 }
+
+// noShare marks a string no other record is likely to repeat.
+const noShare = -2
 
 // text reads a string and hands its text to an UnmarshalText method, as
 // encoding/json does for a type that has one.
@@ -601,4 +617,95 @@ func (p *parser) float() (float64, bool) {
 	}
 	v, err := strconv.ParseFloat(string(text), 64)
 	return v, err == nil
+}
+
+// DecodeContent decodes stored content (as EncodeContent writes it) as
+// encoding/json's Unmarshal into a Content does — unknown fields are
+// ignored —, reading the form EncodeContent writes with a parser made for
+// it, and any other with encoding/json.
+func DecodeContent(b []byte) (Content, error) {
+	var c Content
+	p := parser{b: b}
+	if p.content(&c) {
+		return c, nil
+	}
+	c = Content{}
+	err := json.Unmarshal(b, &c)
+	return c, err
+}
+
+// content reads a whole content object into c.
+func (p *parser) content(c *Content) bool {
+	if !p.byte('{') {
+		return false
+	}
+	last := -1
+	for n := 0; ; n++ {
+		if p.peek() == '}' {
+			p.i++
+			return p.i == len(p.b)
+		}
+		if n > 0 && !p.byte(',') {
+			return false
+		}
+		k, ok := p.key()
+		if !ok {
+			return false
+		}
+		f := -1
+		switch string(k) {
+		case "input":
+			f = 0
+		case "metadata":
+			f = 1
+		case "output":
+			f = 2
+		}
+		if f <= last {
+			return false
+		}
+		last = f
+		switch f {
+		case 0:
+			c.Input, ok = p.string(noShare)
+		case 1:
+			ok = p.metadata(c)
+		case 2:
+			c.Output, ok = p.string(noShare)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// metadata reads the metadata object: string values under string keys (a
+// key given twice, which encoding/json reads as the last, goes to
+// encoding/json).
+func (p *parser) metadata(c *Content) bool {
+	if !p.byte('{') {
+		return false
+	}
+	c.Metadata = map[string]string{}
+	for n := 0; ; n++ {
+		if p.peek() == '}' {
+			p.i++
+			return true
+		}
+		if n > 0 && !p.byte(',') {
+			return false
+		}
+		k, ok := p.string(noShare)
+		if !ok || !p.byte(':') {
+			return false
+		}
+		if _, dup := c.Metadata[k]; dup {
+			return false
+		}
+		v, ok := p.string(noShare)
+		if !ok {
+			return false
+		}
+		c.Metadata[k] = v
+	}
 }

@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -164,4 +165,38 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		}
 	})
+}
+
+// agreeContent checks that DecodeContent answers as json.Unmarshal does.
+func agreeContent(t *testing.T, b []byte) {
+	t.Helper()
+	var want Content
+	wantErr := json.Unmarshal(b, &want)
+	got, err := DecodeContent(b)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("DecodeContent(%q): error %v, encoding/json's %v", b, err, wantErr)
+	}
+	if err == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("DecodeContent(%q) = %#v, encoding/json %#v", b, got, want)
+	}
+}
+
+func TestDecodeContentAgrees(t *testing.T) {
+	for _, c := range []Content{{}, {Input: "a"}, {Output: "é\"\\\n\t<>&\u2028\x01"}, {Metadata: map[string]string{}},
+		{Input: "i", Output: "o", Metadata: map[string]string{"b": "1", "a": "2", "日本": "🙂", "": ""}}} {
+		agreeContent(t, EncodeContent(nil, &c))
+	}
+	for _, s := range []string{`null`, `{}`, ` {}`, `{"input":"a","input":"b"}`, `{"Input":"a"}`, `{"extra":1,"input":"x"}`,
+		`{"metadata":{"a":"1","a":"2"}}`, `{"metadata":{"b":"1","a":"2"}}`, `{"metadata":null}`, `{"metadata":{"a":1}}`,
+		`{"output":"a","input":"b"}`, "{\"input\":\"\xff\"}", `{"input":"\ud800"}`, `{"input":"x"} `, `{"input":"x"}x`, `[]`, ``} {
+		agreeContent(t, []byte(s))
+	}
+}
+
+// FuzzDecodeContentAgrees: DecodeContent reads every text as
+// json.Unmarshal into a Content does.
+func FuzzDecodeContentAgrees(f *testing.F) {
+	f.Add(EncodeContent(nil, &Content{Input: "i", Output: "o", Metadata: map[string]string{"k": "v", "stopline.truncated": "input"}}))
+	f.Add([]byte(`{"metadata":{"b":"1","a":"2"},"input":"x"}`))
+	f.Fuzz(func(t *testing.T, b []byte) { agreeContent(t, b) })
 }

@@ -1,0 +1,146 @@
+package governance
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/stopline/stopline/trace"
+)
+
+// RangeStore is implemented by stores that read a run's chain a part at a
+// time, so that a read costs what it returns: Explain reads the records
+// up to the instant it explains, VerifyRun and the exporter read long
+// chains in pages instead of holding them whole. store/sqlite,
+// store/postgres and store/memstore implement it; for a Store that does
+// not, the same reads fall back to Records, RecordIndexes and Contents.
+type RangeStore interface {
+	Store
+	// ReadRecords returns the records of a run with From <= seq < To, in
+	// seq order (To <= 0: to the end of the chain), each decoded from its
+	// stored body as Records decodes it; with Index, the columns the
+	// store keeps beside each record and its body as stored (as
+	// RecordIndexes returns them); with Content, the content stored with
+	// each record (as Contents returns it, nil when none). Past the end
+	// of the chain it returns fewer records, or none. An unknown run (of
+	// this tenant) is ErrNotFound.
+	ReadRecords(ctx context.Context, tenantID, runID string, r RecordRange) ([]StoredRecord, error)
+	// ContentCount returns how many step contents are stored for the run:
+	// the size of the map Contents returns. An unknown run is
+	// ErrNotFound.
+	ContentCount(ctx context.Context, tenantID, runID string) (int, error)
+}
+
+// RecordRange says which records ReadRecords reads, and what of them.
+type RecordRange struct {
+	From, To int  // seq in [From, To); To <= 0 reads to the end
+	Index    bool // also the stored columns and body (StoredRecord.Index)
+	Content  bool // also the stored content (StoredRecord.Content)
+}
+
+// StoredRecord is one record of a run as its store holds it.
+type StoredRecord struct {
+	Record trace.Record
+	// Index is what the store keeps beside the record, its Body the
+	// record's body as stored; zero unless RecordRange.Index.
+	Index RecordIndex
+	// Content is the content stored with the record (a step's input,
+	// output and metadata); nil unless RecordRange.Content, or when none
+	// is stored.
+	Content *trace.Content
+}
+
+// readRecords reads a range of a run's records from store, through
+// ReadRecords when the store is a RangeStore, else from the whole reads
+// of Store (and AuditStore for the index).
+func readRecords(ctx context.Context, store Store, tenantID, runID string, rr RecordRange) ([]StoredRecord, error) {
+	if rs, ok := store.(RangeStore); ok {
+		return rs.ReadRecords(ctx, tenantID, runID, rr)
+	}
+	recs, err := store.Records(ctx, tenantID, runID)
+	if err != nil {
+		return nil, err
+	}
+	from, to := max(rr.From, 0), len(recs)
+	if rr.To > 0 && rr.To < to {
+		to = rr.To
+	}
+	if from >= to {
+		return []StoredRecord{}, nil
+	}
+	out := make([]StoredRecord, to-from)
+	for i := range out {
+		out[i].Record = recs[from+i]
+	}
+	if rr.Index {
+		as, ok := store.(AuditStore)
+		if !ok {
+			return nil, fmt.Errorf("%w: %T: reading the columns beside its records", ErrAuditUnsupported, store)
+		}
+		idx, err := as.RecordIndexes(ctx, tenantID, runID)
+		if err != nil {
+			return nil, err
+		}
+		for i := range out {
+			if from+i < len(idx) {
+				out[i].Index = idx[from+i]
+			}
+		}
+	}
+	if rr.Content {
+		contents, err := store.Contents(ctx, tenantID, runID)
+		if err != nil {
+			return nil, err
+		}
+		for i := range out {
+			if r := &out[i].Record; r.Kind == trace.KindStep {
+				if c, ok := contents[r.StepIndex]; ok {
+					out[i].Content = &c
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// readPages reads a run's records from rr.From to rr.To (to the end when
+// rr.To <= 0) in pages of n records, and calls fn with each page in
+// order. It reads the next page while fn checks the one before, so that
+// the store's reading and the caller's work overlap. It stops at the first
+// error of a read or of fn, and returns it.
+func readPages(ctx context.Context, rs RangeStore, tenantID, runID string, rr RecordRange, n int, fn func([]StoredRecord) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		page []StoredRecord
+		err  error
+	}
+	results := make(chan result, 1)
+	go func() {
+		defer close(results)
+		for from := max(rr.From, 0); rr.To <= 0 || from < rr.To; from += n {
+			r := rr
+			r.From, r.To = from, from+n
+			if rr.To > 0 {
+				r.To = min(r.To, rr.To)
+			}
+			page, err := rs.ReadRecords(ctx, tenantID, runID, r)
+			select {
+			case results <- result{page, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(page) < r.To-r.From {
+				return
+			}
+		}
+	}()
+	for res := range results {
+		if res.err != nil {
+			return res.err
+		}
+		if err := fn(res.page); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
