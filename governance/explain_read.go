@@ -2,6 +2,7 @@ package governance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -36,7 +37,9 @@ const (
 type ExplainVerification struct {
 	// Method is VerifiedChain or VerifiedCheckpoint.
 	Method string `json:"method"`
-	// Records is how many records, from seq 0, were read and recomputed.
+	// Records is how many records, from seq 0, were recomputed: those up
+	// to the instant and the first after it (and those up to the
+	// checkpoint, with one).
 	Records int `json:"records"`
 	// WholeChain is set when those are every record of the run's chain:
 	// the chain length and head the explanation cites (Record.ChainLength,
@@ -84,7 +87,8 @@ func ExplainCheckpoints(verifiers note.Verifiers, notes ...[]byte) ExplainOption
 type explainPrefix struct {
 	first    trace.Record  // run_start
 	last     trace.Record  // the last record at or before the instant
-	lastStep *trace.Record // the last step at or before it; nil when none
+	lastStep *trace.Record // the last step at or before it (&step); nil when none
+	step     trace.Record
 	// inflection is the inflection record at or before the instant.
 	inflection *trace.Record
 	// steps has counted every step before lastStep (for the headroom).
@@ -138,10 +142,10 @@ func readPrefix(ctx context.Context, store Store, run *RunRecord, at time.Time, 
 			if p.lastStep != nil {
 				p.steps.skip(p.lastStep)
 			}
-			c := *r
-			p.lastStep = &c
+			p.step, p.lastStep = *r, &p.step
 			if r.Inflection {
-				p.inflection = p.lastStep
+				c := *r
+				p.inflection = &c
 			}
 		}
 		if v.Len() == 1 {
@@ -153,26 +157,30 @@ func readPrefix(ctx context.Context, store Store, run *RunRecord, at time.Time, 
 		return nil
 	}
 	// The records up to the instant, then those a checkpoint needs.
-	end := false
-	for from, size := 0, explainPage; !end; from, size = from+size, min(2*size, explainMaxPage) {
-		if done {
-			if chosen == nil {
-				chosen, need = chooseCheckpoint(cps, explain)
-			}
-			if v.Len() >= need {
-				break
-			}
-		}
-		page, err := readRecords(ctx, store, tenantID, runID, RecordRange{From: from, To: from + size})
-		if err != nil {
-			return nil, ver, fmt.Errorf("records of run %s: %w", runID, err)
-		}
+	end := true
+	err = readPages(ctx, store, tenantID, runID, RecordRange{}, explainPage, explainMaxPage, func(page []StoredRecord) error {
 		for i := range page {
+			if done {
+				if chosen == nil {
+					chosen, need = chooseCheckpoint(cps, explain)
+				}
+				if v.Len() >= need {
+					end = false
+					return errStopPages
+				}
+			}
 			if err := add(&page[i].Record); err != nil {
-				return nil, ver, err
+				return err
 			}
 		}
-		end = len(page) < size
+		return nil
+	})
+	if err != nil {
+		var ce *trace.ChainError
+		if errors.As(err, &ce) {
+			return nil, ver, err
+		}
+		return nil, ver, fmt.Errorf("records of run %s: %w", runID, err)
 	}
 	if v.Len() == 0 {
 		return nil, ver, &trace.ChainError{TenantID: tenantID, RunID: runID, Seq: 0, Problem: "no records"}

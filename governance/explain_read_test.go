@@ -74,10 +74,10 @@ func TestExplainReadsUpToTheInstant(t *testing.T) {
 		t.Fatalf("explained step %+v, record %+v", ex.LastStep, ex.Record)
 	}
 	v := ex.Verification
-	if v.Method != governance.VerifiedChain || v.WholeChain || v.Records < 12 || !ex.Record.Verified {
+	if v.Method != governance.VerifiedChain || v.WholeChain || !ex.Record.Verified {
 		t.Errorf("verification %+v", v)
 	}
-	if n := st.records.Load(); n > 300 || n != int64(v.Records) {
+	if n := st.records.Load(); n > 300 || v.Records != 12 {
 		t.Errorf("read %d records of 602 to explain 11 (verified %d)", n, v.Records)
 	}
 	run, _ := st.Run(ctx, "acme", id)

@@ -2,6 +2,7 @@ package governance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/stopline/stopline/trace"
@@ -102,14 +103,52 @@ func readRecords(ctx context.Context, store Store, tenantID, runID string, rr Re
 	return out, nil
 }
 
+// errStopPages, returned by readPages' fn, stops reading without error.
+var errStopPages = errors.New("governance: enough pages read")
+
 // readPages reads a run's records from rr.From to rr.To (to the end when
-// rr.To <= 0) in pages of n records, and calls fn with each page in
-// order. It reads the next page while fn checks the one before, so that
-// the store's reading and the caller's work overlap. It stops at the first
-// error of a read or of fn, and returns it.
-func readPages(ctx context.Context, rs RangeStore, tenantID, runID string, rr RecordRange, n int, fn func([]StoredRecord) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// rr.To <= 0) in pages, the first of first records and each next one twice
+// as large up to most, and calls fn with each page in order. From a
+// RangeStore it reads the next page while fn works on the one before, so
+// that the store's reading and the caller's work overlap; from another
+// Store it reads the whole chain at once (readRecords). It stops at the
+// end of the chain, at the first error of a read or of fn (errStopPages
+// stops it without error), and returns that error. The first page is
+// read alone: a caller that needs no more reads no more.
+func readPages(ctx context.Context, store Store, tenantID, runID string, rr RecordRange, first, most int, fn func([]StoredRecord) error) error {
+	rs, ok := store.(RangeStore)
+	if !ok {
+		page, err := readRecords(ctx, store, tenantID, runID, rr)
+		if err != nil {
+			return err
+		}
+		if err := fn(page); err != nil && err != errStopPages {
+			return err
+		}
+		return nil
+	}
+	// The first page alone: a caller that needs no more reads no more.
+	from := max(rr.From, 0)
+	r := rr
+	r.From, r.To = from, from+first
+	if rr.To > 0 {
+		r.To = min(r.To, rr.To)
+	}
+	page, err := rs.ReadRecords(ctx, tenantID, runID, r)
+	if err != nil {
+		return err
+	}
+	if err := fn(page); err != nil || len(page) < r.To-r.From || r.To == rr.To {
+		if err == errStopPages {
+			return nil
+		}
+		return err
+	}
+	// The reads take the caller's context, not one this function
+	// cancels: a driver may watch a cancellable context at every row
+	// (go-sqlite3 does). stop tells the reader to stop instead.
+	stop := make(chan struct{})
+	defer close(stop)
 	type result struct {
 		page []StoredRecord
 		err  error
@@ -117,7 +156,7 @@ func readPages(ctx context.Context, rs RangeStore, tenantID, runID string, rr Re
 	results := make(chan result, 1)
 	go func() {
 		defer close(results)
-		for from := max(rr.From, 0); rr.To <= 0 || from < rr.To; from += n {
+		for from, n := r.To, min(2*first, most); rr.To <= 0 || from < rr.To; from, n = from+n, min(2*n, most) {
 			r := rr
 			r.From, r.To = from, from+n
 			if rr.To > 0 {
@@ -126,7 +165,7 @@ func readPages(ctx context.Context, rs RangeStore, tenantID, runID string, rr Re
 			page, err := rs.ReadRecords(ctx, tenantID, runID, r)
 			select {
 			case results <- result{page, err}:
-			case <-ctx.Done():
+			case <-stop:
 				return
 			}
 			if err != nil || len(page) < r.To-r.From {
@@ -138,9 +177,11 @@ func readPages(ctx context.Context, rs RangeStore, tenantID, runID string, rr Re
 		if res.err != nil {
 			return res.err
 		}
-		if err := fn(res.page); err != nil {
+		if err := fn(res.page); err == errStopPages {
+			return nil
+		} else if err != nil {
 			return err
 		}
 	}
-	return ctx.Err()
+	return nil
 }
