@@ -145,25 +145,22 @@ func pae(payloadType string, payload []byte) []byte {
 }
 
 // encode returns the canonical JSON of b: snapshot.Canonical of its
-// encoding/json encoding.
+// encoding/json encoding, written straight from its typed values
+// (writeBundle).
 func encode(b Bundle) ([]byte, error) {
-	raw, err := json.Marshal(b)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := writeBundle(newJSONWriter(&buf), b, partsOf(b)); err != nil {
 		return nil, err
 	}
-	return canonical(raw)
+	return buf.Bytes(), nil
 }
 
-// canonical returns snapshot.Canonical(raw), computed part by part: the
-// top-level object's values, and the elements of arrays among them, are
+// canonicalSplit appends snapshot.Canonical(raw) to dst, computed part by
+// part: with levels > 0, an object's values, or an array's elements, are
 // made canonical one at a time and joined in canonical order. The bytes
 // are the same (a canonical object is its sorted keys with canonical
-// values, a canonical array its canonical elements), but a bundle of
-// 10,000 steps is never held as one tree of Go values.
-func canonical(raw []byte) ([]byte, error) {
-	return canonicalSplit(make([]byte, 0, len(raw)), raw, 2)
-}
-
+// values, a canonical array its canonical elements), but a long array is
+// never held as one tree of Go values.
 func canonicalSplit(dst, raw []byte, levels int) ([]byte, error) {
 	raw = bytes.TrimSpace(raw)
 	if levels == 0 || len(raw) == 0 || (raw[0] != '{' && raw[0] != '[') {
