@@ -106,6 +106,17 @@ func readRecords(ctx context.Context, store Store, tenantID, runID string, rr Re
 // errStopPages, returned by readPages' fn, stops reading without error.
 var errStopPages = errors.New("governance: enough pages read")
 
+// ReadRecordPages reads the records of a run in rr (with what rr asks of
+// them) a page at a time, and calls fn with each page in order, until the
+// range's end, the chain's end, or fn's first error, which it returns.
+// From a RangeStore it reads pages of up to 8,192 records, the next while
+// fn works on the one before, so that a run of any length is read in
+// bounded memory; from another Store it reads the run whole (Records,
+// RecordIndexes, Contents) and calls fn once.
+func ReadRecordPages(ctx context.Context, store Store, tenantID, runID string, rr RecordRange, fn func([]StoredRecord) error) error {
+	return readPages(ctx, store, tenantID, runID, rr, 1024, 8192, fn)
+}
+
 // readPages reads a run's records from rr.From to rr.To (to the end when
 // rr.To <= 0) in pages, the first of first records and each next one twice
 // as large up to most, and calls fn with each page in order. From a

@@ -130,7 +130,8 @@ func writeBundle(w *jsonWriter, b Bundle, p parts) error {
 	}
 	w.byte('{')
 	chainWritten := false
-	for i, k := range keys {
+	for i := 0; i < len(keys); i++ {
+		k := keys[i]
 		if i > 0 {
 			w.byte(',')
 		}
@@ -152,11 +153,11 @@ func writeBundle(w *jsonWriter, b Bundle, p parts) error {
 				if err != nil {
 					return err
 				}
-				if len(againKeys) != len(keys) {
+				if len(againKeys) <= i || againKeys[i] != "chain" {
 					return errors.New("bundle: the bundle's members changed while its chain was written")
 				}
-				for j, k2 := range againKeys {
-					if j <= i && (k2 != keys[j] || !bytes.Equal(again[k2], vals[k2])) {
+				for j := 0; j < i; j++ {
+					if k2 := againKeys[j]; k2 != keys[j] || !bytes.Equal(again[k2], vals[k2]) {
 						return errors.New("bundle: the bundle's members changed while its chain was written")
 					}
 				}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 
 	"github.com/stopline/stopline/snapshot"
 )
@@ -108,40 +107,17 @@ func (s *Sealed) KeyID() string {
 // that any DSSE verifier checks with the issuer's ed25519 public key, and
 // Verify checks in full. An unsigned bundle has an empty signatures list.
 func (s *Sealed) WriteTo(w io.Writer) (int64, error) {
-	out := make([]byte, 0, base64.StdEncoding.EncodedLen(len(s.Payload))+len(PayloadType)+64+120*len(s.Signatures))
-	out = append(out, `{"payload":"`...)
-	out = base64.StdEncoding.AppendEncode(out, s.Payload)
-	out = append(out, `","payloadType":`...)
-	out = snapshot.AppendString(out, PayloadType)
-	out = append(out, `,"signatures":[`...)
-	for i, sg := range s.Signatures {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, `{"keyid":`...)
-		out = snapshot.AppendString(out, sg.KeyID)
-		out = append(out, `,"sig":`...)
-		out = snapshot.AppendString(out, sg.Sig)
-		out = append(out, '}')
-	}
-	out = append(out, "]}"...)
-	n, err := w.Write(out)
-	return int64(n), err
+	return writeEnvelope(w, func(pw io.Writer) error {
+		_, err := pw.Write(s.Payload)
+		return err
+	}, func() ([]Signature, error) { return s.Signatures, nil })
 }
 
 // pae is DSSE's pre-authentication encoding, what a signature covers:
 // "DSSEv1" SP LEN(type) SP type SP LEN(payload) SP payload, lengths in
 // ASCII decimal.
 func pae(payloadType string, payload []byte) []byte {
-	out := make([]byte, 0, len(payloadType)+len(payload)+32)
-	out = append(out, "DSSEv1 "...)
-	out = strconv.AppendInt(out, int64(len(payloadType)), 10)
-	out = append(out, ' ')
-	out = append(out, payloadType...)
-	out = append(out, ' ')
-	out = strconv.AppendInt(out, int64(len(payload)), 10)
-	out = append(out, ' ')
-	return append(out, payload...)
+	return append(paeHeader(payloadType, int64(len(payload))), payload...)
 }
 
 // encode returns the canonical JSON of b: snapshot.Canonical of its

@@ -10,6 +10,7 @@ import (
 	"crypto/sha512"
 	"errors"
 	"hash"
+	"io"
 
 	"filippo.io/edwards25519"
 )
@@ -50,8 +51,11 @@ func New(priv ed25519.PrivateKey) (*Signer, error) {
 	return ss, nil
 }
 
+// Public returns the signer's public key.
+func (ss *Signer) Public() ed25519.PublicKey { return ed25519.PublicKey(ss.pub) }
+
 // Nonce is where the first reading of the message goes.
-func (ss *Signer) Nonce() hash.Hash { return ss.nonce }
+func (ss *Signer) Nonce() io.Writer { return ss.nonce }
 
 // Commit ends the first reading: it fixes the nonce r and R = rB.
 func (ss *Signer) Commit() error {
@@ -68,11 +72,23 @@ func (ss *Signer) Commit() error {
 }
 
 // Challenge is where the second reading of the message goes.
-func (ss *Signer) Challenge() hash.Hash { return ss.chall }
+func (ss *Signer) Challenge() io.Writer { return ss.chall }
 
 // Sign ends the second reading and returns the signature R || S, with
-// S = k s + r.
+// S = k s + r, which it has checked verifies over the message of the
+// second reading (Verify).
 func (ss *Signer) Sign() ([]byte, error) {
+	sig, err := ss.sign()
+	if err != nil {
+		return nil, err
+	}
+	if !ss.Verify(sig) {
+		return nil, errors.New("edsign: the signature does not verify")
+	}
+	return sig, nil
+}
+
+func (ss *Signer) sign() ([]byte, error) {
 	k, err := edwards25519.NewScalar().SetUniformBytes(ss.chall.Sum(nil))
 	if err != nil {
 		return nil, err

@@ -41,7 +41,7 @@ func TestSignerIsEd25519(t *testing.T) {
 		if string(got) != string(want) {
 			t.Fatalf("message of %d bytes: streamed signature %x, crypto/ed25519 %x", n, got, want)
 		}
-		if !ss.Verify(got) {
+		if !ss.Verify(got) || !ed25519.Verify(ss.Public(), msg, got) {
 			t.Fatalf("message of %d bytes: Verify refuses the signature", n)
 		}
 		bad := append([]byte(nil), got...)
