@@ -100,7 +100,7 @@ type explainPrefix struct {
 // large, up to explainMaxPage.
 const (
 	explainPage    = 256
-	explainMaxPage = 8192
+	explainMaxPage = 2048
 )
 
 // readPrefix reads and recomputes the run's chain from its first record
