@@ -1,6 +1,8 @@
 package export_test
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"io"
 	"os"
 	"path/filepath"
@@ -123,4 +125,39 @@ func BenchmarkExport1M(b *testing.B) {
 		b.Skip("set STOPLINE_LONG=1 to record and export a run of 1,000,000 steps")
 	}
 	benchmarkExport(b, 1_000_000)
+}
+
+// BenchmarkVerify100k verifies (bundle.Verify) the signed evidence bundle
+// of a run of 100,000 steps, exported once before the timer, and reports
+// the peak heap in use while verifying, which includes the envelope
+// itself (MB-json): Verify takes the envelope as a byte slice.
+func BenchmarkVerify100k(b *testing.B) {
+	file, incID := longRunFile(b, 100_000)
+	st, err := sqlite.Open(ctx, file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	key := fixture.Key("bench")
+	exp, err := export.New(st, export.WithClock(governance.NewFakeClock(fixture.T0)), export.WithSigner(key))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := exp.ExportTo(ctx, &buf, bundle.TypeEvidence, export.Request{TenantID: "acme", IncidentID: incID}, export.FormatJSON); err != nil {
+		b.Fatal(err)
+	}
+	data := buf.Bytes()
+	pub := key.Public().(ed25519.PublicKey)
+	stop := peakHeap()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := bundle.Verify(data, pub); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(len(data))/1e6, "MB-json")
+	b.ReportMetric(float64(stop())/1e6, "MB-peak-heap")
 }

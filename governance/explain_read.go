@@ -158,7 +158,7 @@ func readPrefix(ctx context.Context, store Store, run *RunRecord, at time.Time, 
 	}
 	// The records up to the instant, then those a checkpoint needs.
 	end := true
-	err = readPages(ctx, store, tenantID, runID, RecordRange{}, explainPage, explainMaxPage, func(page []StoredRecord) error {
+	err = readPages(ctx, store, tenantID, runID, RecordRange{}, explainPage, explainMaxPage, 1, func(page []StoredRecord) error {
 		for i := range page {
 			if done {
 				if chosen == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/stopline/stopline/trace"
 )
@@ -114,19 +115,20 @@ var errStopPages = errors.New("governance: enough pages read")
 // bounded memory; from another Store it reads the run whole (Records,
 // RecordIndexes, Contents) and calls fn once.
 func ReadRecordPages(ctx context.Context, store Store, tenantID, runID string, rr RecordRange, fn func([]StoredRecord) error) error {
-	return readPages(ctx, store, tenantID, runID, rr, 1024, 8192, fn)
+	return readPages(ctx, store, tenantID, runID, rr, 1024, 8192, 1, fn)
 }
 
 // readPages reads a run's records from rr.From to rr.To (to the end when
 // rr.To <= 0) in pages, the first of first records and each next one twice
 // as large up to most, and calls fn with each page in order. From a
-// RangeStore it reads the next page while fn works on the one before, so
-// that the store's reading and the caller's work overlap; from another
+// RangeStore it reads the next pages (up to readers at once) while fn
+// works on the one before, so that the store's reading and the caller's
+// work overlap; from another
 // Store it reads the whole chain at once (readRecords). It stops at the
 // end of the chain, at the first error of a read or of fn (errStopPages
 // stops it without error), and returns that error. The first page is
 // read alone: a caller that needs no more reads no more.
-func readPages(ctx context.Context, store Store, tenantID, runID string, rr RecordRange, first, most int, fn func([]StoredRecord) error) error {
+func readPages(ctx context.Context, store Store, tenantID, runID string, rr RecordRange, first, most, readers int, fn func([]StoredRecord) error) error {
 	rs, ok := store.(RangeStore)
 	if !ok {
 		page, err := readRecords(ctx, store, tenantID, runID, rr)
@@ -163,28 +165,39 @@ func readPages(ctx context.Context, store Store, tenantID, runID string, rr Reco
 	type result struct {
 		page []StoredRecord
 		err  error
+		want int
 	}
-	results := make(chan result, 1)
+	// Up to readers pages are read at once, and handed to fn in order.
+	futures := make(chan chan result, readers)
+	var ended atomic.Bool
 	go func() {
-		defer close(results)
+		defer close(futures)
 		for from, n := r.To, min(2*first, most); rr.To <= 0 || from < rr.To; from, n = from+n, min(2*n, most) {
+			if ended.Load() {
+				return
+			}
 			r := rr
 			r.From, r.To = from, from+n
 			if rr.To > 0 {
 				r.To = min(r.To, rr.To)
 			}
-			page, err := rs.ReadRecords(ctx, tenantID, runID, r)
+			f := make(chan result, 1)
 			select {
-			case results <- result{page, err}:
+			case futures <- f:
 			case <-stop:
 				return
 			}
-			if err != nil || len(page) < r.To-r.From {
-				return
-			}
+			go func() {
+				page, err := rs.ReadRecords(ctx, tenantID, runID, r)
+				if err != nil || len(page) < r.To-r.From {
+					ended.Store(true)
+				}
+				f <- result{page, err, r.To - r.From}
+			}()
 		}
 	}()
-	for res := range results {
+	for f := range futures {
+		res := <-f
 		if res.err != nil {
 			return res.err
 		}
@@ -192,6 +205,9 @@ func readPages(ctx context.Context, store Store, tenantID, runID string, rr Reco
 			return nil
 		} else if err != nil {
 			return err
+		}
+		if len(res.page) < res.want {
+			return nil // the end of the chain
 		}
 	}
 	return nil

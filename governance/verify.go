@@ -229,7 +229,7 @@ func verifyRun(ctx context.Context, store Store, tenantID, runID string, run Run
 			recs = make([]trace.Record, 0, max(run.ChainLength, 1))
 		}
 		var chainErr error
-		err := readPages(ctx, rs, tenantID, runID, RecordRange{Index: audit, Content: true}, verifyPage, verifyPage, func(page []StoredRecord) error {
+		err := readPages(ctx, rs, tenantID, runID, RecordRange{Index: audit, Content: true}, verifyPage, verifyPage, 2, func(page []StoredRecord) error {
 			for i := range page {
 				if chainErr = check(&page[i]); chainErr != nil {
 					return chainErr
