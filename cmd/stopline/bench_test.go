@@ -74,9 +74,14 @@ func recordBenchRun(b *testing.B, n int) (db, runID string) {
 // explain RUN --at INSTANT --json`, on a SQLite file holding a completed
 // run of 100,000 steps: at its 1,000th step, its 50,000th, and after its
 // end. It reports the wall time of the whole process per run and its peak
-// resident set size (the child's rusage).
+// resident set size (the child's rusage). STOPLINE_BENCH_BIN runs another
+// build instead (an earlier commit's, to compare).
 func BenchmarkExplainCLI100k(b *testing.B) {
 	db, runID := recordBenchRun(b, 100_000)
+	bin := bin
+	if other := os.Getenv("STOPLINE_BENCH_BIN"); other != "" {
+		bin = other
+	}
 	for _, c := range []struct {
 		name string
 		ms   int
