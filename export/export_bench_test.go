@@ -85,14 +85,17 @@ func peakHeap() func() uint64 {
 	return func() uint64 { close(stop); return <-peak }
 }
 
-func benchmarkExport(b *testing.B, n int) {
+func benchmarkExport(b *testing.B, n int) { benchmarkExportFormat(b, n, export.FormatJSON) }
+
+func benchmarkExportFormat(b *testing.B, n int, f export.Format) {
 	file, incID := longRunFile(b, n)
 	st, err := sqlite.Open(ctx, file)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	exp, err := export.New(st, export.WithClock(governance.NewFakeClock(fixture.T0)), export.WithSigner(fixture.Key("bench")))
+	exp, err := export.New(st, export.WithClock(governance.NewFakeClock(fixture.T0)), export.WithSigner(fixture.Key("bench")),
+		export.WithRenderer(fixture.Renderer(b)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -102,15 +105,25 @@ func benchmarkExport(b *testing.B, n int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		w, err := exp.ExportTo(ctx, io.Discard, bundle.TypeEvidence, req, export.FormatJSON)
+		w, err := exp.ExportTo(ctx, io.Discard, bundle.TypeEvidence, req, f)
 		if err != nil {
 			b.Fatal(err)
 		}
 		size = w.Size
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(size)/1e6, "MB-json")
+	b.ReportMetric(float64(size)/1e6, "MB-"+string(f))
 	b.ReportMetric(float64(stop())/1e6, "MB-peak-heap")
+}
+
+// BenchmarkExportPDF100k renders the evidence PDF of a run of 100,000
+// steps (built in memory, as every PDF is); it runs only with
+// STOPLINE_LONG=1.
+func BenchmarkExportPDF100k(b *testing.B) {
+	if os.Getenv("STOPLINE_LONG") == "" {
+		b.Skip("set STOPLINE_LONG=1 to render the PDF of a run of 100,000 steps")
+	}
+	benchmarkExportFormat(b, 100_000, export.FormatPDF)
 }
 
 // BenchmarkExport100k exports the signed evidence bundle (JSON) of a run
