@@ -247,7 +247,7 @@ func SealStream(w io.Writer, payload func(io.Writer) (int64, error), signers ...
 		chall[i] = sg.Challenge()
 		chall[i].Write(header)
 	}
-	out := &sealedOut{hash: hash}
+	var signed []Signature
 	size, err := writeEnvelope(w, func(pw io.Writer) error {
 		return again(io.MultiWriter(append(chall, pw)...))
 	}, func() ([]Signature, error) {
@@ -260,18 +260,13 @@ func SealStream(w io.Writer, payload func(io.Writer) (int64, error), signers ...
 			pub := sg.Public()
 			sigs = append(sigs, Signature{KeyID: KeyID(pub), Sig: base64.StdEncoding.EncodeToString(sig)})
 		}
-		out.sigs = sigs
+		signed = sigs
 		return sigs, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &StreamSealed{Size: size, PayloadLen: n, Hash: hash, Signatures: out.sigs}, nil
-}
-
-type sealedOut struct {
-	hash string
-	sigs []Signature
+	return &StreamSealed{Size: size, PayloadLen: n, Hash: hash, Signatures: signed}, nil
 }
 
 // paeHeader is what PAE puts before the payload: "DSSEv1" SP LEN(type)
