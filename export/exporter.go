@@ -278,7 +278,10 @@ func (e *Exporter) Seal(b bundle.Bundle) (*bundle.Sealed, error) {
 // "<type>-<incident or run id>-<bundle id>.<format>", with any character
 // other than letters, digits, '.', '_' and '-' replaced by '_'.
 func Filename(s *bundle.Sealed, f Format) string {
-	h := s.Header()
+	return filename(s.Header(), f)
+}
+
+func filename(h *bundle.Header, f Format) string {
 	subject := h.IncidentID
 	if subject == "" {
 		subject = h.RunID

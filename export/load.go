@@ -28,48 +28,59 @@ type runData struct {
 
 // load reads the run (and incident) a request names.
 func (e *Exporter) load(ctx context.Context, req *Request) (*runData, error) {
+	d, cps, err := e.loadRun(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	runID := d.run.RunID
+	if d.records, err = e.store.Records(ctx, req.TenantID, runID); err != nil {
+		return nil, fmt.Errorf("export: records of run %s: %w", runID, err)
+	}
+	d.cpNote = latestCheckpoint(cps, len(d.records))
+	if req.IncludeContent {
+		if d.contents, err = e.store.Contents(ctx, req.TenantID, runID); err != nil {
+			return nil, fmt.Errorf("export: contents of run %s: %w", runID, err)
+		}
+	}
+	return d, nil
+}
+
+// loadRun reads what load reads but the records and contents: the run,
+// its incident, its snapshot and its checkpoints.
+func (e *Exporter) loadRun(ctx context.Context, req *Request) (*runData, []governance.Checkpoint, error) {
 	d := &runData{}
 	tenant := req.TenantID
 	runID := req.RunID
 	if req.IncidentID != "" {
 		inc, err := e.store.Incident(ctx, tenant, req.IncidentID)
 		if err != nil {
-			return nil, fmt.Errorf("export: incident %s: %w", req.IncidentID, err)
+			return nil, nil, fmt.Errorf("export: incident %s: %w", req.IncidentID, err)
 		}
 		if runID != "" && runID != inc.RunID {
-			return nil, fmt.Errorf("%w: incident %s belongs to run %s, not %s", ErrInvalidRequest, inc.ID, inc.RunID, runID)
+			return nil, nil, fmt.Errorf("%w: incident %s belongs to run %s, not %s", ErrInvalidRequest, inc.ID, inc.RunID, runID)
 		}
 		d.inc, runID = &inc, inc.RunID
 	}
 	run, err := e.store.Run(ctx, tenant, runID)
 	if err != nil {
-		return nil, fmt.Errorf("export: run %s: %w", runID, err)
+		return nil, nil, fmt.Errorf("export: run %s: %w", runID, err)
 	}
 	d.run = run
 	if d.inc == nil && run.IncidentID != "" {
 		inc, err := e.store.Incident(ctx, tenant, run.IncidentID)
 		if err != nil {
-			return nil, fmt.Errorf("export: incident %s of run %s: %w", run.IncidentID, runID, err)
+			return nil, nil, fmt.Errorf("export: incident %s of run %s: %w", run.IncidentID, runID, err)
 		}
 		d.inc = &inc
 	}
 	if d.snap, err = e.store.Snapshot(ctx, tenant, run.SnapshotID); err != nil {
-		return nil, fmt.Errorf("export: snapshot %s of run %s: %w", run.SnapshotID, runID, err)
-	}
-	if d.records, err = e.store.Records(ctx, tenant, runID); err != nil {
-		return nil, fmt.Errorf("export: records of run %s: %w", runID, err)
+		return nil, nil, fmt.Errorf("export: snapshot %s of run %s: %w", run.SnapshotID, runID, err)
 	}
 	cps, err := e.store.Checkpoints(ctx, tenant, runID)
 	if err != nil {
-		return nil, fmt.Errorf("export: checkpoints of run %s: %w", runID, err)
+		return nil, nil, fmt.Errorf("export: checkpoints of run %s: %w", runID, err)
 	}
-	d.cpNote = latestCheckpoint(cps, len(d.records))
-	if req.IncludeContent {
-		if d.contents, err = e.store.Contents(ctx, tenant, runID); err != nil {
-			return nil, fmt.Errorf("export: contents of run %s: %w", runID, err)
-		}
-	}
-	return d, nil
+	return d, cps, nil
 }
 
 // header fills a bundle header; the bundle id is derived from what makes

@@ -53,9 +53,9 @@ type Explanation struct {
 	// finding (warning or monitor), nil when every policy allowed.
 	Decisive *DecisiveDecision `json:"decisive_decision"`
 
-	// Hooks are the Go hooks the run's records show deciding (Source
-	// "hook"), in the order they ran. A hook that never objected leaves
-	// no record, so there may be more.
+	// Hooks are the Go hooks the run's records up to At show deciding
+	// (Source "hook"), in the order they ran. A hook that never objected
+	// by then leaves no record, so there may be more.
 	Hooks []string `json:"hooks,omitempty"`
 
 	// Headroom says, for each policy whose decision compares a value with
@@ -83,6 +83,11 @@ type Explanation struct {
 	// record once a policy stopped the run, otherwise the last record of
 	// the chain at or before At.
 	Record RecordLocation `json:"record"`
+
+	// Verification says what was checked before explaining: which
+	// records were recomputed, whether they are the whole chain, and the
+	// signed checkpoint they were checked against, if any.
+	Verification ExplainVerification `json:"verification"`
 }
 
 // StepExplanation is the last step at or before the instant.
@@ -143,24 +148,40 @@ type Headroom struct {
 
 // RecordLocation locates a record in a run's hash chain.
 type RecordLocation struct {
-	Seq         int        `json:"seq"`
-	Kind        trace.Kind `json:"kind"`
-	StepIndex   int        `json:"step_index"`
-	Hash        string     `json:"hash"`
-	PrevHash    string     `json:"prev_hash"`
-	ChainLength int        `json:"chain_length"` // records in the chain now
-	HeadHash    string     `json:"head_hash"`    // hash of the chain's last record now
-	Verified    bool       `json:"verified"`     // the whole chain was recomputed and is sound
+	Seq       int        `json:"seq"`
+	Kind      trace.Kind `json:"kind"`
+	StepIndex int        `json:"step_index"`
+	Hash      string     `json:"hash"`
+	PrevHash  string     `json:"prev_hash"`
+	// ChainLength and HeadHash are the chain's size and head now: as
+	// recomputed when Explain read the whole chain
+	// (Verification.WholeChain), else as the run's row states them.
+	ChainLength int    `json:"chain_length"`
+	HeadHash    string `json:"head_hash"`
+	// Verified: the records up to this one (and the first after the
+	// instant) were recomputed from the genesis hash and are sound.
+	Verified bool `json:"verified"`
 }
 
 // Explain explains the run at instant at, from the store alone. It first
-// verifies the run's snapshot and recomputes its whole chain: an
-// explanation is never built on altered records (the error is a
-// *trace.ChainError or a snapshot.HashMismatchError). An instant after the
+// verifies the run's snapshot and reads the run's chain from its first
+// record up to the instant, recomputing every hash from the genesis hash
+// (its cost is that of the records up to the instant, not of the whole
+// chain): an explanation is never built on altered records (the error is
+// a *trace.ChainError or a snapshot.HashMismatchError).
+// Explanation.Verification says exactly what was checked; with
+// ExplainCheckpoints, the records are also checked against a checkpoint
+// signed with a key held outside the database. An instant after the
 // run's end explains its final state. Besides the thresholds in force, it
 // says how close the last step came to each of them (Headroom) and which
 // policy was closest to stopping the run.
-func Explain(ctx context.Context, store Store, tenantID, runID string, at time.Time) (*Explanation, error) {
+func Explain(ctx context.Context, store Store, tenantID, runID string, at time.Time, opts ...ExplainOption) (*Explanation, error) {
+	var cfg explainConfig
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
 	run, err := store.Run(ctx, tenantID, runID)
 	if err != nil {
 		return nil, fmt.Errorf("governance: explain: %w", err)
@@ -175,15 +196,16 @@ func Explain(ctx context.Context, store Store, tenantID, runID string, at time.T
 	if err := snap.Verify(); err != nil {
 		return nil, fmt.Errorf("governance: explain: %w", err)
 	}
-	records, err := store.Records(ctx, tenantID, runID)
-	if err != nil {
-		return nil, fmt.Errorf("governance: explain: records of run %s: %w", runID, err)
-	}
-	head, err := trace.Verify(records)
+	p, ver, err := readPrefix(ctx, store, &run, at, &cfg)
 	if err != nil {
 		return nil, fmt.Errorf("governance: explain: %w", err)
 	}
-	return explainRecords(&recordedRun{run: run, snap: snap, records: records, head: head}, len(records), head, at)
+	ex, err := explainPrefixAt(&run, snap, p, at)
+	if err != nil {
+		return nil, err
+	}
+	ex.Verification = ver
+	return ex, nil
 }
 
 func beforeRun(run RunRecord, at time.Time) error {
@@ -191,50 +213,34 @@ func beforeRun(run RunRecord, at time.Time) error {
 		at.UTC().Format(time.RFC3339Nano), run.RunID, run.CreatedAt.Format(time.RFC3339Nano))
 }
 
-// explainRecords explains instant at from what it is given, and reads
-// nothing: the run's row and snapshot, and its records (all of them, or
-// at least those up to the instant and the inflection point before it),
-// verified by the caller; chainLength and headHash are the chain's size
-// and head now, which the explanation cites.
-func explainRecords(rr *recordedRun, chainLength int, headHash string, at time.Time) (*Explanation, error) {
-	run, snap, records := &rr.run, rr.snap, rr.records
+// explainPrefixAt explains instant at from what it is given, and reads
+// nothing: the run's row (whose ChainLength and HeadHash the explanation
+// cites) and snapshot, and what readPrefix kept of the records up to the
+// instant, verified by the caller.
+func explainPrefixAt(run *RunRecord, snap *snapshot.PolicySnapshot, p *explainPrefix, at time.Time) (*Explanation, error) {
 	if at.Before(run.CreatedAt) {
 		return nil, beforeRun(*run, at)
 	}
-	if len(records) == 0 || records[0].Kind != trace.KindRunStart {
+	if p.first.Kind != trace.KindRunStart {
 		return nil, fmt.Errorf("governance: explain: run %s: no run_start record", run.RunID)
 	}
-	// The last record at or before the instant.
-	last := 0
-	for i := range records {
-		if records[i].At.After(at) {
-			break
-		}
-		last = i
-	}
-	r := records[last]
+	r := p.last
 	ex := &Explanation{
 		RunID: run.RunID, TenantID: run.TenantID, At: at.UTC(),
 		SnapshotID: snap.ID(), ContentHash: snap.ContentHash(), PolicyVersion: run.PolicyVersion,
 		Policies: snap.Policies(), Thresholds: snap.Thresholds(), Headroom: []Headroom{},
 		Record: RecordLocation{Seq: r.Seq, Kind: r.Kind, StepIndex: r.StepIndex, Hash: r.Hash, PrevHash: r.PrevHash,
-			ChainLength: chainLength, HeadHash: headHash, Verified: true},
+			ChainLength: run.ChainLength, HeadHash: run.HeadHash, Verified: true},
 	}
-	ex.Hooks, _ = hooksOf(records)
-	lastStep := -1
-	for i := last; i >= 0; i-- {
-		if s := records[i]; s.Kind == trace.KindStep {
-			se := &StepExplanation{Index: s.StepIndex, At: s.At, Type: s.StepType, Tool: s.Tool, Model: s.Model,
-				Status: s.Status, Findings: s.Findings, TotalTokens: s.TotalTokens, TotalCostCents: s.TotalCostCents}
-			if s.Decision != nil {
-				se.Decision = *s.Decision
-			}
-			ex.LastStep, lastStep = se, i
-			break
+	ex.Hooks, _ = p.hooks.order()
+	if s := p.lastStep; s != nil {
+		se := &StepExplanation{Index: s.StepIndex, At: s.At, Type: s.StepType, Tool: s.Tool, Model: s.Model,
+			Status: s.Status, Findings: s.Findings, TotalTokens: s.TotalTokens, TotalCostCents: s.TotalCostCents}
+		if s.Decision != nil {
+			se.Decision = *s.Decision
 		}
-	}
-	if lastStep >= 0 {
-		ex.headroom(rr, lastStep)
+		ex.LastStep = se
+		ex.headroom(snap, p.steps.next(s, nil))
 	}
 	decisive := func(d prevention.Decision) *DecisiveDecision {
 		dd := &DecisiveDecision{Decision: d}
@@ -269,8 +275,7 @@ func explainRecords(rr *recordedRun, chainLength int, headHash string, at time.T
 			ex.Decisive = decisive(ex.LastStep.Decision)
 			// The decision is held by the inflection record; the run_end
 			// record after it only closes the chain.
-			if inf, ok := trace.InflectionOf(records); ok {
-				ir := records[inf.Seq]
+			if ir := p.inflection; ir != nil {
 				ex.Record.Seq, ex.Record.Kind, ex.Record.StepIndex, ex.Record.Hash, ex.Record.PrevHash = ir.Seq, ir.Kind, ir.StepIndex, ir.Hash, ir.PrevHash
 			}
 			why.WriteString(explainStep(ex.LastStep, snap.PolicyCount(), len(ex.Hooks)))

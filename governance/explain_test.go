@@ -163,17 +163,25 @@ func TestExplainWording(t *testing.T) {
 	if !strings.HasPrefix(ex.Why, "Step 1 (tool_call search) was allowed with 1 warning(s); first: warn by audit") {
 		t.Errorf("why %q", ex.Why)
 	}
+	// The hooks are those the records up to the instant show deciding:
+	// the audit hook first decided at step 1.
 	start, _ := st.Run(ctx, "acme", id)
 	ex, _ = governance.Explain(ctx, st, "acme", id, start.CreatedAt.Add(1500*time.Millisecond))
-	if !strings.HasPrefix(ex.Why, "Step 0 (llm_response) was allowed: neither its policy nor its Go hook objected.") || len(ex.Hooks) != 1 || ex.Hooks[0] != "audit" {
+	if !strings.HasPrefix(ex.Why, "Step 0 (llm_response) was allowed: its one policy did not object.") || len(ex.Hooks) != 0 {
+		t.Errorf("why %q, hooks %v", ex.Why, ex.Hooks)
+	}
+	id = runScript(t, r, clock, governance.StartOptions{Snapshot: one}, []scripted{tool("search"), llm(1, 0, "")})
+	start, _ = st.Run(ctx, "acme", id)
+	ex, _ = governance.Explain(ctx, st, "acme", id, start.CreatedAt.Add(2500*time.Millisecond))
+	if !strings.HasPrefix(ex.Why, "Step 1 (llm_response) was allowed: neither its policy nor its Go hook objected.") || len(ex.Hooks) != 1 || ex.Hooks[0] != "audit" {
 		t.Errorf("why %q, hooks %v", ex.Why, ex.Hooks)
 	}
 
 	many := parse(t, everyKindDoc)
-	id = runScript(t, r, clock, governance.StartOptions{Snapshot: many}, []scripted{llm(1, 0, ""), tool("search")})
+	id = runScript(t, r, clock, governance.StartOptions{Snapshot: many}, []scripted{tool("search"), llm(1, 0, "")})
 	start, _ = st.Run(ctx, "acme", id)
-	ex, _ = governance.Explain(ctx, st, "acme", id, start.CreatedAt.Add(1500*time.Millisecond))
-	if !strings.HasPrefix(ex.Why, "Step 0 (llm_response) was allowed: none of its 15 policies and 1 Go hook objected.") {
+	ex, _ = governance.Explain(ctx, st, "acme", id, start.CreatedAt.Add(2500*time.Millisecond))
+	if !strings.HasPrefix(ex.Why, "Step 1 (llm_response) was allowed: none of its 15 policies and 1 Go hook objected.") {
 		t.Errorf("why %q", ex.Why)
 	}
 	plain, clock2 := newRunner(t, st)

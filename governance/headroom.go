@@ -10,17 +10,15 @@ import (
 	"github.com/stopline/stopline/trace"
 )
 
-// headroom fills ex.Headroom and ex.Closest for the step record
-// rr.records[i]: the step rebuilt from the records as the runner showed it
-// to the policies (recordedSteps, as Replay rebuilds it), measured by
+// headroom fills ex.Headroom and ex.Closest for a step record: st, the
+// step rebuilt from the records as the runner showed it to the policies
+// (recordedSteps, as Replay rebuilds it), measured by
 // every policy of the snapshot that compares a value with a limit
 // (prevention.Measurer). A policy's recorded finding at the step, when it
 // states a threshold, gives the values: they are what was decided on
 // (and the only ones known of a limit across the tenant's runs).
-func (ex *Explanation) headroom(rr *recordedRun, i int) {
-	steps := recordedSteps(&rr.run, rr.records[:i+1], nil)
-	st := &steps[len(steps)-1]
-	eng, err := measuringEngine(rr.snap)
+func (ex *Explanation) headroom(snap *snapshot.PolicySnapshot, st recordedStep) {
+	eng, err := measuringEngine(snap)
 	if err != nil {
 		ex.HeadroomNote = "the snapshot's policies could not be measured: " + err.Error()
 		return
@@ -30,7 +28,7 @@ func (ex *Explanation) headroom(rr *recordedRun, i int) {
 	}
 	closest, best := "", math.Inf(-1)
 	for _, m := range eng.Measure(&st.step) {
-		h := headroomOf(rr.snap, st.rec, m)
+		h := headroomOf(snap, st.rec, m)
 		if h.Enforcement == snapshot.EnforceBlock && h.Observed != nil {
 			f := math.Inf(1)
 			if h.Fraction != nil {

@@ -2,6 +2,7 @@ package governance
 
 import (
 	"strings"
+	"time"
 
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
@@ -54,58 +55,93 @@ type recordedStep struct {
 // run on, its first step's time (a run is taken as queued when its row's
 // StartedAt is not its creation).
 func recordedSteps(run *RunRecord, records []trace.Record, contents map[int]trace.Content) []recordedStep {
-	var (
-		steps   []recordedStep
-		times   = make([]int64, 0, len(records))
-		created = records[0].At
-		started = created
-		// A run that was queued started with its first step, later than
-		// it was created; the run row says so, the chain says when.
-		queued = run.StartedAt != nil && !run.StartedAt.Equal(created)
-	)
+	if len(records) == 0 {
+		return nil
+	}
+	var steps []recordedStep
+	b := newStepRebuilder(run, records[0].At, len(records))
 	for i := range records {
 		r := &records[i]
 		if r.Kind != trace.KindStep {
 			continue
 		}
-		rs := recordedStep{rec: r}
-		st := &rs.step
-		*st = prevention.Step{
-			RunID: r.RunID, TenantID: r.TenantID, SnapshotID: r.SnapshotID,
-			Index: r.StepIndex, Type: r.StepType, At: r.At, RunStartedAt: created,
-			Model: r.Model, Tool: r.Tool, Tokens: r.Tokens, CostCents: r.CostCents,
-			TotalTokens: r.TotalTokens, TotalCostCents: r.TotalCostCents,
-		}
-		if len(steps) == 0 && queued {
-			started = r.At
-		}
-		st.RunStartedAt = started
+		var cp *trace.Content
 		if c, ok := contents[r.StepIndex]; ok {
-			st.Input, st.Output = c.Input, c.Output
-			if len(c.Metadata) > 0 {
-				md := make(map[string]string, len(c.Metadata))
-				for k, v := range c.Metadata {
-					switch k {
-					case metadataTruncated:
-						rs.truncated = strings.Split(v, ",")
-					case MetadataWithheld:
-						rs.withheld = v == "true"
-					default:
-						md[k] = v
-					}
-				}
-				if len(md) > 0 {
-					st.Metadata = md
-				}
-			}
+			cp = &c
 		}
-		// The slice is read, not copied, and only ever appended to: each
-		// step sees the times before its own.
-		st.SetStepTimes(times[:len(times):len(times)])
-		times = append(times, r.At.UnixNano())
-		steps = append(steps, rs)
+		steps = append(steps, b.next(r, cp))
 	}
 	return steps
+}
+
+// stepRebuilder rebuilds a run's step records one at a time, in chain
+// order, as recordedSteps describes: it keeps what a step is rebuilt
+// from besides its own record, the times of the steps before it and when
+// the run started.
+type stepRebuilder struct {
+	created, started time.Time
+	queued           bool
+	times            []int64
+}
+
+// newStepRebuilder starts rebuilding the steps of run, whose run_start
+// record is at created; n, if known, is about how many steps there are.
+func newStepRebuilder(run *RunRecord, created time.Time, n int) *stepRebuilder {
+	return &stepRebuilder{
+		created: created, started: created, times: make([]int64, 0, n),
+		// A run that was queued started with its first step, later than
+		// it was created; the run row says so, the chain says when.
+		queued: run.StartedAt != nil && !run.StartedAt.Equal(created),
+	}
+}
+
+// skip counts step record r without rebuilding it.
+func (b *stepRebuilder) skip(r *trace.Record) {
+	if len(b.times) == 0 && b.queued {
+		b.started = r.At
+	}
+	b.times = append(b.times, r.At.UnixNano())
+}
+
+// next rebuilds step record r, the step after those counted so far, with
+// its stored content c (nil when none or not read), and counts it.
+func (b *stepRebuilder) next(r *trace.Record, c *trace.Content) recordedStep {
+	rs := recordedStep{rec: r}
+	st := &rs.step
+	*st = prevention.Step{
+		RunID: r.RunID, TenantID: r.TenantID, SnapshotID: r.SnapshotID,
+		Index: r.StepIndex, Type: r.StepType, At: r.At, RunStartedAt: b.created,
+		Model: r.Model, Tool: r.Tool, Tokens: r.Tokens, CostCents: r.CostCents,
+		TotalTokens: r.TotalTokens, TotalCostCents: r.TotalCostCents,
+	}
+	if len(b.times) == 0 && b.queued {
+		b.started = r.At
+	}
+	st.RunStartedAt = b.started
+	if c != nil {
+		st.Input, st.Output = c.Input, c.Output
+		if len(c.Metadata) > 0 {
+			md := make(map[string]string, len(c.Metadata))
+			for k, v := range c.Metadata {
+				switch k {
+				case metadataTruncated:
+					rs.truncated = strings.Split(v, ",")
+				case MetadataWithheld:
+					rs.withheld = v == "true"
+				default:
+					md[k] = v
+				}
+			}
+			if len(md) > 0 {
+				st.Metadata = md
+			}
+		}
+	}
+	// The slice is read, not copied, and only ever appended to: each
+	// step sees the times before its own.
+	st.SetStepTimes(b.times[:len(b.times):len(b.times)])
+	b.times = append(b.times, r.At.UnixNano())
+	return rs
 }
 
 // hooksOf returns the ids of the Go hooks that decided anything in the
@@ -114,36 +150,64 @@ func recordedSteps(run *RunRecord, records []trace.Record, contents map[int]trac
 // far as the records show it: a hook recorded before another within a
 // step ran before it; otherwise, in the order they first decided.
 func hooksOf(records []trace.Record) (ids []string, enforcement map[string]snapshot.Enforcement) {
-	enforcement = map[string]snapshot.Enforcement{}
-	after := map[string][]string{} // hook id -> hooks recorded after it within a step
-	indegree := map[string]int{}
-	edge := map[[2]string]bool{}
+	var h hookOrder
 	for i := range records {
-		var prev string
-		see := func(d *prevention.Decision) {
-			if d == nil || d.Source != prevention.SourceHook || d.PolicyID == "" || d.PolicyID == prev {
-				return
-			}
-			e, seen := enforcement[d.PolicyID]
-			if !seen {
-				ids = append(ids, d.PolicyID)
-			}
-			if e == "" {
-				enforcement[d.PolicyID] = d.Enforcement
-			}
-			if prev != "" && !edge[[2]string{prev, d.PolicyID}] {
-				edge[[2]string{prev, d.PolicyID}] = true
-				after[prev] = append(after[prev], d.PolicyID)
-				indegree[d.PolicyID]++
-			}
-			prev = d.PolicyID
+		h.add(&records[i])
+	}
+	return h.order()
+}
+
+// hookOrder is hooksOf one record at a time.
+type hookOrder struct {
+	ids         []string
+	enforcement map[string]snapshot.Enforcement
+	after       map[string][]string // hook id -> hooks recorded after it within a step
+	indegree    map[string]int
+	edge        map[[2]string]bool
+}
+
+// add reads the hooks' decisions of the next record.
+func (h *hookOrder) add(r *trace.Record) {
+	if h.enforcement == nil {
+		h.enforcement, h.after, h.indegree, h.edge = map[string]snapshot.Enforcement{}, map[string][]string{}, map[string]int{}, map[[2]string]bool{}
+	}
+	var prev string
+	see := func(d *prevention.Decision) {
+		if d == nil || d.Source != prevention.SourceHook || d.PolicyID == "" || d.PolicyID == prev {
+			return
 		}
-		for j := range records[i].Findings {
-			see(&records[i].Findings[j])
+		e, seen := h.enforcement[d.PolicyID]
+		if !seen {
+			h.ids = append(h.ids, d.PolicyID)
 		}
-		if len(records[i].Findings) == 0 {
-			see(records[i].Decision)
+		if e == "" {
+			h.enforcement[d.PolicyID] = d.Enforcement
 		}
+		if prev != "" && !h.edge[[2]string{prev, d.PolicyID}] {
+			h.edge[[2]string{prev, d.PolicyID}] = true
+			h.after[prev] = append(h.after[prev], d.PolicyID)
+			h.indegree[d.PolicyID]++
+		}
+		prev = d.PolicyID
+	}
+	for j := range r.Findings {
+		see(&r.Findings[j])
+	}
+	if len(r.Findings) == 0 {
+		see(r.Decision)
+	}
+}
+
+// order returns the hooks in the order hooksOf describes, and the
+// enforcement each was recorded under.
+func (h *hookOrder) order() (ids []string, enforcement map[string]snapshot.Enforcement) {
+	if h.enforcement == nil {
+		return nil, map[string]snapshot.Enforcement{}
+	}
+	ids = h.ids
+	indegree := make(map[string]int, len(h.indegree))
+	for k, v := range h.indegree {
+		indegree[k] = v
 	}
 	// Kahn's order, the first to decide first among those free to go.
 	ordered := make([]string, 0, len(ids))
@@ -166,9 +230,9 @@ func hooksOf(records []trace.Record) (ids []string, enforcement map[string]snaps
 		}
 		done[next] = true
 		ordered = append(ordered, next)
-		for _, b := range after[next] {
+		for _, b := range h.after[next] {
 			indegree[b]--
 		}
 	}
-	return ordered, enforcement
+	return ordered, h.enforcement
 }

@@ -59,7 +59,7 @@ func (e *IntegrityError) Unwrap() error { return e.Err }
 // whose chain grew while it was read is verified again (up to three
 // times); the last error stands.
 func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (records int, err error) {
-	records, _, err = readVerified(ctx, store, tenantID, runID, nil)
+	records, _, err = verifiedRun(ctx, store, tenantID, runID, nil, false)
 	return records, err
 }
 
@@ -69,13 +69,19 @@ func VerifyRun(ctx context.Context, store Store, tenantID, runID string) (record
 // snapshots already read and verified by an earlier call on the same
 // store, and gets those this one reads.
 func readVerified(ctx context.Context, store Store, tenantID, runID string, snaps *verifiedSnapshots) (records int, rr *recordedRun, err error) {
+	return verifiedRun(ctx, store, tenantID, runID, snaps, true)
+}
+
+// verifiedRun is VerifyRun; with keep, it returns what it read as
+// readVerified does, else only the run's row in rr.
+func verifiedRun(ctx context.Context, store Store, tenantID, runID string, snaps *verifiedSnapshots, keep bool) (records int, rr *recordedRun, err error) {
 	for attempt := 1; ; attempt++ {
 		run, rerr := store.Run(ctx, tenantID, runID)
 		if rerr != nil {
 			return 0, nil, rerr
 		}
 		rr = &recordedRun{run: run}
-		records, err = verifyRun(ctx, store, tenantID, runID, run, rr, snaps)
+		records, err = verifyRun(ctx, store, tenantID, runID, run, rr, snaps, keep)
 		if err == nil {
 			return records, rr, nil
 		}
@@ -127,200 +133,303 @@ func (vs *verifiedSnapshots) snapshot(ctx context.Context, store Store, tenantID
 	return snap, true, nil
 }
 
+// verifyPage is how many records verifyRun reads at a time from a
+// RangeStore.
+const verifyPage = 4096
+
 // verifyRun verifies the run as VerifyRun describes, and fills out with
-// what it read. Its snapshot comes through snaps.
-func verifyRun(ctx context.Context, store Store, tenantID, runID string, run RunRecord, out *recordedRun, snaps *verifiedSnapshots) (records int, err error) {
+// what it read when keep is set (its snapshot, records and contents).
+// Its snapshot comes through snaps.
+//
+// It reads the chain in pages from a RangeStore (whole from any other
+// Store) and checks each record as it comes, holding only what the checks
+// after the last record need, unless keep. Its checks and their order of
+// precedence are those of reading everything first: a broken chain is
+// reported before anything else, then the chain's run and snapshot, the
+// run row's head, the columns beside each record, the run row's facts,
+// the policy version, the incidents, and the step contents, each failure
+// at its first record.
+func verifyRun(ctx context.Context, store Store, tenantID, runID string, run RunRecord, out *recordedRun, snaps *verifiedSnapshots, keep bool) (records int, err error) {
 	bad := func(seq int, format string, args ...any) error {
 		return &IntegrityError{TenantID: tenantID, RunID: runID, Seq: seq, Problem: fmt.Sprintf(format, args...)}
 	}
-	recs, err := store.Records(ctx, tenantID, runID)
-	if err != nil {
-		// A record the store cannot decode is a record that was changed.
-		return 0, &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its records: " + err.Error(), Err: err}
+	readErr := func(what string, err error) error {
+		return &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: what + ": " + err.Error(), Err: err}
 	}
-	head, err := trace.Verify(recs)
-	if err != nil {
-		var ce *trace.ChainError
-		if errors.As(err, &ce) && ce.RunID == "" {
-			ce.RunID, ce.TenantID = runID, tenantID
+	as, audit := store.(AuditStore)
+	var (
+		v                 trace.Verifier
+		first, last, infl trace.Record
+		stopped           bool
+		steps             int
+		tokens            int64
+		cost              float64
+		indexErr, contErr error
+		bound, misplaced  int
+		recs              []trace.Record
+		contents          map[int]trace.Content
+		n                 int
+	)
+	if keep {
+		contents = map[int]trace.Content{}
+	}
+	// One record as read: the chain first, then what is kept beside it.
+	check := func(sr *StoredRecord) error {
+		r := &sr.Record
+		if err := v.Add(r); err != nil {
+			var ce *trace.ChainError
+			if errors.As(err, &ce) && ce.RunID == "" {
+				ce.RunID, ce.TenantID = runID, tenantID
+			}
+			return err
 		}
-		return len(recs), err
+		if n == 0 {
+			first = *r
+		}
+		n++
+		last = *r
+		if r.Kind == trace.KindStep {
+			steps, tokens, cost = r.StepIndex+1, r.TotalTokens, r.TotalCostCents
+			if r.Inflection {
+				infl, stopped = *r, true
+			}
+		}
+		if audit && indexErr == nil {
+			if d := sr.Index.diff(IndexOf(r)); d != "" {
+				indexErr = bad(r.Seq, "%s", d)
+			} else if sr.Index.Body != nil && !bytes.Equal(sr.Index.Body, v.Body()) {
+				indexErr = bad(r.Seq, "the stored body is not the canonical encoding of the record it decodes to (a key given twice or spelled another way, other spacing): a reader of the database may read another record than the one hashed")
+			}
+		}
+		if c := sr.Content; c != nil {
+			if r.Kind != trace.KindStep {
+				misplaced++
+			} else {
+				bound++
+				if contErr == nil && trace.ContentHashOf(*c) != r.ContentHash {
+					contErr = bad(r.Seq, "content of step %d does not match its content hash", r.StepIndex)
+				}
+				if keep {
+					contents[r.StepIndex] = *c
+				}
+			}
+		} else if r.Kind == trace.KindStep && r.ContentHash != "" && contErr == nil {
+			contErr = bad(r.Seq, "content of step %d is missing", r.StepIndex)
+		}
+		if keep {
+			recs = append(recs, *r)
+		}
+		return nil
 	}
-	if recs[0].RunID != runID || recs[0].TenantID != tenantID {
-		return len(recs), bad(0, "chain belongs to run %s of tenant %q", recs[0].RunID, recs[0].TenantID)
+
+	// The chain, and what is kept beside each record.
+	var storedContents int
+	if rs, ok := store.(RangeStore); ok {
+		if keep {
+			recs = make([]trace.Record, 0, max(run.ChainLength, 1))
+		}
+		var chainErr error
+		err := readPages(ctx, rs, tenantID, runID, RecordRange{Index: audit, Content: true}, verifyPage, verifyPage, 2, func(page []StoredRecord) error {
+			for i := range page {
+				if chainErr = check(&page[i]); chainErr != nil {
+					return chainErr
+				}
+			}
+			return nil
+		})
+		if chainErr != nil {
+			return n + 1, chainErr
+		}
+		if err != nil {
+			// A record the store cannot decode is a record that was changed.
+			return n, readErr("reading its records", err)
+		}
+		if storedContents, err = rs.ContentCount(ctx, tenantID, runID); err != nil {
+			return n, readErr("reading its step contents", err)
+		}
+	} else {
+		all, err := store.Records(ctx, tenantID, runID)
+		if err != nil {
+			return 0, readErr("reading its records", err)
+		}
+		var idx []RecordIndex
+		if audit {
+			if idx, err = as.RecordIndexes(ctx, tenantID, runID); err != nil {
+				return len(all), readErr("reading its records' stored columns", err)
+			}
+		}
+		stored, err := store.Contents(ctx, tenantID, runID)
+		if err != nil {
+			return len(all), readErr("reading its step contents", err)
+		}
+		storedContents = len(stored)
+		if keep {
+			recs = make([]trace.Record, 0, len(all))
+		}
+		for i := range all {
+			sr := StoredRecord{Record: all[i]}
+			if i < len(idx) {
+				sr.Index = idx[i]
+			}
+			if all[i].Kind == trace.KindStep {
+				if c, ok := stored[all[i].StepIndex]; ok {
+					sr.Content = &c
+				}
+			}
+			if err := check(&sr); err != nil {
+				return len(all), err
+			}
+		}
+		if audit && len(idx) != len(all) && indexErr == nil {
+			indexErr = bad(-1, "the store indexes %d records, its chain has %d", len(idx), len(all))
+		}
 	}
-	if recs[0].SnapshotID != run.SnapshotID {
-		return len(recs), bad(0, "chain is bound to snapshot %s, run row says %s", recs[0].SnapshotID, run.SnapshotID)
+	if n == 0 {
+		return 0, &trace.ChainError{TenantID: tenantID, RunID: runID, Seq: 0, Problem: "no records"}
+	}
+	head := v.Head()
+
+	if first.RunID != runID || first.TenantID != tenantID {
+		return n, bad(0, "chain belongs to run %s of tenant %q", first.RunID, first.TenantID)
+	}
+	if first.SnapshotID != run.SnapshotID {
+		return n, bad(0, "chain is bound to snapshot %s, run row says %s", first.SnapshotID, run.SnapshotID)
 	}
 	snap, read, err := snaps.snapshot(ctx, store, tenantID, run.SnapshotID)
 	if err != nil && !read {
-		return len(recs), bad(-1, "snapshot %s: %v", run.SnapshotID, err)
+		return n, bad(-1, "snapshot %s: %v", run.SnapshotID, err)
 	}
 	if err != nil {
-		return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "its snapshot: " + err.Error(), Err: err}
+		return n, &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "its snapshot: " + err.Error(), Err: err}
 	}
-	out.records, out.head, out.snap = recs, head, snap
-	if recs[0].SnapshotHash != snap.ContentHash() {
-		return len(recs), bad(0, "run_start binds snapshot hash %s, stored snapshot has %s", recs[0].SnapshotHash, snap.ContentHash())
+	if keep {
+		out.records, out.head, out.snap = recs, head, snap
+	}
+	if first.SnapshotHash != snap.ContentHash() {
+		return n, bad(0, "run_start binds snapshot hash %s, stored snapshot has %s", first.SnapshotHash, snap.ContentHash())
 	}
 	if run.HeadHash != head {
-		return len(recs), bad(-1, "run head hash %s is not the chain's head %s", run.HeadHash, head)
+		return n, bad(-1, "run head hash %s is not the chain's head %s", run.HeadHash, head)
 	}
-	if as, ok := store.(AuditStore); ok {
-		idx, err := as.RecordIndexes(ctx, tenantID, runID)
-		if err != nil {
-			return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its records' stored columns: " + err.Error(), Err: err}
-		}
-		if len(idx) != len(recs) {
-			return len(recs), bad(-1, "the store indexes %d records, its chain has %d", len(idx), len(recs))
-		}
-		var buf []byte
-		for i := range recs {
-			if d := idx[i].diff(IndexOf(&recs[i])); d != "" {
-				return len(recs), bad(recs[i].Seq, "%s", d)
-			}
-			if idx[i].Body != nil {
-				if buf = trace.Encode(buf[:0], &recs[i]); !bytes.Equal(idx[i].Body, buf) {
-					return len(recs), bad(recs[i].Seq, "the stored body is not the canonical encoding of the record it decodes to (a key given twice or spelled another way, other spacing): a reader of the database may read another record than the one hashed")
-				}
-			}
-		}
+	if indexErr != nil {
+		return n, indexErr
 	}
 	// What the run row states about the chain's size and its last step.
-	steps, tokens, cost := 0, int64(0), 0.0
-	for i := len(recs) - 1; i >= 0; i-- {
-		if r := &recs[i]; r.Kind == trace.KindStep {
-			steps, tokens, cost = r.StepIndex+1, r.TotalTokens, r.TotalCostCents
-			break
-		}
+	if run.ChainLength != n || run.StepCount != steps || run.TotalTokens != tokens || run.TotalCostCents != cost {
+		return n, bad(-1, "run row states %d records, %d steps, %d tokens, %g cents; the chain has %d records, %d steps, %d tokens, %g cents",
+			run.ChainLength, run.StepCount, run.TotalTokens, run.TotalCostCents, n, steps, tokens, cost)
 	}
-	if run.ChainLength != len(recs) || run.StepCount != steps || run.TotalTokens != tokens || run.TotalCostCents != cost {
-		return len(recs), bad(-1, "run row states %d records, %d steps, %d tokens, %g cents; the chain has %d records, %d steps, %d tokens, %g cents",
-			run.ChainLength, run.StepCount, run.TotalTokens, run.TotalCostCents, len(recs), steps, tokens, cost)
-	}
-	last := recs[len(recs)-1]
 	if run.Status.Ended() != (last.Kind == trace.KindRunEnd) {
-		return len(recs), bad(-1, "run status %s but chain ends with a %s record", run.Status, last.Kind)
+		return n, bad(-1, "run status %s but chain ends with a %s record", run.Status, last.Kind)
 	}
 	if last.Kind == trace.KindRunEnd {
 		if string(run.Status) != last.RunStatus || run.TerminationReason != last.Reason ||
 			run.ViolationPolicyID != last.ViolationPolicyID || run.IncidentID != last.IncidentID ||
 			!sameIntPtr(run.StoppedAtStep, last.StoppedAtStep) {
-			return len(recs), bad(last.Seq, "run row (%s, %s, policy %q, incident %q) disagrees with run_end record (%s, %s, policy %q, incident %q)",
+			return n, bad(last.Seq, "run row (%s, %s, policy %q, incident %q) disagrees with run_end record (%s, %s, policy %q, incident %q)",
 				run.Status, run.TerminationReason, run.ViolationPolicyID, run.IncidentID,
 				last.RunStatus, last.Reason, last.ViolationPolicyID, last.IncidentID)
 		}
 		if run.EndedAt == nil || !run.EndedAt.Equal(last.At) {
-			return len(recs), bad(last.Seq, "run row says ended %s, its run_end record at %s", fmtTimePtr(run.EndedAt), fmtTime(last.At))
+			return n, bad(last.Seq, "run row says ended %s, its run_end record at %s", fmtTimePtr(run.EndedAt), fmtTime(last.At))
 		}
 	} else if run.EndedAt != nil || run.TerminationReason != "" || run.StoppedAtStep != nil || run.ViolationPolicyID != "" {
-		return len(recs), bad(-1, "run row of a run that has not ended states an end (ended %s, reason %q, stopped at %v, policy %q)",
+		return n, bad(-1, "run row of a run that has not ended states an end (ended %s, reason %q, stopped at %v, policy %q)",
 			fmtTimePtr(run.EndedAt), run.TerminationReason, derefInt(run.StoppedAtStep), run.ViolationPolicyID)
 	}
 	// When the run was created is its run_start record's time; a queued
 	// run has no step.
-	if !run.CreatedAt.Equal(recs[0].At) {
-		return len(recs), bad(0, "run row says created at %s, run_start record at %s", fmtTime(run.CreatedAt), fmtTime(recs[0].At))
+	if !run.CreatedAt.Equal(first.At) {
+		return n, bad(0, "run row says created at %s, run_start record at %s", fmtTime(run.CreatedAt), fmtTime(first.At))
 	}
 	if run.Status == StatusQueued && steps > 0 {
-		return len(recs), bad(-1, "run row says queued but the chain has %d steps", steps)
+		return n, bad(-1, "run row says queued but the chain has %d steps", steps)
 	}
 	// The policy version the run row names, if any, published the
 	// snapshot the chain is bound to.
 	if run.PolicyVersion != 0 {
 		vs, err := store.PolicyVersions(ctx, tenantID)
 		if err != nil {
-			return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading the policy versions: " + err.Error(), Err: err}
+			return n, &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading the policy versions: " + err.Error(), Err: err}
 		}
 		ok := false
 		for _, v := range vs {
 			ok = ok || v.Version == run.PolicyVersion && v.SnapshotID == run.SnapshotID
 		}
 		if !ok {
-			return len(recs), bad(-1, "run row names policy version %d, which did not publish snapshot %s", run.PolicyVersion, run.SnapshotID)
+			return n, bad(-1, "run row names policy version %d, which did not publish snapshot %s", run.PolicyVersion, run.SnapshotID)
 		}
 	}
 	// Every incident that names the run: exactly the one its stop created,
 	// and none for a run that never stopped.
 	incs, err := store.Incidents(ctx, IncidentFilter{TenantID: tenantID, RunID: runID})
 	if err != nil {
-		return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its incidents: " + err.Error(), Err: err}
+		return n, &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its incidents: " + err.Error(), Err: err}
 	}
-	inf, stopped := trace.InflectionOf(recs)
 	if !stopped {
 		if run.IncidentID != "" {
-			return len(recs), bad(-1, "run row names incident %s but the chain has no inflection point", run.IncidentID)
+			return n, bad(-1, "run row names incident %s but the chain has no inflection point", run.IncidentID)
 		}
 		if len(incs) > 0 {
-			return len(recs), bad(-1, "incident %s names this run, which never stopped (its chain has no inflection point)", incs[0].ID)
+			return n, bad(-1, "incident %s names this run, which never stopped (its chain has no inflection point)", incs[0].ID)
 		}
 	} else {
+		inf, _ := trace.InflectionOf([]trace.Record{infl})
 		if run.StoppedAtStep == nil || *run.StoppedAtStep != inf.StepIndex {
-			return len(recs), bad(inf.Seq, "inflection at step %d but run row says stopped at %v", inf.StepIndex, derefInt(run.StoppedAtStep))
+			return n, bad(inf.Seq, "inflection at step %d but run row says stopped at %v", inf.StepIndex, derefInt(run.StoppedAtStep))
 		}
 		if run.IncidentID == "" {
-			return len(recs), bad(inf.Seq, "the run stopped at step %d but names no incident", inf.StepIndex)
+			return n, bad(inf.Seq, "the run stopped at step %d but names no incident", inf.StepIndex)
 		}
 		for _, other := range incs {
 			if other.ID != run.IncidentID {
-				return len(recs), bad(inf.Seq, "incident %s also names this run, whose stop created incident %s", other.ID, run.IncidentID)
+				return n, bad(inf.Seq, "incident %s also names this run, whose stop created incident %s", other.ID, run.IncidentID)
 			}
 		}
 		if len(incs) != 1 {
-			return len(recs), bad(inf.Seq, "the store lists %d incidents of this run, want its one incident %s", len(incs), run.IncidentID)
+			return n, bad(inf.Seq, "the store lists %d incidents of this run, want its one incident %s", len(incs), run.IncidentID)
 		}
 		inc, err := store.Incident(ctx, tenantID, run.IncidentID)
 		if err != nil {
-			return len(recs), bad(-1, "incident %s: %v", run.IncidentID, err)
+			return n, bad(-1, "incident %s: %v", run.IncidentID, err)
 		}
 		if inc.RunID != runID || inc.StepIndex != inf.StepIndex || inc.PolicyID != inf.PolicyID ||
 			inc.RecordHash != inf.Hash || inc.SnapshotID != run.SnapshotID || inc.Reason != inf.Reason ||
 			inc.TraceID != run.TraceID || !inc.CreatedAt.Equal(inf.At) {
-			return len(recs), bad(inf.Seq, "incident %s does not match the inflection record (step %d, policy %s, hash %s)",
+			return n, bad(inf.Seq, "incident %s does not match the inflection record (step %d, policy %s, hash %s)",
 				inc.ID, inf.StepIndex, inf.PolicyID, inf.Hash)
 		}
 		// The facts an incident states are the blocking decision's.
-		if d := recs[inf.Seq].Decision; d != nil && (inc.Source != d.Source || inc.Threshold != d.Threshold ||
+		if d := infl.Decision; d != nil && (inc.Source != d.Source || inc.Threshold != d.Threshold ||
 			inc.Limit != d.Limit || inc.Observed != d.Observed || inc.Message != d.Message) {
-			return len(recs), bad(inf.Seq, "incident %s states %s %q, %s limit %g observed %g (%q); the inflection record's decision says %s %q, %s limit %g observed %g (%q)",
+			return n, bad(inf.Seq, "incident %s states %s %q, %s limit %g observed %g (%q); the inflection record's decision says %s %q, %s limit %g observed %g (%q)",
 				inc.ID, inc.Source, inc.PolicyID, inc.Threshold, inc.Limit, inc.Observed, inc.Message,
 				d.Source, d.PolicyID, d.Threshold, d.Limit, d.Observed, d.Message)
 		}
 	}
-	contents, err := store.Contents(ctx, tenantID, runID)
-	if err != nil {
-		return len(recs), &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "reading its step contents: " + err.Error(), Err: err}
+	if keep {
+		out.contents = contents
 	}
-	out.contents = contents
-	bound := 0
-	for _, r := range recs {
-		if r.Kind != trace.KindStep {
-			continue
-		}
-		c, ok := contents[r.StepIndex]
-		if !ok {
-			if r.ContentHash != "" {
-				return len(recs), bad(r.Seq, "content of step %d is missing", r.StepIndex)
-			}
-			continue
-		}
-		bound++
-		if got := trace.ContentHashOf(c); got != r.ContentHash {
-			return len(recs), bad(r.Seq, "content of step %d does not match its content hash", r.StepIndex)
-		}
+	if contErr != nil {
+		return n, contErr
 	}
-	if bound != len(contents) {
-		// Content stored for a step the chain does not have.
+	if misplaced > 0 || bound != storedContents {
+		// Content stored for a step the chain does not have: read it
+		// whole to name the steps.
+		stored, err := store.Contents(ctx, tenantID, runID)
+		if err != nil {
+			return n, readErr("reading its step contents", err)
+		}
 		var extra []int
-		for idx := range contents {
+		for idx := range stored {
 			if idx < 0 || idx >= steps {
 				extra = append(extra, idx)
 			}
 		}
 		sort.Ints(extra)
-		return len(recs), bad(-1, "content is stored for steps %v, which the chain does not have", extra)
+		return n, bad(-1, "content is stored for steps %v, which the chain does not have", extra)
 	}
-	return len(recs), nil
+	return n, nil
 }
 
 func sameIntPtr(a, b *int) bool {

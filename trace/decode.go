@@ -14,7 +14,16 @@ const MaxRecordSize = 1 << 20
 // record's prev_hash and hash to the given values (stores keep them in
 // their own columns). It rejects unknown fields, trailing data and bodies
 // over MaxRecordSize, but does not verify the hash: Verify does.
+//
+// A body in the form Encode writes is read by a parser made for it (see
+// Decoder), any other by encoding/json; both read every body alike. To
+// decode a chain, a Decoder also shares the strings its records repeat.
 func DecodeRecord(body []byte, prevHash, hash string) (Record, error) {
+	return (*Decoder)(nil).Decode(body, prevHash, hash)
+}
+
+// decodeGeneric is DecodeRecord with encoding/json.
+func decodeGeneric(body []byte, prevHash, hash string) (Record, error) {
 	var r Record
 	if len(body) > MaxRecordSize {
 		return r, fmt.Errorf("trace: record body of %d bytes exceeds %d", len(body), MaxRecordSize)

@@ -1,6 +1,8 @@
 package trace
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 )
@@ -45,56 +47,119 @@ func Verify(records []Record) (head string, err error) {
 	if len(records) == 0 {
 		return "", &ChainError{Seq: 0, Problem: "no records"}
 	}
-	first := records[0]
-	fail := func(seq int, problem, want, got string) error {
-		return &ChainError{TenantID: first.TenantID, RunID: first.RunID, Seq: seq, Problem: problem, Want: want, Got: got}
-	}
-	prev := GenesisHash
-	nextStep := 0
-	inflections := 0
-	var buf []byte
+	var v Verifier
 	for i := range records {
-		r := &records[i]
-		switch {
-		case r.Seq != i:
-			return "", fail(i, "sequence number out of place", fmt.Sprint(i), fmt.Sprint(r.Seq))
-		case r.TenantID != first.TenantID:
-			return "", fail(i, "record of another tenant", first.TenantID, r.TenantID)
-		case r.RunID != first.RunID:
-			return "", fail(i, "record of another run", first.RunID, r.RunID)
-		case r.SnapshotID != first.SnapshotID:
-			return "", fail(i, "record bound to another snapshot", first.SnapshotID, r.SnapshotID)
-		case i == 0 && r.Kind != KindRunStart:
-			return "", fail(i, "chain does not begin with run_start", string(KindRunStart), string(r.Kind))
-		case i > 0 && r.Kind == KindRunStart:
-			return "", fail(i, "second run_start record", "", "")
-		case r.Kind != KindRunStart && r.Kind != KindStep && r.Kind != KindRunEnd:
-			return "", fail(i, "unknown record kind", "", string(r.Kind))
-		case r.Kind == KindRunEnd && i != len(records)-1:
-			next := &records[i+1]
-			return "", fail(i+1, "record after the run_end that closed the chain", "nothing", fmt.Sprintf("%s record with seq %d", next.Kind, next.Seq))
-		case r.PrevHash != prev:
-			return "", fail(i, "prev_hash does not match the previous record's hash", prev, r.PrevHash)
+		if err := v.Add(&records[i]); err != nil {
+			return "", err
 		}
-		if r.Kind == KindStep {
-			if r.StepIndex != nextStep {
-				return "", fail(i, "step index out of sequence", fmt.Sprint(nextStep), fmt.Sprint(r.StepIndex))
-			}
-			nextStep++
-			if r.Inflection {
-				inflections++
-				if inflections > 1 {
-					return "", fail(i, "second inflection point", "", "")
-				}
-			}
-		} else if r.StepIndex != -1 {
-			return "", fail(i, "non-step record with a step index", "-1", fmt.Sprint(r.StepIndex))
-		}
-		buf = Encode(buf[:0], r)
-		if h := ComputeHash(prev, buf); h != r.Hash {
-			return "", fail(i, "content does not match its hash", h, r.Hash)
-		}
-		prev = r.Hash
 	}
-	return prev, nil
+	return v.Head(), nil
+}
+
+// A Verifier is Verify one record at a time, for a chain read in parts:
+// Add each record in stored order; the first error names the first bad
+// record, as Verify would. After the last record, Head is the chain's
+// head and Len its length; Verify's one check that needs the whole chain
+// at once is that it is not empty (Len > 0).
+//
+// A Verifier keeps only what the next record is checked against; it is
+// not safe for concurrent use. Its zero value is ready.
+type Verifier struct {
+	n                     int
+	tenant, run, snap     string
+	prev                  string
+	nextStep, inflections int
+	ended                 bool
+	buf                   []byte
+}
+
+// Len returns how many records were added and found sound.
+func (v *Verifier) Len() int { return v.n }
+
+// Head returns the hash of the last record added (GenesisHash before the
+// first).
+func (v *Verifier) Head() string {
+	if v.n == 0 {
+		return GenesisHash
+	}
+	return v.prev
+}
+
+// Body returns the canonical body of the last record added, the bytes its
+// hash covers; it is valid until the next Add.
+func (v *Verifier) Body() []byte { return v.buf }
+
+// Add checks the next record of the chain. After an error the Verifier
+// must not be used again.
+func (v *Verifier) Add(r *Record) error {
+	i := v.n
+	if i == 0 {
+		v.tenant, v.run, v.snap, v.prev = r.TenantID, r.RunID, r.SnapshotID, GenesisHash
+	}
+	fail := func(seq int, problem, want, got string) error {
+		return &ChainError{TenantID: v.tenant, RunID: v.run, Seq: seq, Problem: problem, Want: want, Got: got}
+	}
+	switch {
+	case v.ended:
+		// The record after the run_end is the one named, as Verify names it.
+		return fail(i, "record after the run_end that closed the chain", "nothing", fmt.Sprintf("%s record with seq %d", r.Kind, r.Seq))
+	case r.Seq != i:
+		return fail(i, "sequence number out of place", fmt.Sprint(i), fmt.Sprint(r.Seq))
+	case r.TenantID != v.tenant:
+		return fail(i, "record of another tenant", v.tenant, r.TenantID)
+	case r.RunID != v.run:
+		return fail(i, "record of another run", v.run, r.RunID)
+	case r.SnapshotID != v.snap:
+		return fail(i, "record bound to another snapshot", v.snap, r.SnapshotID)
+	case i == 0 && r.Kind != KindRunStart:
+		return fail(i, "chain does not begin with run_start", string(KindRunStart), string(r.Kind))
+	case i > 0 && r.Kind == KindRunStart:
+		return fail(i, "second run_start record", "", "")
+	case r.Kind != KindRunStart && r.Kind != KindStep && r.Kind != KindRunEnd:
+		return fail(i, "unknown record kind", "", string(r.Kind))
+	case r.PrevHash != v.prev:
+		return fail(i, "prev_hash does not match the previous record's hash", v.prev, r.PrevHash)
+	}
+	if r.Kind == KindStep {
+		if r.StepIndex != v.nextStep {
+			return fail(i, "step index out of sequence", fmt.Sprint(v.nextStep), fmt.Sprint(r.StepIndex))
+		}
+		v.nextStep++
+		if r.Inflection {
+			v.inflections++
+			if v.inflections > 1 {
+				return fail(i, "second inflection point", "", "")
+			}
+		}
+	} else if r.StepIndex != -1 {
+		return fail(i, "non-step record with a step index", "-1", fmt.Sprint(r.StepIndex))
+	}
+	v.buf = Encode(v.buf[:0], r)
+	if !hashIs(v.prev, v.buf, r.Hash) {
+		return fail(i, "content does not match its hash", ComputeHash(v.prev, v.buf), r.Hash)
+	}
+	v.prev = r.Hash
+	v.ended = r.Kind == KindRunEnd
+	v.n++
+	return nil
+}
+
+// hashIs reports whether ComputeHash(prevHash, body) is hash, without
+// allocating.
+func hashIs(prevHash string, body []byte, hash string) bool {
+	var prev [sha256.Size]byte
+	if len(prevHash) != 2*sha256.Size || len(hash) != 2*sha256.Size {
+		return ComputeHash(prevHash, body) == hash
+	}
+	if _, err := hex.Decode(prev[:], []byte(prevHash)); err != nil {
+		return ComputeHash(prevHash, body) == hash
+	}
+	h := sha256.New()
+	h.Write([]byte(Domain))
+	h.Write(prev[:])
+	h.Write(body)
+	var sum [sha256.Size]byte
+	var text [2 * sha256.Size]byte
+	hex.Encode(text[:], h.Sum(sum[:0]))
+	return string(text[:]) == hash
 }

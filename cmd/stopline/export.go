@@ -156,33 +156,29 @@ it is %s. A --format that contradicts the file's extension is refused.
 				if e.tty {
 					fmt.Fprintf(e.stderr, "building the %s bundle of %s...", typ, inc.ID)
 				}
-				a, err := exp.Export(ctx, typ, req, f)
+				var (
+					path = out
+					wr   *export.Written
+				)
+				if path == "-" {
+					wr, err = exp.ExportTo(ctx, e.stdout, typ, req, f)
+				} else {
+					path, wr, err = exportToFile(ctx, exp, out, typ, req, f)
+				}
 				if e.tty {
 					fmt.Fprint(e.stderr, "\r\033[K")
 				}
-				if err != nil {
-					return err
-				}
-				path := out
-				if path == "" {
-					path = a.Filename
-				}
-				if path == "-" {
-					_, err := a.WriteTo(e.stdout)
-					return err
-				}
-				size, err := writeArtifact(path, a)
-				if err != nil {
+				if err != nil || out == "-" {
 					return err
 				}
 				if e.jsonOut {
-					return writeJSON(e.stdout, exportResult{File: path, ExportRecord: a.Record})
+					return writeJSON(e.stdout, exportResult{File: path, ExportRecord: wr.Record})
 				}
 				t := newTable(e.stdout)
-				t.row("Wrote:", fmt.Sprintf("%s (%d bytes)", path, size))
-				t.row("Bundle:", fmt.Sprintf("%s (%s, %s)", a.Sealed.Bundle.ID(), typ, f))
-				t.row("Bundle hash:", a.Sealed.Hash)
-				if k := a.Sealed.KeyID(); k != "" {
+				t.row("Wrote:", fmt.Sprintf("%s (%d bytes)", path, wr.Size))
+				t.row("Bundle:", fmt.Sprintf("%s (%s, %s)", wr.Record.BundleID, typ, f))
+				t.row("Bundle hash:", wr.Record.BundleHash)
+				if k := wr.Record.KeyID; k != "" {
 					t.row("Signed by:", "key "+k)
 				} else {
 					t.row("Signed by:", "not signed (give --sign-key FILE)")
@@ -237,20 +233,35 @@ func parsePeriodTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, s)
 }
 
-// writeArtifact writes an export to path (mode 0644), and returns its
-// size. A file that could not be written whole is removed.
-func writeArtifact(path string, a *export.Artifact) (int64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return 0, err
+// exportToFile writes an export to path (mode 0644), or, when path is
+// empty, to the bundle's own file name in the current directory. It is
+// written to a temporary file beside it, renamed once whole: a failed
+// export leaves no file, and never a partial one under the final name.
+func exportToFile(ctx context.Context, exp *export.Exporter, path string, typ bundle.Type, req export.Request, f export.Format) (string, *export.Written, error) {
+	dir := "."
+	if path != "" {
+		dir = filepath.Dir(path)
 	}
-	n, err := a.WriteTo(f)
-	if cerr := f.Close(); err == nil {
+	tmp, err := os.CreateTemp(dir, ".stopline-export-*")
+	if err != nil {
+		return "", nil, err
+	}
+	wr, err := exp.ExportTo(ctx, tmp, typ, req, f)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		os.Remove(path)
-		return 0, err
+	if path == "" && err == nil {
+		path = filepath.Join(dir, wr.Filename)
 	}
-	return n, nil
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", nil, err
+	}
+	return path, wr, nil
 }

@@ -185,8 +185,60 @@ func chainFailure(recs []trace.Record) error {
 
 func checkEvidence(c *checks, b *Evidence, recs []trace.Record) {
 	checkSteps(c, b.Steps, recs)
-	h, first, last := &b.Header, &recs[0], &recs[len(recs)-1]
-	inf, stopped := trace.InflectionOf(recs)
+	checkEvidenceFacts(c, b, factsOf(recs))
+}
+
+// chainFacts is what a bundle's facts are checked against, of a sound
+// chain: its first and last records, its inflection point, and the
+// totals of its last record that carries them.
+type chainFacts struct {
+	first, last trace.Record
+	inf         trace.Inflection
+	stopped     bool
+	tokens      int64
+	cost        float64
+	n           int
+}
+
+func factsOf(recs []trace.Record) *chainFacts {
+	var f chainFacts
+	for i := range recs {
+		f.add(&recs[i])
+	}
+	return &f
+}
+
+// add reads the next record of the chain.
+func (f *chainFacts) add(r *trace.Record) {
+	if f.n == 0 {
+		f.first = *r
+	}
+	f.n++
+	f.last = *r
+	if r.Kind == trace.KindStep || r.Kind == trace.KindRunEnd {
+		f.tokens, f.cost = r.TotalTokens, r.TotalCostCents
+	}
+	if r.Kind == trace.KindStep && r.Inflection && !f.stopped {
+		f.inf, f.stopped = trace.InflectionOf([]trace.Record{*r})
+	}
+}
+
+// totals is TotalsOf the chain.
+func (f *chainFacts) totals(start time.Time) Totals {
+	t := Totals{Tokens: f.tokens, CostCents: f.cost}
+	if f.n == 0 {
+		return Totals{}
+	}
+	if d := f.last.At.Sub(start); d > 0 {
+		t.DurationSeconds = d.Seconds()
+	}
+	return t
+}
+
+// checkEvidenceFacts checks an evidence bundle's facts against its chain's.
+func checkEvidenceFacts(c *checks, b *Evidence, f *chainFacts) {
+	h, first, last := &b.Header, &f.first, &f.last
+	inf, stopped := f.inf, f.stopped
 	switch {
 	case stopped && (b.ViolationStepIndex == nil || *b.ViolationStepIndex != inf.StepIndex || b.ViolatedPolicyID != inf.PolicyID):
 		c.add(ErrInconsistent, "violation at step %s by %q, chain has the inflection point at step %d by %q",
@@ -229,7 +281,7 @@ func checkEvidence(c *checks, b *Evidence, recs []trace.Record) {
 			c.add(ErrInconsistent, "incident %s (step %d, policy %q, record %s) does not match the chain's inflection point", inc.ID, inc.StepIndex, inc.PolicyID, inc.RecordHash)
 		}
 	}
-	if want := TotalsOf(recs, runStart(run)); b.Totals != want {
+	if want := f.totals(runStart(run)); b.Totals != want {
 		c.add(ErrInconsistent, "totals %+v, the chain gives %+v", b.Totals, want)
 	}
 }

@@ -65,17 +65,23 @@ func carriedCheckpoint(p *Provenance, h *Header) error {
 
 // ofChain checks that st is a checkpoint of the bundle's chain.
 func ofChain(st checkpoint.Statement, p *Provenance, h *Header) error {
+	return ofChainOf(st, h, len(p.Chain), func(i int) string { return p.Chain[i].Hash })
+}
+
+// ofChainOf checks that st is a checkpoint of a chain of n records whose
+// record i hashes to hash(i).
+func ofChainOf(st checkpoint.Statement, h *Header, n int, hash func(i int) string) error {
 	if st.TenantID != h.TenantID || st.RunID != h.RunID {
 		return fmt.Errorf("%w: %w: %w: the note is of run %s of tenant %q, the bundle of run %s of tenant %q (size %d)",
 			ErrCheckpoint, checkpoint.ErrRun, checkpoint.ErrMismatch, st.RunID, st.TenantID, h.RunID, h.TenantID, st.Size)
 	}
 	switch {
-	case st.Size > len(p.Chain):
+	case st.Size > n:
 		return fmt.Errorf("%w: %w: run %s: records the checkpoint covers are missing from the bundle (checkpoint covers %d records with head %s; the bundle holds %d)",
-			ErrCheckpoint, checkpoint.ErrMismatch, h.RunID, st.Size, st.Head, len(p.Chain))
-	case p.Chain[st.Size-1].Hash != st.Head:
+			ErrCheckpoint, checkpoint.ErrMismatch, h.RunID, st.Size, st.Head, n)
+	case hash(st.Size-1) != st.Head:
 		return fmt.Errorf("%w: %w: run %s: records the checkpoint covers were changed (checkpoint covers %d records with head %s; record %d of the bundle hashes to %s)",
-			ErrCheckpoint, checkpoint.ErrMismatch, h.RunID, st.Size, st.Head, st.Size-1, p.Chain[st.Size-1].Hash)
+			ErrCheckpoint, checkpoint.ErrMismatch, h.RunID, st.Size, st.Head, st.Size-1, hash(st.Size-1))
 	}
 	return nil
 }

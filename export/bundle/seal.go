@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 
 	"github.com/stopline/stopline/snapshot"
 )
@@ -108,62 +107,36 @@ func (s *Sealed) KeyID() string {
 // that any DSSE verifier checks with the issuer's ed25519 public key, and
 // Verify checks in full. An unsigned bundle has an empty signatures list.
 func (s *Sealed) WriteTo(w io.Writer) (int64, error) {
-	out := make([]byte, 0, base64.StdEncoding.EncodedLen(len(s.Payload))+len(PayloadType)+64+120*len(s.Signatures))
-	out = append(out, `{"payload":"`...)
-	out = base64.StdEncoding.AppendEncode(out, s.Payload)
-	out = append(out, `","payloadType":`...)
-	out = snapshot.AppendString(out, PayloadType)
-	out = append(out, `,"signatures":[`...)
-	for i, sg := range s.Signatures {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, `{"keyid":`...)
-		out = snapshot.AppendString(out, sg.KeyID)
-		out = append(out, `,"sig":`...)
-		out = snapshot.AppendString(out, sg.Sig)
-		out = append(out, '}')
-	}
-	out = append(out, "]}"...)
-	n, err := w.Write(out)
-	return int64(n), err
+	return writeEnvelope(w, func(pw io.Writer) error {
+		_, err := pw.Write(s.Payload)
+		return err
+	}, func() ([]Signature, error) { return s.Signatures, nil })
 }
 
 // pae is DSSE's pre-authentication encoding, what a signature covers:
 // "DSSEv1" SP LEN(type) SP type SP LEN(payload) SP payload, lengths in
 // ASCII decimal.
 func pae(payloadType string, payload []byte) []byte {
-	out := make([]byte, 0, len(payloadType)+len(payload)+32)
-	out = append(out, "DSSEv1 "...)
-	out = strconv.AppendInt(out, int64(len(payloadType)), 10)
-	out = append(out, ' ')
-	out = append(out, payloadType...)
-	out = append(out, ' ')
-	out = strconv.AppendInt(out, int64(len(payload)), 10)
-	out = append(out, ' ')
-	return append(out, payload...)
+	return append(paeHeader(payloadType, int64(len(payload))), payload...)
 }
 
 // encode returns the canonical JSON of b: snapshot.Canonical of its
-// encoding/json encoding.
+// encoding/json encoding, written straight from its typed values
+// (writeBundle).
 func encode(b Bundle) ([]byte, error) {
-	raw, err := json.Marshal(b)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := writeBundle(newJSONWriter(&buf), b, partsOf(b)); err != nil {
 		return nil, err
 	}
-	return canonical(raw)
+	return buf.Bytes(), nil
 }
 
-// canonical returns snapshot.Canonical(raw), computed part by part: the
-// top-level object's values, and the elements of arrays among them, are
+// canonicalSplit appends snapshot.Canonical(raw) to dst, computed part by
+// part: with levels > 0, an object's values, or an array's elements, are
 // made canonical one at a time and joined in canonical order. The bytes
 // are the same (a canonical object is its sorted keys with canonical
-// values, a canonical array its canonical elements), but a bundle of
-// 10,000 steps is never held as one tree of Go values.
-func canonical(raw []byte) ([]byte, error) {
-	return canonicalSplit(make([]byte, 0, len(raw)), raw, 2)
-}
-
+// values, a canonical array its canonical elements), but a long array is
+// never held as one tree of Go values.
 func canonicalSplit(dst, raw []byte, levels int) ([]byte, error) {
 	raw = bytes.TrimSpace(raw)
 	if levels == 0 || len(raw) == 0 || (raw[0] != '{' && raw[0] != '[') {

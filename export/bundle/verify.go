@@ -151,9 +151,15 @@ func verify(data []byte, pub ed25519.PublicKey) (*Verified, error) {
 // its one canonical spelling (no line breaks, no stray bits), so that
 // every decoder reads the same bytes.
 func decodeBase64(s string) ([]byte, error) {
+	// Strict decoding refuses stray bits and misplaced padding but skips
+	// line breaks; without them, text of the encoded length is the one
+	// spelling of what it decodes to.
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("not base64 in its canonical form")
+	}
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
 		b, err := enc.Strict().DecodeString(s)
-		if err == nil && enc.EncodeToString(b) == s {
+		if err == nil && enc.EncodedLen(len(b)) == len(s) {
 			return b, nil
 		}
 	}
@@ -182,14 +188,20 @@ func decodeStrict(raw []byte, v any) error {
 	return fmt.Errorf("%w: %v", ErrMalformed, err)
 }
 
-// sameBytes checks that the decoded bundle encodes to payload.
+// sameBytes checks that the decoded bundle encodes to payload. The
+// encoding is compared with the payload as it is written, not held.
 func sameBytes(b Bundle, payload []byte) error {
+	cw := &compareWriter{want: payload}
+	if err := writeBundle(newJSONWriter(cw), b, partsOf(b)); err != nil {
+		return fmt.Errorf("%w: bundle: %v", ErrMalformed, err)
+	}
+	if !cw.differs && cw.n == len(payload) {
+		return nil
+	}
+	// Where they differ, from the whole encoding.
 	again, err := encode(b)
 	if err != nil {
 		return fmt.Errorf("%w: bundle: %v", ErrMalformed, err)
-	}
-	if bytes.Equal(again, payload) {
-		return nil
 	}
 	i := 0
 	for i < len(again) && i < len(payload) && again[i] == payload[i] {
@@ -283,4 +295,22 @@ func peekType(raw []byte) (Type, error) {
 		}
 	}
 	return "", errors.New("no bundle_type")
+}
+
+// compareWriter compares what is written with want.
+type compareWriter struct {
+	want    []byte
+	n       int
+	differs bool
+}
+
+func (c *compareWriter) Write(p []byte) (int, error) {
+	if !c.differs {
+		end := c.n + len(p)
+		if end > len(c.want) || !bytes.Equal(c.want[c.n:end], p) {
+			c.differs = true
+		}
+	}
+	c.n += len(p)
+	return len(p), nil
 }

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/stopline/stopline/governance"
@@ -111,6 +110,7 @@ func (h Head) Extends(r *trace.Record) error {
 func (db *DB) Records(ctx context.Context, tenantID, runID string) ([]trace.Record, error) {
 	rows, err := db.R.Query(ctx, `SELECT seq, body, prev_hash, hash FROM records
 		WHERE tenant_id = $1 AND run_id = $2 ORDER BY seq`, tenantID, runID)
+	var dec trace.Decoder
 	out, err := collect(rows, err, func(row Row) (trace.Record, error) {
 		var (
 			seq            int
@@ -120,7 +120,7 @@ func (db *DB) Records(ctx context.Context, tenantID, runID string) ([]trace.Reco
 		if err := row.Scan(&seq, &body, &prevHash, &hash); err != nil {
 			return trace.Record{}, err
 		}
-		r, err := trace.DecodeRecord(body, prevHash, hash)
+		r, err := dec.Decode(body, prevHash, hash)
 		if err != nil {
 			return r, fmt.Errorf("record at seq %d: %w", seq, err)
 		}
@@ -150,13 +150,13 @@ func (db *DB) Contents(ctx context.Context, tenantID, runID string) (map[int]tra
 	err = each(rows, err, func(row Row) error {
 		var (
 			idx  int
-			text string
-			c    trace.Content
+			text []byte
 		)
 		if err := row.Scan(&idx, &text); err != nil {
 			return err
 		}
-		if err := json.Unmarshal([]byte(text), &c); err != nil {
+		c, err := trace.DecodeContent(text)
+		if err != nil {
 			return fmt.Errorf("content of step %d: %w", idx, err)
 		}
 		out[idx] = c

@@ -107,6 +107,7 @@ func Run(t *testing.T, open Opener) {
 		{"ExportLog", testExportLog},
 		{"Checkpoints", testCheckpoints},
 		{"Audit", testAudit},
+		{"RangedReads", testRanged},
 		{"AppendRace", testAppendRace},
 		{"CloseRace", testCloseRace},
 		{"PublishRace", testPublishRace},
