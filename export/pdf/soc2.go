@@ -102,7 +102,7 @@ func renderSOC2(d *layout.Doc, s *bundle.Sealed, b *bundle.SOC2) {
 	// The population and the incidents are what an auditor samples from:
 	// ids and times are never cut; cells wrap and rows grow instead.
 	d.Heading(fmt.Sprintf("Population: %s created in the period", words.Plural(len(b.Population), "run", "runs")), 20)
-	pcols := []layout.Col{{Title: "#", W: 10, Align: "R"}, {Title: "Run", W: 36, Align: "L"}, {Title: "Created (UTC)", W: 33, Align: "L"}, {Title: "Status", W: 20, Align: "L"}, {Title: "Reason", W: 25, Align: "L"}, {Title: "Snapshot", W: 26, Align: "L"}, {Title: "Incident", W: w - 150, Align: "L"}}
+	pcols := []layout.Col{{Title: "#", W: 8, Align: "R"}, {Title: "Run", W: 36, Align: "L"}, {Title: "Created (UTC)", W: 33, Align: "L"}, {Title: "Status", W: 19, Align: "L"}, {Title: "Reason", W: 24, Align: "L"}, {Title: "Snapshot", W: 29, Align: "L"}, {Title: "Incident", W: w - 149, Align: "L"}}
 	d.SetFont("", 7)
 	d.Table(pcols, 5.5)
 	for i, r := range b.Population {
