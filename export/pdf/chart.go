@@ -256,8 +256,9 @@ func chartPanel(d *layout.Doc, x, y, w, h, top float64, tl *timeline, value func
 	d.SetFont("", 6)
 	if len(limits) == 0 {
 		d.TextColor(layout.ColorMuted)
-		d.F.SetXY(x+1, y+0.6)
-		d.Cell(w-2, 3, "no "+noun+" limit in force", "", 0, "R", false)
+		// Top left: a cumulative line starts at the bottom left.
+		d.F.SetXY(x+0.5, y+0.6)
+		d.Cell(w-2, 3, "no "+noun+" limit in force", "", 0, "L", false)
 	}
 	for _, l := range limits {
 		ly := yOf(l.Value)

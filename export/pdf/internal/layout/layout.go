@@ -620,7 +620,11 @@ func (d *Doc) KPIs(ks []KPI) {
 		d.TextColor(k.Text)
 		d.F.SetXY(x+1.5, y+2)
 		d.Cell(w-3, 4, d.Fit(strings.ToUpper(k.Label), w-3), "", 2, "L", false)
-		d.SetFont("B", 13)
+		// A value too wide is set smaller before it is cut.
+		size := 13.0
+		for d.SetFont("B", size); size > 9 && d.Width(k.Value) > w-3-2*d.CM; d.SetFont("B", size) {
+			size -= 0.5
+		}
 		d.F.SetXY(x+1.5, y+7.5)
 		d.Cell(w-3, 7, d.Fit(k.Value, w-3), "", 2, "L", false)
 	}
