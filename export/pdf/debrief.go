@@ -10,8 +10,10 @@ import (
 	"github.com/stopline/stopline/export/pdf/internal/layout"
 )
 
-// renderDebrief writes the executive debrief (A4 portrait, one or two
-// pages): the risk and key figures, then plain-language sections.
+// renderDebrief writes the executive debrief (A4 portrait, two pages
+// most often): the risk and key figures, what happened, the timeline
+// chart, then plain-language sections, the facts for reference and the
+// reviewer's sign-off.
 func renderDebrief(d *layout.Doc, s *bundle.Sealed, b *bundle.ExecutiveDebrief) {
 	d.Running = fmt.Sprintf("stopline · Executive debrief · incident %s · tenant %s", b.IncidentID, b.TenantID)
 	d.NewPage()

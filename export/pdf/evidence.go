@@ -16,8 +16,9 @@ import (
 )
 
 // renderEvidence writes the evidence report (A4 landscape): a title page
-// with the key facts, the policies in force, and every step in a table
-// whose header repeats on each page, the inflection row marked.
+// with the key facts, the policies in force, then the timeline chart and
+// every step in a table whose header repeats on each page, the inflection
+// row marked.
 func renderEvidence(d *layout.Doc, s *bundle.Sealed, b *bundle.Evidence) {
 	subject := "Run " + b.RunID
 	if b.IncidentID != "" {

@@ -2,8 +2,8 @@
 // codeberg.org/go-pdf/fpdf: fonts with a per-character fallback (cmap
 // coverage), text that fits its cell, wrapped paragraphs, page breaks with
 // a running header, tables whose header repeats on every page, key-fact
-// lists, banners, figure boxes, and a footer written on every page once
-// the page count is known. It knows nothing of bundles: package
+// lists, banners, figure boxes, sign-off blocks, and a footer written on
+// every page once the page count is known. It knows nothing of bundles: package
 // export/pdf lays its reports out with it.
 package layout
 
