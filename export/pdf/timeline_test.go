@@ -4,8 +4,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stopline/stopline/export/bundle"
+	"github.com/stopline/stopline/export/pdf/internal/layout"
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
+	"github.com/stopline/stopline/trace"
 )
 
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
@@ -98,4 +101,50 @@ func TestAxisLabels(t *testing.T) {
 			t.Errorf("elapsedLabel(%v, %v) = %q, want %q", tc.d, tc.span, got, tc.want)
 		}
 	}
+}
+
+// BenchmarkTimeline100k measures what the chart adds to the PDF of a run
+// of 100,000 steps: grouping the evidence bundle's steps (evidence), or
+// decoding the chain's records (debrief), and drawing the chart.
+func BenchmarkTimeline100k(b *testing.B) {
+	const n = 100_000
+	ev := &bundle.Evidence{Steps: make([]bundle.TraceStepEvidence, n)}
+	start := t0
+	ev.Run.StartedAt = &start
+	chain := make([]bundle.ChainRecord, n)
+	for i := range ev.Steps {
+		at := t0.Add(time.Duration(i+1) * 250 * time.Millisecond)
+		ev.Steps[i] = bundle.TraceStepEvidence{StepIndex: i, Timestamp: at, TotalCost: float64(i) / 1000, TotalTokens: int64(i) * 7, Status: trace.StatusOK}
+		r := trace.Record{TenantID: "acme", RunID: "RUN-0001", Seq: i + 1, Kind: trace.KindStep, At: at, SnapshotID: "SNAP-1", StepIndex: i,
+			StepType: prevention.StepToolCall, Tool: "search", Tokens: 7, CostCents: 0.001, TotalTokens: int64(i) * 7, TotalCostCents: float64(i) / 1000, Status: trace.StatusOK}
+		chain[i] = bundle.ChainRecord{Record: trace.Encode(nil, &r)}
+	}
+	r, err := New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	doc := func(b *testing.B) *layout.Doc {
+		d, err := layout.New(layout.Meta{Created: t0}, r.fonts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.NewPage()
+		return d
+	}
+	b.Run("evidence", func(b *testing.B) {
+		d := doc(b)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			d.F.SetY(30)
+			drawTimeline(d, evidenceTimeline(ev))
+		}
+	})
+	b.Run("debrief", func(b *testing.B) {
+		d := doc(b)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			d.F.SetY(30)
+			drawTimeline(d, chainTimeline(t0, chain, nil))
+		}
+	})
 }
