@@ -451,3 +451,34 @@ func TestChartLongRun(t *testing.T) {
 		checkChart(t, a, 3)
 	}
 }
+
+// TestChartNoStep: a run that ended without a step still has its chart,
+// which says so.
+func TestChartNoStep(t *testing.T) {
+	fixture.NeedPDFTools(t)
+	st := memstore.New()
+	clock := governance.NewFakeClock(fixture.T0)
+	r, err := governance.NewRunner(st, governance.WithKinds(fixture.Kinds), governance.WithClock(clock), governance.WithIDGenerator(fixture.IDs()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := r.Start(ctx, governance.StartOptions{Snapshot: fixture.Policy(t, "acme", 5, clock.Now())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Second)
+	if _, err := run.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exp, err := export.New(st, export.WithClock(governance.NewFakeClock(fixture.T0.Add(time.Hour))), export.WithRenderer(fixture.Renderer(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := exportPDF(t, exp, bundle.TypeEvidence, export.Request{RunID: run.ID()})
+	_, text := fixture.PDFCheck(t, dataOf(t, a))
+	for _, s := range []string{"The run over time", "No step was recorded.", "no policy stopped the run", "limit 100 ¢: max_cost_cents (cost-budget)", "Step limit: max_steps 5 (step-limit)."} {
+		if !strings.Contains(text, s) {
+			t.Errorf("chart lacks %q", s)
+		}
+	}
+}
