@@ -69,7 +69,7 @@ func drawTimeline(d *layout.Doc, tl *timeline) {
 	costY := chartPanel(d, px, yCost, pw, chartPanelH, costTop, tl, func(c *column) float64 { return c.cost },
 		colorCost, colorCostFill, "Cost (¢)", "cost", tl.costLimits, func(v float64) string { return words.Decimal(v) + " ¢" })
 	tokY := chartPanel(d, px, yTok, pw, chartPanelH, tokTop, tl, func(c *column) float64 { return float64(c.tokens) },
-		colorTokens, colorTokensFill, "Tokens", "token", tl.tokenLimits, func(v float64) string { return words.Decimal(v) })
+		colorTokens, colorTokensFill, "Tokens", "token", tl.tokenLimits, tokenCount)
 
 	// The step strip: a tick per column that has steps, warnings and the
 	// inflection as triangles.
@@ -303,6 +303,15 @@ func stepLimitText(tl *timeline) string {
 		parts[i] = fmt.Sprintf("%s %s (%s)", l.Threshold, words.Decimal(l.Value), strings.Join(l.Policies, ", "))
 	}
 	return "Step limit: " + strings.Join(parts, ", ") + "."
+}
+
+// tokenCount spells a token count on the axis: "12,500", or "2.5" on
+// the axis of a run with next to no tokens.
+func tokenCount(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+		return words.Count(int64(v))
+	}
+	return words.Decimal(v)
 }
 
 func maxLimit(ls []limitLine) float64 {

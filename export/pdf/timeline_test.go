@@ -93,6 +93,9 @@ func TestAxisLabels(t *testing.T) {
 			t.Errorf("niceCeil(%v) = %v, want %v", tc.in, got, tc.want)
 		}
 	}
+	if got := tokenCount(12500) + " " + tokenCount(2.5); got != "12,500 2.5" {
+		t.Errorf("tokenCount: %q", got)
+	}
 	for _, tc := range []struct {
 		d, span time.Duration
 		want    string
