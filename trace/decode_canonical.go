@@ -92,11 +92,11 @@ const (
 	fFindings
 	fIncidentID
 	fInflection
+	fKeptContentHash
 	fKind
 	fMessage
 	fModel
 	fReason
-	fRedactedContentHash
 	fRetention
 	fRunID
 	fRunStatus
@@ -143,8 +143,8 @@ func recordField(k []byte) int {
 		return fModel
 	case "reason":
 		return fReason
-	case "redacted_content_hash":
-		return fRedactedContentHash
+	case "kept_content_hash":
+		return fKeptContentHash
 	case "retention":
 		return fRetention
 	case "shadow_decision":
@@ -238,8 +238,8 @@ func (p *parser) recordValue(r *Record, f int) bool {
 		ok = p.decision(r.Decision)
 	case fFindings:
 		r.Findings, ok = p.findings()
-	case fRedactedContentHash:
-		r.RedactedContentHash, ok = p.string(noShare)
+	case fKeptContentHash:
+		r.KeptContentHash, ok = p.string(noShare)
 	case fRetention:
 		var s string
 		s, ok = p.string(fRetention)

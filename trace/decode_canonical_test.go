@@ -86,7 +86,7 @@ func sampleRecords(n int) []Record {
 		}
 		if rng.IntN(3) == 0 {
 			r.Retention = Retention(pick([]string{"redacted", "hashes", "é"}))
-			r.ShadowSnapshotID, r.ShadowSnapshotHash, r.RedactedContentHash = pick(strs), pick(strs), pick(strs)
+			r.ShadowSnapshotID, r.ShadowSnapshotHash, r.KeptContentHash = pick(strs), pick(strs), pick(strs)
 		}
 		if rng.IntN(3) == 0 {
 			d := dec()

@@ -42,11 +42,11 @@ func Encode(dst []byte, r *Record) []byte {
 		w.key("inflection")
 		w.b = append(w.b, "true"...)
 	}
+	w.strOmit("kept_content_hash", r.KeptContentHash)
 	w.str("kind", string(r.Kind))
 	w.strOmit("message", r.Message)
 	w.strOmit("model", r.Model)
 	w.strOmit("reason", string(r.Reason))
-	w.strOmit("redacted_content_hash", r.RedactedContentHash)
 	w.strOmit("retention", string(r.Retention))
 	w.str("run_id", r.RunID)
 	w.strOmit("run_status", r.RunStatus)

@@ -86,11 +86,13 @@ type Record struct {
 	Inflection     bool                  `json:"inflection,omitempty"`
 	Decision       *prevention.Decision  `json:"decision,omitempty"`
 	Findings       []prevention.Decision `json:"findings,omitempty"`
-	// RedactedContentHash, on a step of a run that keeps content
-	// redacted, is the content hash (ContentHashOf) of the content as
-	// stored, when redaction changed it; ContentHash stays the hash of
-	// what the step said.
-	RedactedContentHash string `json:"redacted_content_hash,omitempty"`
+	// KeptContentHash, on a step of a run that does not keep content in
+	// full, is the content hash (ContentHashOf) of what was kept of it,
+	// when that is not the content itself: the content redacted, or
+	// under RetentionHashes only the runner's own metadata
+	// ("stopline.withheld"), often nothing (""). ContentHash stays the hash
+	// of what the step said.
+	KeptContentHash string `json:"kept_content_hash,omitempty"`
 	// ShadowDecision and ShadowFindings are the shadow snapshot's
 	// evaluation of the step, on every step of a run that has one. They
 	// decide nothing.

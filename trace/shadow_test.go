@@ -22,7 +22,7 @@ func shadowChain(n int, edit func(recs []trace.Record)) []trace.Record {
 			recs[i].ContentHash = strings.Repeat("01", 32)
 		}
 	}
-	recs[1].RedactedContentHash = strings.Repeat("02", 32)
+	recs[1].KeptContentHash = strings.Repeat("02", 32)
 	if edit != nil {
 		edit(recs)
 	}
@@ -49,7 +49,7 @@ func TestShadowAndRetentionAreHashed(t *testing.T) {
 		{"shadow findings", func(r []trace.Record) { r[2].ShadowFindings = nil }, 2},
 		{"retention", func(r []trace.Record) { r[0].Retention = trace.RetentionHashes }, 0},
 		{"shadow snapshot", func(r []trace.Record) { r[0].ShadowSnapshotHash = strings.Repeat("ee", 32) }, 0},
-		{"redacted hash", func(r []trace.Record) { r[1].RedactedContentHash = strings.Repeat("03", 32) }, 1},
+		{"kept hash", func(r []trace.Record) { r[1].KeptContentHash = strings.Repeat("03", 32) }, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := shadowChain(3, nil)
@@ -76,7 +76,7 @@ func TestVerifyRefusesMisplacedShadowAndRetention(t *testing.T) {
 		{"retention on a step", func(r []trace.Record) { r[2].Retention = trace.RetentionHashes }, 2},
 		{"shadow snapshot on run_end", func(r []trace.Record) { r[len(r)-1].ShadowSnapshotID = "x" }, 4},
 		{"shadow decision on run_end", func(r []trace.Record) { d := prevention.Allowed(); r[len(r)-1].ShadowDecision = &d }, 4},
-		{"redacted hash in a run kept in full", func(r []trace.Record) { r[0].Retention = "" }, 1},
+		{"kept hash in a run kept in full", func(r []trace.Record) { r[0].Retention = "" }, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := trace.Verify(shadowChain(3, tc.edit))

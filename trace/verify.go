@@ -165,8 +165,8 @@ func (v *Verifier) fieldsOf(r *Record) string {
 		return fmt.Sprintf("%s record states a retention or a shadow snapshot, which only run_start does", r.Kind)
 	}
 	if r.Kind != KindStep {
-		if r.ShadowDecision != nil || r.ShadowFindings != nil || r.RedactedContentHash != "" {
-			return fmt.Sprintf("%s record carries a step's shadow decision or redacted content hash", r.Kind)
+		if r.ShadowDecision != nil || r.ShadowFindings != nil || r.KeptContentHash != "" {
+			return fmt.Sprintf("%s record carries a step's shadow decision or kept content hash", r.Kind)
 		}
 		return ""
 	}
@@ -175,8 +175,8 @@ func (v *Verifier) fieldsOf(r *Record) string {
 		return "step of a run with a shadow snapshot has no shadow decision"
 	case !v.shadow && (r.ShadowDecision != nil || r.ShadowFindings != nil):
 		return "shadow decision on a step of a run without a shadow snapshot"
-	case r.RedactedContentHash != "" && (v.retention != RetentionRedacted || r.ContentHash == ""):
-		return "redacted content hash on a step whose run does not keep content redacted, or that has no content"
+	case r.KeptContentHash != "" && (v.retention == "" || r.ContentHash == ""):
+		return "kept content hash on a step whose run keeps content in full, or that has no content"
 	}
 	return ""
 }
