@@ -184,3 +184,6 @@ func (run *Run) complete(ctx context.Context, rec *trace.Record, decided, kept *
 	}
 	return run.keep(rec, kept, c)
 }
+
+// Retention returns how the run keeps its steps' content.
+func (run *Run) Retention() trace.Retention { return run.retention }
