@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -404,27 +403,10 @@ func (w *whatIf) recordedCounters(rr *recordedRun) (map[string]prevention.Counte
 	return c, nil
 }
 
-// measuringEngine compiles a recorded snapshot to measure its policies:
-// with the built-in kinds, and in place of other kinds hooks that measure
-// nothing and allow.
+// measuringEngine compiles a recorded snapshot to measure its policies
+// (prevention.MeasuringEngine).
 func measuringEngine(snap *snapshot.PolicySnapshot) (*prevention.Engine, error) {
-	kinds := prevention.Builtin()
-	var others []prevention.Kind
-	for _, p := range snap.Policies() {
-		if slices.Contains(kinds.Names(), p.Kind) || slices.ContainsFunc(others, func(k prevention.Kind) bool { return k.Name() == p.Kind }) {
-			continue
-		}
-		others = append(others, prevention.KindFunc(p.Kind, func(p snapshot.Policy, _ snapshot.Thresholds) (prevention.Hook, error) {
-			return recordedHook{id: p.ID}, nil
-		}))
-	}
-	if len(others) > 0 {
-		var err error
-		if kinds, err = kinds.With(others...); err != nil {
-			return nil, err
-		}
-	}
-	return kinds.Compile(snap)
+	return prevention.MeasuringEngine(snap)
 }
 
 // roundCents rounds a sum of cents to nine decimals, so that a difference

@@ -186,6 +186,11 @@ func chainFailure(recs []trace.Record) error {
 func checkEvidence(c *checks, b *Evidence, recs []trace.Record) {
 	checkSteps(c, b.Steps, recs)
 	checkEvidenceFacts(c, b, factsOf(recs))
+	if b.Snapshot != nil && b.Snapshot.Verify() == nil {
+		checkOutlook(c, b, func(shadow *snapshot.PolicySnapshot) (Outlook, error) {
+			return OutlookOf(b.Snapshot, shadow, &b.Run, recs)
+		})
+	}
 }
 
 // chainFacts is what a bundle's facts are checked against, of a sound
