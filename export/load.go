@@ -22,9 +22,9 @@ type runData struct {
 	inc      *incident.Incident
 	snap     *snapshot.PolicySnapshot
 	records  []trace.Record
-	contents map[int]trace.Content // nil unless the request includes content
+	contents map[int]trace.Content    // nil unless the request includes content
 	shadow   *snapshot.PolicySnapshot // the run's shadow snapshot, if it has one
-	cpNote   string                // the latest signed checkpoint of the run, if any
+	cpNote   string                   // the latest signed checkpoint of the run, if any
 }
 
 // load reads the run (and incident) a request names.

@@ -18,7 +18,7 @@ import (
 // summary; Verify derives them again and compares (OutlookOf). A bundle
 // made before they existed has neither, and verifies.
 type Outlook struct {
-	StepHeadroom []StepHeadroom   `json:"step_headroom,omitempty"`
+	StepHeadroom []StepHeadroom    `json:"step_headroom,omitempty"`
 	Shadow       *ShadowComparison `json:"shadow,omitempty"`
 }
 
