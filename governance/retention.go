@@ -12,7 +12,7 @@ import (
 // Redacted: the input and output with every match of the content
 // policies of the run's snapshot and of its shadow masked
 // (trace.RedactMask), redacted whole and then cut as stored text is;
-// metadata as it was. A redaction that fails keeps what hashes keeps.
+// metadata as it was. A redaction that fails masks each text whole.
 // Hashes: nothing of the text and metadata, but the runner's own mark of
 // a withheld step (MetadataWithheld), which says what the record's
 // amounts are.
@@ -27,14 +27,26 @@ func (run *Run) keep(rec *trace.Record, in *StepInput, c trace.Content) trace.Co
 			input, output, more, ok = run.shadow.Redact(input, output, trace.RedactMask)
 			changed = changed || more
 		}
-		if ok {
-			if !changed {
-				return c
-			}
-			kept := run.content(&StepInput{Input: input, Output: output, Metadata: in.Metadata})
-			rec.KeptContentHash = trace.ContentHashOf(kept)
-			return kept
+		if ok && !changed {
+			return c
 		}
+		var kept trace.Content
+		if ok {
+			kept = run.content(&StepInput{Input: input, Output: output, Metadata: in.Metadata})
+		} else {
+			// The redaction failed: each text is masked whole.
+			kept.Metadata = c.Metadata
+			if c.Input != "" {
+				kept.Input = trace.RedactMask
+			}
+			if c.Output != "" {
+				kept.Output = trace.RedactMask
+			}
+		}
+		if h := trace.ContentHashOf(kept); h != rec.ContentHash {
+			rec.KeptContentHash = h
+		}
+		return kept
 	}
 	var kept trace.Content
 	if c.Metadata[MetadataWithheld] == "true" {
