@@ -1,6 +1,7 @@
 package governance_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -137,5 +138,62 @@ func TestWhatIfContentNotKept(t *testing.T) {
 	}
 	if w := rep.Runs[0]; w.Change != governance.WhatIfWouldStop || *w.Candidate.StoppedAtStep != 1 {
 		t.Errorf("what-if of a step budget on a run kept as hashes: %+v", w)
+	}
+}
+
+// keptContents is a store whose stored contents are edited as they are
+// read (and that is no RangeStore, so VerifyRun reads them whole).
+type keptContents struct {
+	governance.Store
+	edit func(map[int]trace.Content)
+}
+
+func (s keptContents) Contents(ctx context.Context, tenant, run string) (map[int]trace.Content, error) {
+	cs, err := s.Store.Contents(ctx, tenant, run)
+	if err == nil {
+		if cs == nil {
+			cs = map[int]trace.Content{}
+		}
+		s.edit(cs)
+	}
+	return cs, err
+}
+
+// TestVerifyKeptContent: what a run kept of its steps' content is bound
+// by its records: the original text put back in place of the redacted
+// one, or text stored for a run that keeps only hashes, fails VerifyRun.
+func TestVerifyKeptContent(t *testing.T) {
+	st := memstore.New()
+	r, clock := newRunner(t, st)
+	snap := parse(t, everyKindDoc)
+	steps := []scripted{withIO(llm(10, 1, ""), "q", "call 123-45-6789 now"), llm(10, 1, "fine")}
+	redacted := runScript(t, r, clock, governance.StartOptions{Snapshot: snap, Retention: trace.RetentionRedacted}, []scripted{withMeta(steps[0], "env", "dev"), steps[1]})
+	hashes := runScript(t, r, clock, governance.StartOptions{Snapshot: snap, Retention: trace.RetentionHashes}, steps)
+	cs, _ := st.Contents(ctx, "acme", redacted)
+	// The ssn policy stops the run at step 0; its record keeps the text masked.
+	if cs[0].Output != "call "+trace.RedactMask+" now" || cs[0].Metadata["env"] != "dev" {
+		t.Fatalf("redacted contents %+v", cs)
+	}
+	for _, id := range []string{redacted, hashes} {
+		if _, err := governance.VerifyRun(ctx, keptContents{st, func(map[int]trace.Content) {}}, "acme", id); err != nil {
+			t.Fatalf("VerifyRun: %v", err)
+		}
+	}
+	for name, tc := range map[string]struct {
+		run  string
+		edit func(map[int]trace.Content)
+	}{
+		"original text put back": {redacted, func(cs map[int]trace.Content) {
+			c := cs[0]
+			c.Output = "call 123-45-6789 now"
+			cs[0] = c
+		}},
+		"text stored for a hash-only run": {hashes, func(cs map[int]trace.Content) { cs[0] = trace.Content{Input: "q"} }},
+	} {
+		_, err := governance.VerifyRun(ctx, keptContents{st, tc.edit}, "acme", tc.run)
+		var ie *governance.IntegrityError
+		if !errors.As(err, &ie) || !strings.Contains(ie.Problem, "content of step") {
+			t.Errorf("%s: VerifyRun = %v, want an IntegrityError on the content", name, err)
+		}
 	}
 }
