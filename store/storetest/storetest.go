@@ -120,6 +120,7 @@ func Run(t *testing.T, open Opener) {
 		{"ReservationInFlight", testReservationInFlight},
 		{"TenantLimitModes", testTenantLimitModes},
 		{"TenantBudgetRace", testTenantBudgetRace},
+		{"RetentionAndShadow", testRetentionAndShadow},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
