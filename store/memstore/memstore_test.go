@@ -12,10 +12,6 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) governance.Store { return memstore.New() })
 }
 
-func TestOperator(t *testing.T) {
-	storetest.RunOperator(t, func(t *testing.T) governance.Store { return memstore.New() })
-}
-
 func TestTamper(t *testing.T) {
 	storetest.RunTamper(t, func(t *testing.T) (governance.Store, storetest.Tamper) {
 		s := memstore.New()
