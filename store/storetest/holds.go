@@ -175,7 +175,7 @@ func testKillStore(t *testing.T, open Opener) {
 // holdSeconds.
 func approvalSnapshot(t testing.TB, tenant string, holdSeconds float64) *snapshot.PolicySnapshot {
 	t.Helper()
-	doc := fmt.Sprintf(`{"tenant_id": %q, "thresholds": {"max_steps": 10},
+	doc := fmt.Sprintf(`{"tenant_id": %q, "thresholds": {"max_steps": 100000},
 	  "policies": [
 	    {"id": "steps", "kind": "budget", "params": {"metric": "steps", "threshold": "max_steps"}},
 	    {"id": "approve-wire", "kind": "requires_approval", "params": {"tools": ["wire"], "hold_seconds": %v}}
@@ -603,7 +603,7 @@ func killRunner(t *testing.T, st governance.Store) *governance.Runner {
 // view is refreshed by its watcher) and returns the violation.
 func waitKilled(t *testing.T, run *governance.Run) *governance.Violation {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		_, err := run.Step(ctx, governance.StepInput{Type: prevention.StepMessage})
 		var v *governance.Violation
 		if errors.As(err, &v) {
