@@ -22,7 +22,7 @@ const approvalDoc = `{"tenant_id":"acme","thresholds":{"max_steps":100,"big":500
   {"id":"no-rm","kind":"tool_denylist","params":{"deny":["rm"]}}
  ]}`
 
-func approvalSnap(t *testing.T, doc string) *snapshot.PolicySnapshot {
+func approvalSnap(t testing.TB, doc string) *snapshot.PolicySnapshot {
 	t.Helper()
 	s, err := snapshot.Parse("approval.json", []byte(doc), time.Now(), prevention.Builtin())
 	if err != nil {
