@@ -73,6 +73,19 @@ func TestApprovalsApproveDeny(t *testing.T) {
 		t.Fatalf("denied step: %v", err)
 	}
 	c.fails(1, []string{"already answered"}, "deny", byRun[run1.ID()], "--by", "bob", "--reason", "late")
+	// The held step's evidence exports and verifies offline, with the
+	// answer in its record; PDFs of it render.
+	inc := v.IncidentID
+	c.ok("keygen", "-o", "k.key")
+	c.ok("export", "evidence", inc, "--sign-key", "k.key", "-o", "ev.json")
+	if out := c.ok("verify-bundle", "ev.json", "--pubkey", "k.key.pub"); !strings.Contains(strings.ToLower(out), "ok") && !strings.Contains(out, "valid") {
+		t.Errorf("verify-bundle:\n%s", out)
+	}
+	c.ok("export", "evidence", inc, "-o", "ev.pdf")
+	c.ok("verify", run2.ID())
+	if out := c.ok("replay", run2.ID()); !strings.Contains(out, "approval") {
+		t.Errorf("replay does not say the answer is an input:\n%s", out)
+	}
 	if out := c.ok("approvals"); !strings.Contains(out, "No step is waiting") {
 		t.Errorf("approvals after the answers:\n%s", out)
 	}
