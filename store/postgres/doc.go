@@ -142,10 +142,10 @@
 // and the other gets governance.ErrHoldAnswered; at most one switch is
 // active per scope (a partial unique index). Triggers refuse any other
 // change and every deletion, and announce each change with NOTIFY on the
-// channel stopline_operator. The Store is a governance.Changes: while a
-// runner waits on a hold or watches the kill switches, one connection of
-// the pool is held in LISTEN stopline_operator (taken out of the pool, and
-// opened again after a failure), so that an approval or a kill given on
+// channel stopline_operator. The Store is a governance.Changes: from the
+// first time a runner waits on a hold or watches the kill switches until
+// Close, one connection is held in LISTEN stopline_operator (taken out of
+// the pool, and opened again after a failure), so that an approval or a kill given on
 // any replica reaches the others in milliseconds rather than at their
 // next poll (BenchmarkKillReachesReplicaPostgres,
 // BenchmarkApprovalReachesReplicaPostgres).

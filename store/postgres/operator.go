@@ -76,9 +76,9 @@ func (s *Store) ActiveKills(ctx context.Context, tenantID string) ([]governance.
 
 // SubscribeChanges implements governance.Changes: the channel receives
 // after every change to holds and kill switches made by any process on
-// the database (LISTEN stopline_operator on one connection of the pool,
-// held while any subscription is open, and opened again after a failure)
-// and by this handle.
+// the database (LISTEN stopline_operator on one connection taken out of
+// the pool at the first subscription and kept until Close, opened again
+// after a failure) and by this handle.
 func (s *Store) SubscribeChanges() (<-chan struct{}, func()) {
 	ch, unsubscribe := s.hub.Subscribe()
 	s.listen.start(s)
