@@ -164,12 +164,7 @@ func (run *Run) evaluateNext(ctx context.Context, in *StepInput, ch *prevention.
 // is not nil (prevention.Engine.EvaluateStream).
 func (run *Run) evaluateAt(ctx context.Context, in *StepInput, ch *prevention.Charges, es *prevention.Stream) (time.Time, prevention.Evaluation, error) {
 	cfg := &run.r.cfg
-	now := cfg.clock.Now().UTC()
-	if n := len(run.times); n > 0 && now.UnixNano() < run.times[n-1] {
-		// Step times never go backwards, whatever the clock does, so that
-		// windows and the trace stay in order.
-		now = time.Unix(0, run.times[n-1]).UTC()
-	}
+	now := run.stepTime()
 	st := &run.step
 	run.buildStep(st, in, now)
 	var (
@@ -207,6 +202,17 @@ func (run *Run) buildStep(st *prevention.Step, in *StepInput, now time.Time) {
 		Metadata: in.Metadata,
 	}
 	st.SetStepTimes(run.times)
+}
+
+// stepTime is the clock's time for the run's next step: never before the
+// run's last step, whatever the clock does, so that windows and the trace
+// stay in order.
+func (run *Run) stepTime() time.Time {
+	now := run.r.cfg.clock.Now().UTC()
+	if n := len(run.times); n > 0 && now.UnixNano() < run.times[n-1] {
+		now = time.Unix(0, run.times[n-1]).UTC()
+	}
+	return now
 }
 
 // validatePart checks that delivered is a part of attempted.

@@ -32,13 +32,72 @@ type config struct {
 	observers    []Observer
 	retention    trace.Retention            // for every tenant not in tenantRetention
 	tenantRet    map[string]trace.Retention // by tenant
+	killPoll     time.Duration              // 0: no kill-switch watcher
+	holdDefault  time.Duration
+	holdMax      time.Duration
+	holdPoll     time.Duration
 }
 
 // Defaults of NewRunner.
 const (
 	DefaultStepTimeout     = 10 * time.Second
 	DefaultMaxContentBytes = 1 << 20
+	// DefaultHoldWait is how long a held step waits for an answer when its
+	// policy or hook does not say; DefaultMaxHoldWait bounds every wait;
+	// DefaultHoldPoll is how often a waiting step reads its hold.
+	DefaultHoldWait    = 15 * time.Minute
+	DefaultMaxHoldWait = 24 * time.Hour
+	DefaultHoldPoll    = 250 * time.Millisecond
+	// DefaultKillPoll is how often WithKillSwitch reads the active
+	// switches when the store sends no change signal sooner.
+	DefaultKillPoll = 250 * time.Millisecond
 )
+
+// WithHolds sets how long a step held for approval waits: wait when the
+// policy or hook gives no hold_seconds (default DefaultHoldWait), at most
+// max whatever they give (default DefaultMaxHoldWait), reading the hold
+// every poll (default DefaultHoldPoll; a store that implements Changes
+// wakes the step sooner). Zero keeps a default.
+func WithHolds(wait, max, poll time.Duration) Option {
+	return func(cfg *config) error {
+		if wait < 0 || max < 0 || poll < 0 {
+			return errors.New("WithHolds: negative duration")
+		}
+		if wait > 0 {
+			cfg.holdDefault = wait
+		}
+		if max > 0 {
+			cfg.holdMax = max
+		}
+		if poll > 0 {
+			cfg.holdPoll = poll
+		}
+		if cfg.holdDefault > cfg.holdMax {
+			return fmt.Errorf("WithHolds: default wait %s above the maximum %s", cfg.holdDefault, cfg.holdMax)
+		}
+		return nil
+	}
+}
+
+// WithKillSwitch makes the runner honour kill switches (Kill): it reads
+// the active switches when it is made (NewRunner fails if it cannot), then
+// keeps them in memory, read again every poll (0: DefaultKillPoll) and at
+// every change signal of a store that implements Changes (PostgreSQL
+// LISTEN/NOTIFY). A step checks them with one atomic load, no query;
+// Start reads the tenant's switches from the store. The store must
+// implement KillStore. Stop the watcher with Runner.Close.
+func WithKillSwitch(poll time.Duration) Option {
+	return func(cfg *config) error {
+		if poll < 0 {
+			return errors.New("WithKillSwitch: negative poll interval")
+		}
+		if poll == 0 {
+			poll = DefaultKillPoll
+		}
+		cfg.killPoll = poll
+		return nil
+	}
+}
 
 // WithClock sets the clock steps are timed with (default: the system clock).
 func WithClock(c Clock) Option {
@@ -287,7 +346,7 @@ func randomID(kind string) string {
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(err) // crypto/rand does not fail on supported platforms
 	}
-	prefix := map[string]string{"run": "RUN-", "trace": "TRC-", "incident": "INC-"}[kind]
+	prefix := map[string]string{"run": "RUN-", "trace": "TRC-", "incident": "INC-", "hold": "HOLD-", "kill": "KILL-"}[kind]
 	if prefix == "" {
 		prefix = "ID-"
 	}

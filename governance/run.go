@@ -49,6 +49,8 @@ type Run struct {
 	r      *Runner
 	engine *prevention.Engine
 
+	agent string // the run's AgentLabel, for the kill switch
+
 	mu         sync.Mutex
 	rec        RunRecord
 	head       string
@@ -160,7 +162,19 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 		ch.Carry(carry)
 		carried = true
 	}
-	now, ev, evalErr := run.evaluateNext(ctx, &in, ch)
+	var (
+		now     time.Time
+		ev      prevention.Evaluation
+		evalErr error
+	)
+	if k := run.r.killed(run.rec.TenantID, run.agent, run.rec.RunID); k != nil {
+		// [kill switch] kill.go: the step is not evaluated, it is blocked.
+		now = run.stepTime()
+		d := k.decision()
+		ev = prevention.Evaluation{Decision: d, Findings: []prevention.Decision{d}}
+	} else {
+		now, ev, evalErr = run.evaluateNext(ctx, &in, ch)
+	}
 	if observed {
 		run.obsEval = time.Since(run.obsBegan)
 	}
@@ -177,6 +191,12 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 		SnapshotID: run.rec.SnapshotID, StepIndex: idx, StepType: in.Type, Model: in.Model, Tool: in.Tool,
 		Tokens: in.Tokens, CostCents: in.CostCents, TotalTokens: totalTokens, TotalCostCents: totalCost,
 		ContentHash: trace.ContentHashOf(content),
+	}
+	if evalErr == nil && ev.Decision.Action == prevention.HoldForApproval {
+		// [holds] hold.go: the step waits for a person's answer, which
+		// decides it and is recorded with it.
+		rec.Findings = ev.Findings
+		ev, rec.Approval, evalErr = run.await(ctx, &rec, content)
 	}
 	if evalErr != nil {
 		var he *prevention.HookError
@@ -283,8 +303,12 @@ func (run *Run) stopAt(ctx context.Context, rec *trace.Record, content trace.Con
 	idx := rec.StepIndex
 	rec.Inflection = true
 	status := StatusFailedPolicy
-	if cause != nil {
+	switch {
+	case cause != nil:
 		status = StatusFailed
+	case d.Reason == prevention.ReasonUserAbort:
+		// The kill switch, or a caller who gave up on a held step.
+		status = StatusCancelled
 	}
 	stepBody := trace.Seal(rec, run.head, nil)
 

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/sync/singleflight"
@@ -26,6 +27,9 @@ type Runner struct {
 	sf      singleflight.Group
 	mu      sync.Mutex
 	engines map[string]*prevention.Engine // tenant "\x00" snapshot id
+
+	kw        *killWatch // nil without WithKillSwitch
+	closeOnce sync.Once
 }
 
 // NewRunner returns a Runner recording into store. Defaults: the system
@@ -43,13 +47,39 @@ func NewRunner(store Store, opts ...Option) (*Runner, error) {
 		newID:       randomID,
 		stepTimeout: DefaultStepTimeout,
 		maxContent:  DefaultMaxContentBytes,
+		holdDefault: DefaultHoldWait,
+		holdMax:     DefaultMaxHoldWait,
+		holdPoll:    DefaultHoldPoll,
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, fmt.Errorf("governance: NewRunner: %w", err)
 		}
 	}
-	return &Runner{store: store, cfg: cfg, engines: map[string]*prevention.Engine{}}, nil
+	r := &Runner{store: store, cfg: cfg, engines: map[string]*prevention.Engine{}}
+	if cfg.killPoll > 0 {
+		ks, ok := store.(KillStore)
+		if !ok {
+			return nil, fmt.Errorf("governance: NewRunner: WithKillSwitch: %w", ErrNoKillStore)
+		}
+		w := &killWatch{store: ks, poll: cfg.killPoll, stop: make(chan struct{}), done: make(chan struct{})}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := w.load(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("governance: NewRunner: reading the active kill switches: %w", err)
+		}
+		var (
+			changes     <-chan struct{}
+			unsubscribe func()
+		)
+		if c, ok := store.(Changes); ok {
+			changes, unsubscribe = c.SubscribeChanges()
+		}
+		r.kw = w
+		go w.run(changes, unsubscribe, func(error) {})
+	}
+	return r, nil
 }
 
 // Store returns the runner's store.
@@ -69,6 +99,8 @@ type StartOptions struct {
 	// RunID, if set, is used instead of a generated id.
 	RunID string
 	// Labels are free-form facts about the run (agent name, user, ...).
+	// The label AgentLabel ("agent") names the run's agent, which a kill
+	// switch of scope agent stops.
 	Labels map[string]string
 	// Shadow, if set, is a second policy snapshot of the run's tenant,
 	// evaluated beside the enforcing one at every step the run records:
@@ -152,11 +184,18 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 			return nil, err
 		}
 	}
+	if err := r.checkHolds(eng); err != nil { // [holds] hold.go
+		return nil, err
+	}
 	snap := eng.Snapshot()
 	now := r.cfg.clock.Now().UTC()
 	runID := opts.RunID
 	if runID == "" {
 		runID = r.cfg.newID("run")
+	}
+	agent := strings.ToValidUTF8(opts.Labels[AgentLabel], "\uFFFD")
+	if err := r.refuseKilled(ctx, tenant, agent, runID); err != nil { // [kill switch] kill.go
+		return nil, err
 	}
 	rec := RunRecord{
 		RunID: runID, TenantID: tenant, TraceID: r.cfg.newID("trace"), SnapshotID: snap.ID(),
@@ -188,6 +227,7 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	run := &Run{
 		r: r, engine: eng, rec: rec, head: start.Hash, seq: 1, startedAt: now,
 		queued: status == StatusQueued, shadow: shadow, retention: retention,
+		agent: rec.Labels[AgentLabel],
 	}
 	run.shadowScan.Add(&start)
 	if r.observed() {

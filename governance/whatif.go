@@ -283,6 +283,7 @@ func (w *whatIf) run(ctx context.Context, run RunRecord) (wr WhatIfRun, err erro
 	var (
 		decision                     prevention.Decision
 		truncated, withheld, notKept []string
+		held                         []string
 	)
 	for i := range steps {
 		st := &steps[i]
@@ -296,10 +297,17 @@ func (w *whatIf) run(ctx context.Context, run RunRecord) (wr WhatIfRun, err erro
 		if st.withheld {
 			withheld = append(withheld, strconv.Itoa(st.rec.StepIndex))
 		}
+		if got.Decision.Action == prevention.HoldForApproval {
+			held = append(held, strconv.Itoa(st.rec.StepIndex))
+		}
 		if got.Decision.Action == prevention.Block {
 			stop, decision = i, got.Decision
 			break
 		}
+	}
+	if len(held) > 0 {
+		wr.Flags = append(wr.Flags, ReplayGap{Why: GapApproval, Detail: fmt.Sprintf("step %s would wait for a person's approval, which no record holds: counted as approved",
+			strings.Join(held, ", "))})
 	}
 	if len(truncated) > 0 {
 		wr.Flags = append(wr.Flags, ReplayGap{Why: GapTruncated, Detail: fmt.Sprintf("step %s stored cut: the candidate's policies and hooks that read text (%s) saw only what was stored",

@@ -26,6 +26,18 @@ const GenesisHash = "00000000000000000000000000000000000000000000000000000000000
 func Encode(dst []byte, r *Record) []byte {
 	w := objWriter{b: dst}
 	w.b = append(w.b, '{')
+	if a := r.Approval; a != nil {
+		w.key("approval")
+		aw := objWriter{b: append(w.b, '{')}
+		aw.str("answer", a.Answer)
+		aw.str("answered_at", a.AnsweredAt.UTC().Format(time.RFC3339Nano))
+		aw.strOmit("by", a.By)
+		aw.str("deadline", a.Deadline.UTC().Format(time.RFC3339Nano))
+		aw.str("hold_id", a.HoldID)
+		aw.strOmit("reason", a.Reason)
+		aw.str("requested_at", a.RequestedAt.UTC().Format(time.RFC3339Nano))
+		w.b = append(aw.b, '}')
+	}
 	w.str("at", r.At.UTC().Format(time.RFC3339Nano))
 	w.strOmit("content_hash", r.ContentHash)
 	w.numOmit("cost_cents", r.CostCents)
@@ -98,6 +110,7 @@ func appendDecision(dst []byte, d *prevention.Decision) []byte {
 	}
 	w.str("action", string(a))
 	w.strOmit("enforcement", string(d.Enforcement))
+	w.numOmit("hold_seconds", d.HoldSeconds)
 	w.numOmit("limit", d.Limit)
 	w.strOmit("message", d.Message)
 	w.numOmit("observed", d.Observed)

@@ -98,6 +98,9 @@ type Record struct {
 	// decide nothing.
 	ShadowDecision *prevention.Decision  `json:"shadow_decision,omitempty"`
 	ShadowFindings []prevention.Decision `json:"shadow_findings,omitempty"`
+	// Approval is, on a step a policy or hook held for a person, the
+	// hold and its answer. Records without it hash as before it existed.
+	Approval *Approval `json:"approval,omitempty"`
 
 	// Run end.
 	RunStatus         string                          `json:"run_status,omitempty"`
@@ -171,6 +174,38 @@ func ParseRetention(s string) (Retention, error) {
 		return "", fmt.Errorf("trace: retention %q: want full, redacted or hashes", s)
 	}
 	return r, nil
+}
+
+// Answers to a hold, as an Approval records them.
+const (
+	// AnswerApproved: a person approved the step; it passed.
+	AnswerApproved = "approved"
+	// AnswerDenied: a person denied the step; the run stopped
+	// (policy_block).
+	AnswerDenied = "denied"
+	// AnswerExpired: nobody answered before the deadline; the run
+	// stopped (timeout).
+	AnswerExpired = "expired"
+	// AnswerCancelled: the wait ended without an answer — the caller
+	// cancelled, the kill switch was pulled, the run was recovered —;
+	// the run stopped (user_abort, or system_failure when recovered).
+	AnswerCancelled = "cancelled"
+)
+
+// Approval is the hold of a step and its answer, recorded in the step's
+// record when the answer is known: which hold (HoldID), when it was
+// requested and until when it could wait, the answer (AnswerApproved,
+// AnswerDenied, AnswerExpired, AnswerCancelled), who gave it, why, and
+// when. The policy that held the step is the record's finding with
+// Action HoldForApproval.
+type Approval struct {
+	HoldID      string    `json:"hold_id"`
+	RequestedAt time.Time `json:"requested_at"`
+	Deadline    time.Time `json:"deadline"`
+	Answer      string    `json:"answer"`
+	By          string    `json:"by,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	AnsweredAt  time.Time `json:"answered_at"`
 }
 
 // Content is what a step said: its input and output text and metadata.

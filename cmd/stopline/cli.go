@@ -53,13 +53,14 @@ var groups = map[string]string{
 	"export": "Export an incident's evidence as a bundle (JSON or PDF), optionally signed.",
 }
 
-var sections = []string{"Policies", "Runs", "Evidence and integrity", "Server", "Database"}
+var sections = []string{"Policies", "Runs", "Operators", "Evidence and integrity", "Server", "Database"}
 
 func commands() []*command {
 	cmds := []*command{
 		policyCheckCmd(), policyPublishCmd(), policyHistoryCmd(), whatifCmd(),
 		runCmd(), runsCmd(), showCmd(), incidentsCmd(), explainCmd(),
 		verifyCmd(), replayCmd(), checkpointCmd(),
+		approvalsCmd(), answerCmd(true), answerCmd(false), killCmd(false), killCmd(true), killsCmd(),
 	}
 	cmds = append(cmds, exportCmds()...)
 	return append(cmds, verifyBundleCmd(), keygenCmd(), serveCmd(), migrateCmd())

@@ -172,6 +172,36 @@
 // each step {"step_index","seq","outcome","stored","recomputed",
 // "difference","gaps","shadow"}.
 //
+//	stopline approvals [--tenant T] [--json]
+//	stopline approve HOLD_ID --by NAME --reason TEXT [--tenant T] [--json]
+//	stopline deny HOLD_ID --by NAME --reason TEXT [--tenant T] [--json]
+//
+// List the steps held for a person's approval (a requires_approval
+// policy, or a Go hook's HoldForApproval), oldest first, and answer one:
+// approve lets the step pass, deny blocks it (policy_block). The answer
+// (who, when, why) is recorded in the held step's trace record; a hold is
+// answered once, and not after its deadline (then the step is blocked,
+// timeout). The run's process may be another one, on another machine: it
+// waits on the store (governance.Approve, Deny, PendingHolds). --json:
+// an array of holds, or the hold answered: {"hold_id","tenant_id",
+// "run_id","step_index","step_type","tool","cost_cents","policy_id",
+// "source","message","requested_at","deadline","status","answered_by",
+// "answer_reason","answered_at"}.
+//
+//	stopline kill run|agent|tenant ID --by NAME --reason TEXT [--tenant T] [--json]
+//	stopline release run|agent|tenant ID --by NAME [--tenant T] [--json]
+//	stopline kills [--tenant T] [--json]
+//
+// Pull, release and list kill switches (governance.Kill, Release,
+// ActiveKills). While a switch is pulled, the next step of every run in
+// its scope — one run, every run whose "agent" label is ID (give
+// --tenant), every run of a tenant — is blocked with reason user_abort on
+// every runner that watches the store (governance.WithKillSwitch), with
+// an incident naming who pulled it and why; new runs in the scope are
+// refused (governance.ErrKilled) until it is released. --json: the
+// switch {"kill_id","tenant_id","scope","target","pulled_by","reason",
+// "pulled_at","released_by","released_at"}, or an array of them.
+//
 //	stopline checkpoint RUN_ID --key FILE [-o FILE] [--tenant T] [--json]
 //
 // Signs a checkpoint of the run's chain (size and head hash, signed-note

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/incident"
+	"github.com/stopline/stopline/internal/changes"
 	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/trace"
 )
@@ -42,6 +43,13 @@ type Store struct {
 	checkpts  map[key][]governance.Checkpoint
 	n         int
 	ledger    ledgerState // tenant counters (ledger.go); its own lock
+
+	// Holds and kill switches (holds.go), under their own lock.
+	ops       sync.Mutex
+	holds     map[key]governance.Hold
+	holdOrder []key
+	kills     []governance.KillSwitch
+	hub       changes.Hub
 }
 
 // New returns an empty Store.
@@ -54,6 +62,7 @@ func New() *Store {
 		incSeq:    map[key]int{},
 		exports:   map[string][]governance.ExportRecord{},
 		checkpts:  map[key][]governance.Checkpoint{},
+		holds:     map[key]governance.Hold{},
 	}
 }
 
