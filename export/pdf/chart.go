@@ -218,8 +218,10 @@ func chartPanel(d *layout.Doc, x, y, w, h, top float64, tl *timeline, value func
 	d.F.Line(x, y+h/2, x+w, y+h/2)
 	d.SetFont("", 6)
 	d.TextColor(layout.ColorMuted)
-	for _, v := range []float64{top, top / 2, 0} {
-		d.F.SetXY(x-chartLabelW, yOf(v)-1.5)
+	// The top value hangs from the frame and zero stands on it, so that
+	// two panels' labels never meet.
+	for i, v := range []float64{top, top / 2, 0} {
+		d.F.SetXY(x-chartLabelW, y+float64(i)*(h-3)/2)
 		d.Cell(chartLabelW-1, 3, format(v), "", 0, "R", false)
 	}
 	d.SetFont("B", 6.5)
@@ -342,8 +344,12 @@ func niceCeil(v float64) float64 {
 // seconds, minutes or hours, as the span calls for ("+1.5 s", "+12 min",
 // "+3.5 h").
 func elapsedLabel(d, span time.Duration) string {
+	scale := 10.0 // tenths
+	if span < 10*time.Second {
+		scale = 100
+	}
 	num := func(v float64, unit string) string {
-		return "+" + strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64) + " " + unit
+		return "+" + strconv.FormatFloat(math.Round(v*scale)/scale, 'f', -1, 64) + " " + unit
 	}
 	switch {
 	case d == 0:

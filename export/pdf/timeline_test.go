@@ -99,7 +99,7 @@ func TestAxisLabels(t *testing.T) {
 	for _, tc := range []struct {
 		d, span time.Duration
 		want    string
-	}{{0, time.Minute, "0"}, {1500 * time.Millisecond, 6 * time.Second, "+1.5 s"}, {6 * time.Minute, 25 * time.Minute, "+6 min"}, {90 * time.Minute, 7 * time.Hour, "+1.5 h"}} {
+	}{{0, time.Minute, "0"}, {1500 * time.Millisecond, 6 * time.Second, "+1.5 s"}, {750 * time.Millisecond, time.Second, "+0.75 s"}, {7500 * time.Millisecond, 30 * time.Second, "+7.5 s"}, {6 * time.Minute, 25 * time.Minute, "+6 min"}, {90 * time.Minute, 7 * time.Hour, "+1.5 h"}} {
 		if got := elapsedLabel(tc.d, tc.span); got != tc.want {
 			t.Errorf("elapsedLabel(%v, %v) = %q, want %q", tc.d, tc.span, got, tc.want)
 		}
