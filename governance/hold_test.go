@@ -242,3 +242,43 @@ func TestExplainHeld(t *testing.T) {
 		t.Fatalf("explain after: %s %q", ex.State, ex.Why)
 	}
 }
+
+// TestKillReserveAndStream: a kill switch refuses a reservation (the
+// model call is not made) and cuts a stream at its next check.
+func TestKillReserveAndStream(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	r, err := governance.NewRunner(st, governance.WithKillSwitch(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	snap := approvalSnap(t, `{"tenant_id":"acme","thresholds":{"n":100},"policies":[{"id":"steps","kind":"budget","params":{"metric":"steps","threshold":"n"}}]}`)
+	reserved, _ := r.Start(ctx, governance.StartOptions{Snapshot: snap, Labels: map[string]string{governance.AgentLabel: "a"}})
+	streamed, _ := r.Start(ctx, governance.StartOptions{Snapshot: snap, Labels: map[string]string{governance.AgentLabel: "a"}})
+	if _, err := governance.Kill(ctx, st, "acme", governance.KillAgent, "a", "ops", "stop"); err != nil {
+		t.Fatal(err)
+	}
+	var v *governance.Violation
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		res, err := reserved.Reserve(ctx, governance.StepInput{Type: prevention.StepLLMResponse, Model: "m", CostCents: 1})
+		if errors.As(err, &v) {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("reserve under a kill switch: %v", err)
+		}
+		_ = res.Release(ctx)
+	}
+	if v.Reason() != prevention.ReasonUserAbort || v.Decision.Source != prevention.SourceOperator {
+		t.Fatalf("reserve: %+v", v.Decision)
+	}
+	ev, err := streamed.Stream().Withhold(ctx, governance.StepInput{Type: prevention.StepLLMResponse, Output: "partial text"},
+		governance.StepInput{Type: prevention.StepLLMResponse, Output: "partial"})
+	if !errors.As(err, &v) || ev.Decision.Source != prevention.SourceOperator {
+		t.Fatalf("stream check under a kill switch: %+v, %v", ev, err)
+	}
+	if rec := streamed.Record(); rec.Status != governance.StatusCancelled {
+		t.Fatalf("streamed run: %s", rec.Status)
+	}
+}
