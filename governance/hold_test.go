@@ -112,6 +112,29 @@ func TestHoldHookAndStore(t *testing.T) {
 		t.Fatalf("expired hook hold: %v", err)
 	}
 
+	// A hook's hold of any length is bounded, never overflows.
+	huge := prevention.NamedHook{ID: "forever", Hook: prevention.HookFunc(func(context.Context, *prevention.Step) (prevention.Decision, error) {
+		return prevention.Decision{Action: prevention.HoldForApproval, HoldSeconds: 1e300}, nil
+	})}
+	hs := memstore.New()
+	rh, _ := governance.NewRunner(hs, governance.WithHooks(huge), governance.WithHolds(10*time.Millisecond, time.Hour, 5*time.Millisecond))
+	runh, _ := rh.Start(ctx, governance.StartOptions{Snapshot: snap})
+	go func() {
+		for {
+			if l, _ := governance.PendingHolds(ctx, hs, "acme"); len(l) > 0 {
+				if d := l[0].Deadline.Sub(l[0].RequestedAt); d != time.Hour {
+					t.Errorf("a hold of 1e300 s waits %s, want the runner's maximum", d)
+				}
+				_, _ = governance.Approve(ctx, hs, "acme", l[0].ID, "ops", "ok")
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	if _, err := runh.Step(ctx, governance.StepInput{Type: prevention.StepMessage}); err != nil {
+		t.Fatalf("huge hold: %v", err)
+	}
+
 	// The runner bounds a hold: WithHolds' maximum.
 	r2, _ := governance.NewRunner(memstore.New(), governance.WithHolds(10*time.Millisecond, 20*time.Millisecond, 5*time.Millisecond))
 	run2, _ := r2.Start(ctx, governance.StartOptions{Snapshot: approvalSnap(t, approvalDoc)})
