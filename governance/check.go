@@ -165,6 +165,13 @@ func (run *Run) evaluateNext(ctx context.Context, in *StepInput, ch *prevention.
 func (run *Run) evaluateAt(ctx context.Context, in *StepInput, ch *prevention.Charges, es *prevention.Stream) (time.Time, prevention.Evaluation, error) {
 	cfg := &run.r.cfg
 	now := run.stepTime()
+	if k := run.r.killed(run.rec.TenantID, run.agent, run.rec.RunID); k != nil {
+		// [kill switch] kill.go: under a kill switch a step is not
+		// evaluated; it is blocked — whether it is reported (Step),
+		// reserved (Reserve) or checked while it grows (Withhold, Stream).
+		d := k.decision()
+		return now, prevention.Evaluation{Decision: d, Findings: []prevention.Decision{d}}, nil
+	}
 	st := &run.step
 	run.buildStep(st, in, now)
 	var (

@@ -47,7 +47,10 @@ func (run *Run) await(ctx context.Context, rec *trace.Record, content trace.Cont
 	}
 	cfg := &run.r.cfg
 	wait := cfg.holdDefault
-	if hf.HoldSeconds > 0 {
+	switch {
+	case hf.HoldSeconds >= cfg.holdMax.Seconds():
+		wait = cfg.holdMax // also keeps a hook's huge value from overflowing
+	case hf.HoldSeconds > 0:
 		wait = time.Duration(hf.HoldSeconds * float64(time.Second))
 	}
 	wait = min(wait, cfg.holdMax)

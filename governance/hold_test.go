@@ -112,6 +112,29 @@ func TestHoldHookAndStore(t *testing.T) {
 		t.Fatalf("expired hook hold: %v", err)
 	}
 
+	// A hook's hold of any length is bounded, never overflows.
+	huge := prevention.NamedHook{ID: "forever", Hook: prevention.HookFunc(func(context.Context, *prevention.Step) (prevention.Decision, error) {
+		return prevention.Decision{Action: prevention.HoldForApproval, HoldSeconds: 1e300}, nil
+	})}
+	hs := memstore.New()
+	rh, _ := governance.NewRunner(hs, governance.WithHooks(huge), governance.WithHolds(10*time.Millisecond, time.Hour, 5*time.Millisecond))
+	runh, _ := rh.Start(ctx, governance.StartOptions{Snapshot: snap})
+	go func() {
+		for {
+			if l, _ := governance.PendingHolds(ctx, hs, "acme"); len(l) > 0 {
+				if d := l[0].Deadline.Sub(l[0].RequestedAt); d != time.Hour {
+					t.Errorf("a hold of 1e300 s waits %s, want the runner's maximum", d)
+				}
+				_, _ = governance.Approve(ctx, hs, "acme", l[0].ID, "ops", "ok")
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	if _, err := runh.Step(ctx, governance.StepInput{Type: prevention.StepMessage}); err != nil {
+		t.Fatalf("huge hold: %v", err)
+	}
+
 	// The runner bounds a hold: WithHolds' maximum.
 	r2, _ := governance.NewRunner(memstore.New(), governance.WithHolds(10*time.Millisecond, 20*time.Millisecond, 5*time.Millisecond))
 	run2, _ := r2.Start(ctx, governance.StartOptions{Snapshot: approvalSnap(t, approvalDoc)})
@@ -240,5 +263,45 @@ func TestExplainHeld(t *testing.T) {
 	}
 	if ex.State != governance.StateStopped || !strings.Contains(ex.Why, "denied by ops: no") {
 		t.Fatalf("explain after: %s %q", ex.State, ex.Why)
+	}
+}
+
+// TestKillReserveAndStream: a kill switch refuses a reservation (the
+// model call is not made) and cuts a stream at its next check.
+func TestKillReserveAndStream(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	r, err := governance.NewRunner(st, governance.WithKillSwitch(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	snap := approvalSnap(t, `{"tenant_id":"acme","thresholds":{"n":100},"policies":[{"id":"steps","kind":"budget","params":{"metric":"steps","threshold":"n"}}]}`)
+	reserved, _ := r.Start(ctx, governance.StartOptions{Snapshot: snap, Labels: map[string]string{governance.AgentLabel: "a"}})
+	streamed, _ := r.Start(ctx, governance.StartOptions{Snapshot: snap, Labels: map[string]string{governance.AgentLabel: "a"}})
+	if _, err := governance.Kill(ctx, st, "acme", governance.KillAgent, "a", "ops", "stop"); err != nil {
+		t.Fatal(err)
+	}
+	var v *governance.Violation
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		res, err := reserved.Reserve(ctx, governance.StepInput{Type: prevention.StepLLMResponse, Model: "m", CostCents: 1})
+		if errors.As(err, &v) {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("reserve under a kill switch: %v", err)
+		}
+		_ = res.Release(ctx)
+	}
+	if v.Reason() != prevention.ReasonUserAbort || v.Decision.Source != prevention.SourceOperator {
+		t.Fatalf("reserve: %+v", v.Decision)
+	}
+	ev, err := streamed.Stream().Withhold(ctx, governance.StepInput{Type: prevention.StepLLMResponse, Output: "partial text"},
+		governance.StepInput{Type: prevention.StepLLMResponse, Output: "partial"})
+	if !errors.As(err, &v) || ev.Decision.Source != prevention.SourceOperator {
+		t.Fatalf("stream check under a kill switch: %+v, %v", ev, err)
+	}
+	if rec := streamed.Record(); rec.Status != governance.StatusCancelled {
+		t.Fatalf("streamed run: %s", rec.Status)
 	}
 }

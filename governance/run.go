@@ -162,19 +162,7 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 		ch.Carry(carry)
 		carried = true
 	}
-	var (
-		now     time.Time
-		ev      prevention.Evaluation
-		evalErr error
-	)
-	if k := run.r.killed(run.rec.TenantID, run.agent, run.rec.RunID); k != nil {
-		// [kill switch] kill.go: the step is not evaluated, it is blocked.
-		now = run.stepTime()
-		d := k.decision()
-		ev = prevention.Evaluation{Decision: d, Findings: []prevention.Decision{d}}
-	} else {
-		now, ev, evalErr = run.evaluateNext(ctx, &in, ch)
-	}
+	now, ev, evalErr := run.evaluateNext(ctx, &in, ch)
 	if observed {
 		run.obsEval = time.Since(run.obsBegan)
 	}

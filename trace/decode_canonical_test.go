@@ -144,6 +144,11 @@ func FuzzDecoderAgrees(f *testing.F) {
 		f.Add(Encode(nil, &r))
 	}
 	f.Add([]byte(`{"at":"2026-01-01T00:00:00Z","decision":{"action":"block","limit":1e-7},"findings":[{"action":"warn"}],"kind":"step","seq":1}`))
+	held := sampleRecords(1)[0]
+	held.Findings = []prevention.Decision{{Action: prevention.HoldForApproval, PolicyID: "approve", HoldSeconds: 90}}
+	held.Approval = &Approval{HoldID: "HOLD-1", RequestedAt: held.At, Deadline: held.At.Add(time.Minute), Answer: AnswerApproved,
+		By: "alice", Reason: "ok", AnsweredAt: held.At.Add(time.Second)}
+	f.Add(Encode(nil, &held))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var d Decoder
 		agree(t, body, &d)
