@@ -305,3 +305,50 @@ func TestKillReserveAndStream(t *testing.T) {
 		t.Fatalf("streamed run: %s", rec.Status)
 	}
 }
+
+// A runner over a store that keeps kill switches honours them without
+// being told to; only WithoutKillSwitch opts out.
+func TestKillSwitchByDefault(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	r, err := governance.NewRunner(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	deaf, err := governance.NewRunner(st, governance.WithoutKillSwitch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := approvalSnap(t, `{"tenant_id":"acme","thresholds":{"n":100},"policies":[{"id":"steps","kind":"budget","params":{"metric":"steps","threshold":"n"}}]}`)
+	run, err := r.Start(ctx, governance.StartOptions{Snapshot: snap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := deaf.Start(ctx, governance.StartOptions{Snapshot: snap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := governance.Kill(ctx, st, "acme", governance.KillTenant, "acme", "ops", "stop everything"); err != nil {
+		t.Fatal(err)
+	}
+	var v *governance.Violation
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		_, err := run.Step(ctx, governance.StepInput{Type: prevention.StepLLMResponse, Model: "m"})
+		if errors.As(err, &v) {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("step under a kill switch, default runner: %v", err)
+		}
+	}
+	if v.Reason() != prevention.ReasonUserAbort {
+		t.Fatalf("reason %s", v.Reason())
+	}
+	if _, err := r.Start(ctx, governance.StartOptions{Snapshot: snap}); !errors.Is(err, governance.ErrKilled) {
+		t.Fatalf("start under a kill switch: %v", err)
+	}
+	if _, err := other.Step(ctx, governance.StepInput{Type: prevention.StepLLMResponse, Model: "m"}); err != nil {
+		t.Fatalf("WithoutKillSwitch: %v", err)
+	}
+}

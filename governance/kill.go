@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -234,6 +235,7 @@ type killWatch struct {
 	loaded atomic.Int64 // unix nanoseconds of the last successful read
 	stop   chan struct{}
 	done   chan struct{}
+	once   sync.Once
 }
 
 func (w *killWatch) load(ctx context.Context) error {
@@ -301,9 +303,14 @@ func (r *Runner) Close() error {
 	if r.kw == nil {
 		return nil
 	}
-	r.closeOnce.Do(func() {
-		close(r.kw.stop)
-		<-r.kw.done
-	})
+	r.kw.halt()
 	return nil
+}
+
+// halt stops the watcher and waits for it. It is idempotent.
+func (w *killWatch) halt() {
+	w.once.Do(func() {
+		close(w.stop)
+		<-w.done
+	})
 }

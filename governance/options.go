@@ -33,6 +33,8 @@ type config struct {
 	retention    trace.Retention            // for every tenant not in tenantRetention
 	tenantRet    map[string]trace.Retention // by tenant
 	killPoll     time.Duration              // 0: no kill-switch watcher
+	killRequired bool                       // WithKillSwitch: the store must keep switches
+	killOff      bool                       // WithoutKillSwitch
 	holdDefault  time.Duration
 	holdMax      time.Duration
 	holdPoll     time.Duration
@@ -79,13 +81,18 @@ func WithHolds(wait, max, poll time.Duration) Option {
 	}
 }
 
-// WithKillSwitch makes the runner honour kill switches (Kill): it reads
-// the active switches when it is made (NewRunner fails if it cannot), then
-// keeps them in memory, read again every poll (0: DefaultKillPoll) and at
-// every change signal of a store that implements Changes (PostgreSQL
-// LISTEN/NOTIFY). A step checks them with one atomic load, no query;
-// Start reads the tenant's switches from the store. The store must
-// implement KillStore. Stop the watcher with Runner.Close.
+// WithKillSwitch sets how often the runner reads the active kill switches
+// again (0: DefaultKillPoll), and requires the store to implement
+// KillStore (NewRunner fails with ErrNoKillStore otherwise).
+//
+// A runner over a store that implements KillStore (memstore, SQLite,
+// PostgreSQL) honours kill switches without this option: it reads the
+// active switches when it is made (NewRunner fails if it cannot), then
+// keeps them in memory, read again every poll and at every change signal
+// of a store that implements Changes (PostgreSQL LISTEN/NOTIFY). A step
+// checks them with one atomic load, no query; Start reads the tenant's
+// switches from the store. Runner.Close stops the watcher (a runner that
+// is garbage collected stops its watcher too).
 func WithKillSwitch(poll time.Duration) Option {
 	return func(cfg *config) error {
 		if poll < 0 {
@@ -95,6 +102,19 @@ func WithKillSwitch(poll time.Duration) Option {
 			poll = DefaultKillPoll
 		}
 		cfg.killPoll = poll
+		cfg.killRequired = true
+		return nil
+	}
+}
+
+// WithoutKillSwitch makes a runner that ignores kill switches, even over
+// a store that keeps them: an operator's Kill does not reach its runs.
+// It is meant for tools that read or re-evaluate recorded runs, not for
+// runners that govern live agents.
+func WithoutKillSwitch() Option {
+	return func(cfg *config) error {
+		cfg.killPoll = 0
+		cfg.killOff = true
 		return nil
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -28,8 +29,7 @@ type Runner struct {
 	mu      sync.Mutex
 	engines map[string]*prevention.Engine // tenant "\x00" snapshot id
 
-	kw        *killWatch // nil without WithKillSwitch
-	closeOnce sync.Once
+	kw *killWatch // nil over a store without KillStore, or WithoutKillSwitch
 }
 
 // NewRunner returns a Runner recording into store. Defaults: the system
@@ -57,11 +57,15 @@ func NewRunner(store Store, opts ...Option) (*Runner, error) {
 		}
 	}
 	r := &Runner{store: store, cfg: cfg, engines: map[string]*prevention.Engine{}}
-	if cfg.killPoll > 0 {
-		ks, ok := store.(KillStore)
-		if !ok {
-			return nil, fmt.Errorf("governance: NewRunner: WithKillSwitch: %w", ErrNoKillStore)
-		}
+	ks, keeps := store.(KillStore)
+	switch {
+	case cfg.killRequired && !cfg.killOff && !keeps:
+		return nil, fmt.Errorf("governance: NewRunner: WithKillSwitch: %w", ErrNoKillStore)
+	case keeps && !cfg.killOff && cfg.killPoll == 0:
+		cfg.killPoll = DefaultKillPoll
+		r.cfg.killPoll = DefaultKillPoll
+	}
+	if keeps && cfg.killPoll > 0 {
 		w := &killWatch{store: ks, poll: cfg.killPoll, stop: make(chan struct{}), done: make(chan struct{})}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := w.load(ctx)
@@ -78,6 +82,9 @@ func NewRunner(store Store, opts ...Option) (*Runner, error) {
 		}
 		r.kw = w
 		go w.run(changes, unsubscribe, func(error) {})
+		// A runner dropped without Close stops its watcher when it is
+		// collected: the watcher holds no reference to the runner.
+		runtime.AddCleanup(r, func(w *killWatch) { w.halt() }, w)
 	}
 	return r, nil
 }

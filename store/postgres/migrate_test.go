@@ -81,7 +81,7 @@ func TestOpenMigratesFromPreviousVersion(t *testing.T) {
 	}
 	// Write a stopped run with the previous schema.
 	old := postgres.Unmigrated(pool)
-	r, err := governance.NewRunner(old)
+	r, err := governance.NewRunner(old, governance.WithoutKillSwitch()) // as a binary before kill switches
 	if err != nil {
 		t.Fatal(err)
 	}

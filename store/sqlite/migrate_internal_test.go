@@ -76,7 +76,7 @@ func TestMigrationRebuildsRecordsKeepingThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := governance.NewRunner(s)
+	r, err := governance.NewRunner(s, governance.WithoutKillSwitch()) // as a binary before kill switches
 	if err != nil {
 		t.Fatal(err)
 	}
