@@ -29,6 +29,7 @@ type config struct {
 	cpSigner     note.Signer
 	cpEvery      int
 	observers    []Observer
+	outbox       Outbox
 }
 
 // Defaults of NewRunner.

@@ -152,6 +152,13 @@ func (db *DB) CloseRunWrite(c governance.Close) (func(ctx context.Context, q Que
 		c.TenantID, c.RunID, string(c.Status), string(c.Reason), intPtr(c.StoppedAtStep), c.ViolationPolicyID,
 		incidentID, c.Message, endedAt, startedAt, c.End.Record.Hash, int64(c.End.Record.Seq) + 1}})
 	writes = append(writes, "end", "run")
+	for i := range c.Deliveries {
+		args, err := db.deliveryArgs(&c.Deliveries[i])
+		if err != nil {
+			return nil, fail(err)
+		}
+		stmts, writes = append(stmts, Stmt{insertDeliverySQL, args}), append(writes, "delivery")
+	}
 
 	return func(ctx context.Context, q Querier) error {
 		var status string
@@ -183,6 +190,8 @@ func (db *DB) CloseRunWrite(c governance.Close) (func(ctx context.Context, q Que
 			return fail(fmt.Errorf("storing incident %s: %w", c.Incident.ID, err))
 		case "end":
 			return db.RecordError(err, &c.End.Record)
+		case "delivery":
+			return fail(fmt.Errorf("storing the end's deliveries: %w", err))
 		}
 		return fail(fmt.Errorf("storing the run's final fields: %w", err))
 	}, nil

@@ -42,6 +42,7 @@ type Store struct {
 	checkpts  map[key][]governance.Checkpoint
 	n         int
 	ledger    ledgerState // tenant counters (ledger.go); its own lock
+	outbox    map[key]*outboxRow
 }
 
 // New returns an empty Store.
@@ -223,6 +224,12 @@ func (s *Store) CloseRun(ctx context.Context, c governance.Close) error {
 			return fmt.Errorf("incident %q already exists: %w", c.Incident.ID, governance.ErrChainConflict)
 		}
 	}
+	if _, err := c.Validate(); err != nil {
+		return err
+	}
+	if err := s.checkDeliveries(c.Deliveries); err != nil {
+		return err
+	}
 	if c.MarkRunning && st.run.Status == governance.StatusQueued {
 		at := c.EndedAt
 		if c.Step != nil {
@@ -239,6 +246,7 @@ func (s *Store) CloseRun(ctx context.Context, c governance.Close) error {
 		s.incidents[key{c.TenantID, c.Incident.ID}] = *c.Incident
 		s.incSeq[key{c.TenantID, c.Incident.ID}] = s.n
 	}
+	s.addDeliveries(c.Deliveries)
 	r := &st.run
 	endedAt := c.EndedAt
 	r.Status, r.TerminationReason, r.StoppedAtStep = c.Status, c.Reason, copyInt(c.StoppedAtStep)

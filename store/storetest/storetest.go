@@ -34,6 +34,12 @@
 // calendar and rolling windows, concurrent charges at the edge of a limit
 // (no overshoot), reserve-then-settle and reservations in flight. For a
 // store without a ledger those tests skip, saying so.
+//
+// A store that also implements governance.OutboxStore is checked for
+// its outbox: deliveries stored with a run's end in its transaction (all
+// or nothing), claims that lease due deliveries of the named sinks,
+// acknowledgements, failures with a retry time or dead, retries of dead
+// deliveries, and concurrent claimers that never get the same delivery.
 package storetest
 
 import (
@@ -120,6 +126,10 @@ func Run(t *testing.T, open Opener) {
 		{"ReservationInFlight", testReservationInFlight},
 		{"TenantLimitModes", testTenantLimitModes},
 		{"TenantBudgetRace", testTenantBudgetRace},
+		{"OutboxWithClose", testOutboxWithClose},
+		{"OutboxAllOrNothing", testOutboxAllOrNothing},
+		{"OutboxLifecycle", testOutboxLifecycle},
+		{"OutboxConcurrentClaims", testOutboxConcurrentClaims},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
