@@ -12,6 +12,16 @@
 //	...
 //	obs.Shutdown(ctx) // at exit: hands over what is queued; then tp.Shutdown(ctx)
 //
+// LogSink (NewLogSink) is a sink.Sink that emits each incident and each
+// run's end as an OpenTelemetry log record, through the logs API
+// (go.opentelemetry.io/otel/log), delivered from the store's outbox by a
+// sink.Dispatcher, never on a step's path:
+//
+//	logs, err := otelgov.NewLogSink(otelgov.WithLoggerProvider(lp)) // default: the global LoggerProvider
+//	d, err := sink.NewDispatcher(store, []sink.Sink{logs})
+//	runner, err := governance.NewRunner(store, governance.WithOutbox(d), governance.WithObserver(obs))
+//	go d.Run(ctx)
+//
 // # Spans
 //
 // Spans and measurements are made by the Observer's goroutine, from the
