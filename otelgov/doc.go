@@ -3,7 +3,7 @@
 // that stopped a run and its incident as span events, and counts and
 // latencies of steps, decisions and runs. It is a governance.Observer and
 // depends on the OpenTelemetry API alone (go.opentelemetry.io/otel,
-// otel/trace, otel/metric): the program chooses the SDK, its processors
+// otel/trace, otel/metric, otel/log): the program chooses the SDK, its processors
 // and its exporters.
 //
 //	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter))
