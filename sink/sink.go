@@ -58,7 +58,9 @@ type Event struct {
 	Attempt         int
 	TenantID, RunID string
 	IncidentID      string // for EventIncidentCreated
-	CreatedAt       time.Time
+	// CreatedAt is when the delivery was written, on the system clock
+	// (the event's own time is the Payload's Timestamp).
+	CreatedAt time.Time
 	// Body is the event as JSON, the same bytes on every attempt: a
 	// Payload.
 	Body []byte
@@ -103,7 +105,11 @@ func deliveryID(tenant, run string, t EventType, sinkName string) string {
 
 // deliveries are the outbox rows of a run's end, for the sinks named.
 func deliveries(names []string, run governance.RunRecord, inc *incident.Incident) ([]governance.Delivery, error) {
-	at := time.Now().UTC()
+	// The event's time is the run's end on the runner's clock; the
+	// delivery is due now, on the system clock that claims are made with
+	// (a runner's clock may be a test's or a replay's).
+	now := time.Now().UTC()
+	at := now
 	if run.EndedAt != nil {
 		at = *run.EndedAt
 	}
@@ -123,7 +129,7 @@ func deliveries(names []string, run governance.RunRecord, inc *incident.Incident
 		}
 		for _, n := range names {
 			d := governance.Delivery{TenantID: run.TenantID, ID: deliveryID(run.TenantID, run.RunID, t, n), Sink: n,
-				Event: string(t), RunID: run.RunID, Payload: body, CreatedAt: at}
+				Event: string(t), RunID: run.RunID, Payload: body, CreatedAt: now}
 			if t == EventIncidentCreated {
 				d.IncidentID = inc.ID
 			}
