@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/log"
-	"go.opentelemetry.io/otel/log/global"
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/sink"
@@ -51,7 +51,7 @@ type logSinkConfig struct {
 }
 
 // WithLoggerProvider sets where records go (default: the global
-// LoggerProvider, go.opentelemetry.io/otel/log/global).
+// LoggerProvider, otel.GetLoggerProvider).
 func WithLoggerProvider(lp log.LoggerProvider) LogSinkOption {
 	return func(c *logSinkConfig) error {
 		if lp == nil {
@@ -76,7 +76,7 @@ func WithSinkName(name string) LogSinkOption {
 // NewLogSink returns a LogSink. Defaults: the global LoggerProvider, the
 // name "otel-logs".
 func NewLogSink(opts ...LogSinkOption) (*LogSink, error) {
-	c := logSinkConfig{name: "otel-logs", lp: global.GetLoggerProvider()}
+	c := logSinkConfig{name: "otel-logs", lp: otel.GetLoggerProvider()}
 	for _, o := range opts {
 		if err := o(&c); err != nil {
 			return nil, fmt.Errorf("otelgov: NewLogSink: %w", err)
