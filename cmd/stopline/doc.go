@@ -287,6 +287,10 @@
 //     default is otlp: the command sends nothing unless asked). An unknown
 //     exporter, and an OTLP protocol other than http/protobuf (gRPC is
 //     not built in), are warnings and ignored.
+//   - OTEL_LOGS_EXPORTER, the same list: each incident and each run's end
+//     as an OpenTelemetry log record (otelgov.LogSink; console prints one
+//     JSON line per record), delivered from the database's outbox like
+//     --webhook (see Sinks).
 //   - OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES set the resource
 //     (default service.name=stopline, service.version from the build).
 //   - OTEL_SDK_DISABLED=true turns it all off.

@@ -136,6 +136,11 @@ lists it.`,
 			if err != nil {
 				return err
 			}
+			logSinks, err := tel.sinks() // OTEL_LOGS_EXPORTER
+			if err != nil {
+				return err
+			}
+			sinks = append(sinks, logSinks...)
 			if cpKey != "" {
 				signer, err := readCheckpointSigner(cpKey)
 				if err != nil {

@@ -125,6 +125,11 @@ processes on one PostgreSQL database never deliver the same one at once.`,
 				return err
 			}
 			defer tel.shutdown(ctx)
+			logSinks, err := tel.sinks() // OTEL_LOGS_EXPORTER
+			if err != nil {
+				return err
+			}
+			sinks = append(sinks, logSinks...)
 			renderer, err := pdf.New()
 			if err != nil {
 				return err

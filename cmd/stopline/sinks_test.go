@@ -150,3 +150,45 @@ func TestWebhookFlagsRefused(t *testing.T) {
 		"--webhook", "http://127.0.0.1:1/hook")
 	c.fails(2, []string{"--state"}, "outbox", "list", "--state", "lost")
 }
+
+// With OTEL_LOGS_EXPORTER=console, run's incident and end are log
+// records on stderr (stdoutlog's JSON), delivered from the outbox.
+func TestRunConsoleLogs(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	res, stderr := c.runJSON("OTEL_LOGS_EXPORTER=console")
+	type logRecord struct {
+		EventName  string `json:"EventName"`
+		Severity   int    `json:"Severity"`
+		Attributes []struct {
+			Key   string `json:"Key"`
+			Value struct {
+				Value any `json:"Value"`
+			} `json:"Value"`
+		} `json:"Attributes"`
+	}
+	recs, other := jsonLines[logRecord](t, stderr)
+	if len(other) != 0 {
+		t.Errorf("stderr has other lines: %q", other)
+	}
+	names := map[string]map[string]any{}
+	for _, r := range recs {
+		a := map[string]any{}
+		for _, kv := range r.Attributes {
+			a[kv.Key] = kv.Value.Value
+		}
+		names[r.EventName] = a
+	}
+	inc, ok := names["stopline.incident.created"]
+	if !ok || inc["stopline.incident.id"] != *res.IncidentID || inc["stopline.run.id"] != res.RunID {
+		t.Errorf("incident record: %v (records %v)", inc, names)
+	}
+	if _, ok := names["stopline.run.ended"]; !ok {
+		t.Errorf("no run end record: %v", names)
+	}
+	var rows []outboxRow
+	c.okJSON(&rows, "outbox", "list", "--run", res.RunID, "--state", "delivered")
+	if len(rows) != 2 {
+		t.Errorf("delivered: %+v", rows)
+	}
+}
