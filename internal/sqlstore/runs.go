@@ -85,9 +85,9 @@ func (db *DB) CreateRunOn(ctx context.Context, q Querier, run governance.RunReco
 
 // CloseRun ends a run in one transaction: the blocking step (if any,
 // which must be marked as the inflection point), the incident (if any),
-// the run_end record, and the run's final fields, with StepCount and
-// totals taken from its last step record and HeadHash and ChainLength from
-// the run_end record; with MarkRunning, a run that was queued gets
+// the end's deliveries (outbox rows, if any), the run_end record, and the
+// run's final fields, with StepCount and totals taken from its last step
+// record and HeadHash and ChainLength from the run_end record; with MarkRunning, a run that was queued gets
 // StartedAt = the blocking step's time (EndedAt without one). Either all
 // of it is stored or none. A run already ended is governance.ErrRunEnded;
 // an unknown run is governance.ErrNotFound; records that do not extend the
@@ -131,6 +131,16 @@ func (db *DB) CloseRunWrite(c governance.Close) (func(ctx context.Context, q Que
 		}
 		stmts, writes = append(stmts, Stmt{insertIncidentSQL, args}), append(writes, "incident")
 	}
+	// The end's deliveries (an outbox row per event and sink) come
+	// before its records, so that the last statement is the run's (a
+	// failed COMMIT is reported as the last statement's failure).
+	for i := range c.Deliveries {
+		args, err := db.deliveryArgs(&c.Deliveries[i])
+		if err != nil {
+			return nil, fail(err)
+		}
+		stmts, writes = append(stmts, Stmt{insertDeliverySQL, args}), append(writes, "delivery")
+	}
 	endArgs, err := db.RecordArgs(&c.End)
 	if err != nil {
 		return nil, err
@@ -152,13 +162,6 @@ func (db *DB) CloseRunWrite(c governance.Close) (func(ctx context.Context, q Que
 		c.TenantID, c.RunID, string(c.Status), string(c.Reason), intPtr(c.StoppedAtStep), c.ViolationPolicyID,
 		incidentID, c.Message, endedAt, startedAt, c.End.Record.Hash, int64(c.End.Record.Seq) + 1}})
 	writes = append(writes, "end", "run")
-	for i := range c.Deliveries {
-		args, err := db.deliveryArgs(&c.Deliveries[i])
-		if err != nil {
-			return nil, fail(err)
-		}
-		stmts, writes = append(stmts, Stmt{insertDeliverySQL, args}), append(writes, "delivery")
-	}
 
 	return func(ctx context.Context, q Querier) error {
 		var status string
