@@ -25,5 +25,12 @@
 // decision with the one stored; Runner.WhatIf tries a candidate policy
 // set on recorded runs.
 //
+// WithObserver and WithLogger tell tracing, metrics and logs what runs
+// do, as they do it. WithOutbox (package sink) makes each run's end —
+// and its incident — write deliveries into the store's outbox, in the
+// transaction that records the end, for a dispatcher to deliver to
+// webhooks and log pipelines afterwards, at least once; no step waits
+// for them.
+//
 // Runner and Run are safe for concurrent use.
 package governance

@@ -1,7 +1,8 @@
 // Package memstore is an in-memory governance.Store: a test double for
 // code that governs agents, and the reference the conformance suite is
 // written against. It keeps nothing after the process ends. It is safe for
-// concurrent use.
+// concurrent use. It implements governance.AuditStore, LedgerStore,
+// RangeStore and OutboxStore as the SQL stores do.
 package memstore
 
 import (
