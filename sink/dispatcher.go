@@ -63,6 +63,7 @@ type dispatchConfig struct {
 	poll        time.Duration
 	concurrency int
 	logger      *slog.Logger
+	bundles     BundleFunc
 }
 
 // Defaults of NewDispatcher.
@@ -147,6 +148,20 @@ func WithConcurrency(n int) Option {
 			return fmt.Errorf("WithConcurrency: %d is less than 1", n)
 		}
 		c.concurrency = n
+		return nil
+	}
+}
+
+// WithBundles gives each EventIncidentCreated its run's evidence bundle
+// (Event.Bundle), built by f for each attempt, within the delivery
+// timeout; an error of f fails the attempt (it is retried). Default: no
+// bundles.
+func WithBundles(f BundleFunc) Option {
+	return func(c *dispatchConfig) error {
+		if f == nil {
+			return errors.New("WithBundles: nil function")
+		}
+		c.bundles = f
 		return nil
 	}
 }
@@ -302,7 +317,15 @@ func (d *Dispatcher) deliver(ctx context.Context, del governance.Delivery) {
 	e := Event{ID: del.ID, Type: EventType(del.Event), Attempt: del.Attempts, TenantID: del.TenantID, RunID: del.RunID,
 		IncidentID: del.IncidentID, CreatedAt: del.CreatedAt, Body: del.Payload}
 	dctx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
-	err := call(dctx, s, e)
+	var err error
+	if d.cfg.bundles != nil && e.Type == EventIncidentCreated {
+		if e.Bundle, err = d.cfg.bundles(dctx, e.TenantID, e.RunID); err != nil {
+			err = fmt.Errorf("sink: building the evidence bundle of run %s: %w", e.RunID, err)
+		}
+	}
+	if err == nil {
+		err = call(dctx, s, e)
+	}
 	cancel()
 	// The outcome is recorded even when ctx is done: it is what happened.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.timeout)

@@ -64,7 +64,15 @@ type Event struct {
 	// Body is the event as JSON, the same bytes on every attempt: a
 	// Payload.
 	Body []byte
+	// Bundle is the run's evidence bundle (a sealed JSON envelope), for
+	// EventIncidentCreated when the dispatcher was made WithBundles; nil
+	// otherwise. It is built again for each attempt.
+	Bundle []byte
 }
+
+// BundleFunc builds the evidence bundle of a run (export.Exporter, sealed
+// as JSON), for the sinks of a dispatcher made WithBundles.
+type BundleFunc func(ctx context.Context, tenantID, runID string) ([]byte, error)
 
 // Payload is an event's Body, in the shape Standard Webhooks recommends
 // (type, timestamp, data).

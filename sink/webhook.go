@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,7 @@ type Webhook struct {
 	key    []byte
 	client *http.Client
 	now    func() time.Time
+	bundle bool
 }
 
 var _ Sink = (*Webhook)(nil)
@@ -62,6 +64,17 @@ func WithHTTPClient(c *http.Client) WebhookOption {
 			return errors.New("WithHTTPClient: nil client")
 		}
 		w.client = c
+		return nil
+	}
+}
+
+// WithBundle makes the webhook send, with each incident, its run's
+// evidence bundle when the dispatcher has one (sink.WithBundles): the
+// body's data then holds "bundle", the sealed envelope, beside "run" and
+// "incident", signed with them. Default: no bundle.
+func WithBundle() WebhookOption {
+	return func(w *Webhook) error {
+		w.bundle = true
 		return nil
 	}
 }
@@ -100,10 +113,18 @@ func NewWebhook(target, secret string, opts ...WebhookOption) (*Webhook, error) 
 // Name implements Sink.
 func (w *Webhook) Name() string { return w.name }
 
-// Deliver implements Sink: one signed POST of e.Body.
+// Deliver implements Sink: one signed POST of e.Body (with e.Bundle in
+// its data, WithBundle).
 func (w *Webhook) Deliver(ctx context.Context, e Event) error {
+	body := e.Body
+	if w.bundle && e.Bundle != nil {
+		var err error
+		if body, err = withBundle(e.Body, e.Bundle); err != nil {
+			return fmt.Errorf("sink: webhook %s: %w: %w", w.name, ErrPermanent, err)
+		}
+	}
 	ts := strconv.FormatInt(w.now().Unix(), 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(e.Body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("sink: webhook %s: %w", w.name, err)
 	}
@@ -111,7 +132,7 @@ func (w *Webhook) Deliver(ctx context.Context, e Event) error {
 	req.Header.Set("User-Agent", "stopline-webhook")
 	req.Header.Set("webhook-id", e.ID)
 	req.Header.Set("webhook-timestamp", ts)
-	req.Header.Set("webhook-signature", w.sign(e.ID, ts, e.Body))
+	req.Header.Set("webhook-signature", w.sign(e.ID, ts, body))
 	resp, err := w.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("sink: webhook %s: %w", w.name, err)
@@ -133,4 +154,27 @@ func (w *Webhook) sign(id, ts string, body []byte) string {
 	h.Write([]byte{'.'})
 	h.Write(body)
 	return "v1," + base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// withBundle is an event's body with the bundle added to its data.
+func withBundle(body, bundle []byte) ([]byte, error) {
+	var p struct {
+		Type      json.RawMessage            `json:"type"`
+		Timestamp json.RawMessage            `json:"timestamp"`
+		Data      map[string]json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil || p.Data == nil {
+		return nil, fmt.Errorf("the event's body is not a payload: %v", err)
+	}
+	if !json.Valid(bundle) {
+		return nil, errors.New("the bundle is not JSON")
+	}
+	p.Data["bundle"] = bundle
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(p); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -2,8 +2,11 @@ package sink_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -14,6 +17,8 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/stopline/stopline/export"
+	"github.com/stopline/stopline/export/bundle"
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/sink"
 	"github.com/stopline/stopline/store/memstore"
@@ -220,5 +225,77 @@ func TestWebhookRedirectIsFailure(t *testing.T) {
 	}
 	if err := hook.Deliver(ctx, sink.Event{ID: "msg_1", Body: []byte(`{}`)}); err == nil {
 		t.Error("a redirect was taken as an acknowledgement")
+	}
+}
+
+// WithBundles and WithBundle: an incident's webhook carries its run's
+// sealed evidence bundle (built by the exporter), signed with the rest;
+// a receiver verifies both the webhook and the bundle.
+func TestWebhookCarriesBundle(t *testing.T) {
+	secret := newSecret(t)
+	rc := newReceiver(t, secret, http.StatusOK)
+	hook, err := sink.NewWebhook(rc.URL, secret, sink.WithBundle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := memstore.New()
+	exp, err := export.New(st, export.WithSigner(priv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(ctx context.Context, tenant, run string) ([]byte, error) {
+		a, err := exp.Export(ctx, bundle.TypeEvidence, export.Request{TenantID: tenant, RunID: run, ExportedBy: "webhook"}, export.FormatJSON)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		_, err = a.WriteTo(&buf)
+		return buf.Bytes(), err
+	}
+	d, err := sink.NewDispatcher(st, []sink.Sink{hook}, sink.WithPoll(10*time.Millisecond), sink.WithBundles(build))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := governance.NewRunner(st, governance.WithOutbox(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDispatcher(t, d)
+	rec := stopRun(t, r)
+	waitState(t, st, rec.RunID, governance.DeliveryDelivered, 2)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for i, req := range rc.got {
+		if rc.verified[i] != nil {
+			t.Errorf("request %d refused by the verifier: %v", i, rc.verified[i])
+		}
+		var p struct {
+			Type string                     `json:"type"`
+			Data map[string]json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(req.body, &p); err != nil {
+			t.Fatal(err)
+		}
+		b, has := p.Data["bundle"]
+		if p.Type == string(sink.EventRunEnded) {
+			if has {
+				t.Error("a run end carries a bundle")
+			}
+			continue
+		}
+		if !has || p.Data["incident"] == nil || p.Data["run"] == nil {
+			t.Fatalf("incident webhook data: %v", p.Data)
+		}
+		v, err := bundle.Verify(b, pub)
+		if err != nil {
+			t.Fatalf("the bundle in the webhook does not verify: %v", err)
+		}
+		if v == nil {
+			t.Fatal("no verified bundle")
+		}
 	}
 }
