@@ -236,7 +236,7 @@
 // # Sinks
 //
 //	stopline run ... --webhook URL [--webhook-secret-file FILE] [--deliver-wait DURATION]
-//	stopline serve ... --webhook URL [--webhook-secret-file FILE]
+//	stopline serve ... --webhook URL [--webhook-secret-file FILE] [--webhook-bundles]
 //	stopline outbox list [--tenant T] [--state pending|delivered|dead] [--run ID] [--sink NAME] [--limit N] [--json]
 //	stopline outbox retry --tenant T DELIVERY...
 //
@@ -251,7 +251,9 @@
 // background for as long as it runs, at least once, retried with
 // exponential backoff and jitter, each delivery with the same webhook-id
 // on every attempt; several serve processes on one PostgreSQL database
-// never deliver the same one at once. outbox list shows the deliveries and
+// never deliver the same one at once; with --webhook-bundles each
+// incident's webhook carries its run's evidence bundle (data.bundle,
+// sealed, signed with --sign-key). outbox list shows the deliveries and
 // their state; a delivery is dead after 12 failed attempts, and outbox
 // retry makes it due again.
 //

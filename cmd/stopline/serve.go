@@ -15,6 +15,7 @@ import (
 	"github.com/stopline/stopline/export/httpapi"
 	"github.com/stopline/stopline/export/pdf"
 	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/sink"
 )
 
 // The request headers serve takes the tenant and the exporter from.
@@ -50,7 +51,7 @@ func serveCmd() *command {
 	return &command{
 		name:     "serve",
 		section:  "Server",
-		synopsis: "[--addr HOST:PORT] [--tenant-header NAME] [--actor-header NAME] [--sign-key FILE] [--webhook URL] [--log-level LEVEL]",
+		synopsis: "[--addr HOST:PORT] [--tenant-header NAME] [--actor-header NAME] [--sign-key FILE] [--webhook URL [--webhook-bundles]] [--log-level LEVEL]",
 		summary:  "serve the HTTP API: exports, runs, explanations, incidents",
 		desc: `Serves the HTTP API of the export/httpapi package over the database:
 
@@ -94,7 +95,10 @@ for the webhook (stopline run --webhook, or a program whose runner has a
 sink.Dispatcher with a webhook named "webhook"), at least once, retried with
 backoff, signed as Standard Webhooks with the secret in
 $STOPLINE_WEBHOOK_SECRET or --webhook-secret-file FILE. Several serve
-processes on one PostgreSQL database never deliver the same one at once.`,
+processes on one PostgreSQL database never deliver the same one at once.
+With --webhook-bundles, each incident's webhook also carries its run's
+evidence bundle (data.bundle: the sealed JSON envelope, signed with
+--sign-key when given), recorded in the export log as handed to the webhook.`,
 		examples: []string{
 			"stopline serve --addr 127.0.0.1:8080 --sign-key export.key",
 			"curl -X POST -H 'X-Stopline-Tenant: acme' http://127.0.0.1:8080/incidents/INC-9d1c2b3a4f5e6d7c/export/evidence -o evidence.json",
@@ -143,16 +147,20 @@ processes on one PostgreSQL database never deliver the same one at once.`,
 				opts = append(opts, export.WithSigner(key))
 			}
 			return withStore(ctx, e, false, func(st governance.Store) error {
-				d, err := startDispatcher(ctx, tel, st, sinks) // sinks.go
+				exp, err := export.New(st, opts...)
+				if err != nil {
+					return err
+				}
+				var dopts []sink.Option
+				if sf.bundles {
+					dopts = append(dopts, sink.WithBundles(evidenceBundles(exp)))
+				}
+				d, err := startDispatcher(ctx, tel, st, sinks, dopts...) // sinks.go
 				if err != nil {
 					return err
 				}
 				if d != nil {
 					defer d.stop()
-				}
-				exp, err := export.New(st, opts...)
-				if err != nil {
-					return err
 				}
 				h := httpapi.Handler(exp, httpapi.HeaderTenant(tenantHeader),
 					httpapi.WithActor(httpapi.HeaderActor(actorHeader)),

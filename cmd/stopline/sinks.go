@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stopline/stopline/export"
+	"github.com/stopline/stopline/export/bundle"
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/sink"
 )
@@ -23,6 +26,7 @@ const webhookSecretEnv = "STOPLINE_WEBHOOK_SECRET"
 type sinkFlags struct {
 	webhook, secretFile string
 	wait                time.Duration // run: how long to wait for the run's deliveries
+	bundles             bool          // serve: incidents carry their evidence bundle
 }
 
 func (f *sinkFlags) register(fs *flag.FlagSet, run bool) {
@@ -30,14 +34,16 @@ func (f *sinkFlags) register(fs *flag.FlagSet, run bool) {
 	fs.StringVar(&f.secretFile, "webhook-secret-file", "", "read the webhook's whsec_ secret from `FILE`")
 	if run {
 		fs.DurationVar(&f.wait, "deliver-wait", 30*time.Second, "wait up to `DURATION` for the run's deliveries before exiting (what is left stays in the outbox)")
+	} else {
+		fs.BoolVar(&f.bundles, "webhook-bundles", false, "send each incident's evidence bundle (sealed JSON, signed with --sign-key) in its webhook")
 	}
 }
 
 // sinks returns the sinks the flags name (none without --webhook).
 func (f *sinkFlags) sinks(e *env) ([]sink.Sink, error) {
 	if f.webhook == "" {
-		if f.secretFile != "" {
-			return nil, usagef("--webhook-secret-file without --webhook")
+		if f.secretFile != "" || f.bundles {
+			return nil, usagef("--webhook-secret-file and --webhook-bundles need --webhook")
 		}
 		return nil, nil
 	}
@@ -52,7 +58,11 @@ func (f *sinkFlags) sinks(e *env) ([]sink.Sink, error) {
 	if secret == "" {
 		return nil, usagef("--webhook needs its secret in $%s or --webhook-secret-file FILE", webhookSecretEnv)
 	}
-	hook, err := sink.NewWebhook(f.webhook, secret)
+	var opts []sink.WebhookOption
+	if f.bundles {
+		opts = append(opts, sink.WithBundle())
+	}
+	hook, err := sink.NewWebhook(f.webhook, secret, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("--webhook: %w", err)
 	}
@@ -68,11 +78,11 @@ type dispatcher struct {
 
 // startDispatcher starts delivering the outbox of st to sinks; nil when
 // there are none.
-func startDispatcher(ctx context.Context, tel *telemetry, st governance.Store, sinks []sink.Sink) (*dispatcher, error) {
+func startDispatcher(ctx context.Context, tel *telemetry, st governance.Store, sinks []sink.Sink, opts ...sink.Option) (*dispatcher, error) {
 	if len(sinks) == 0 {
 		return nil, nil
 	}
-	d, err := sink.NewDispatcher(st, sinks, sink.WithLogger(tel.log))
+	d, err := sink.NewDispatcher(st, sinks, append([]sink.Option{sink.WithLogger(tel.log)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +121,23 @@ func (d *dispatcher) awaitRun(ctx context.Context, tel *telemetry, st governance
 		case <-ctx.Done():
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// evidenceBundles builds, with exp, the sealed evidence bundle (JSON) of a
+// run, recorded in the export log as handed to the webhook.
+func evidenceBundles(exp *export.Exporter) sink.BundleFunc {
+	return func(ctx context.Context, tenant, run string) ([]byte, error) {
+		a, err := exp.Export(ctx, bundle.TypeEvidence, export.Request{TenantID: tenant, RunID: run,
+			ExportedBy: "webhook", Reason: "incident delivered to the webhook"}, export.FormatJSON)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		if _, err := a.WriteTo(&buf); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
 	}
 }
 

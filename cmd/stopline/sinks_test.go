@@ -16,6 +16,8 @@ import (
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/stopline/stopline/export/bundle"
 )
 
 // hookReceiver verifies each request with the Standard Webhooks library
@@ -25,6 +27,7 @@ type hookReceiver struct {
 	status atomic.Int64
 	mu     sync.Mutex
 	events []string // type of each verified request answered 2xx
+	bodies [][]byte // and its body
 	bad    int
 }
 
@@ -53,6 +56,7 @@ func newHookReceiver(t *testing.T, secret string, status int) *hookReceiver {
 			_ = json.Unmarshal(body, &p)
 			h.mu.Lock()
 			h.events = append(h.events, p.Type)
+			h.bodies = append(h.bodies, body)
 			h.mu.Unlock()
 		}
 		w.WriteHeader(st)
@@ -126,7 +130,8 @@ func TestServeDeliversWhatRunLeft(t *testing.T) {
 		t.Fatalf("pending after run: %+v", rows)
 	}
 	h.status.Store(http.StatusOK)
-	_, _, _, _ = startServe(t, c, "--webhook", h.URL)
+	c.ok("keygen", "-o", filepath.Join(c.dir, "export.key"))
+	_, _, _, _ = startServe(t, c, "--webhook", h.URL, "--webhook-bundles", "--sign-key", filepath.Join(c.dir, "export.key"))
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c.okJSON(&rows, "outbox", "list", "--run", res.RunID, "--state", "delivered")
@@ -137,6 +142,33 @@ func TestServeDeliversWhatRunLeft(t *testing.T) {
 			t.Fatalf("serve delivered %d of 2", len(rows))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// The incident's webhook carries the run's evidence bundle, signed.
+	pub, err := bundle.ReadPublicKeyFile(filepath.Join(c.dir, "export.key.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	found := false
+	for _, body := range h.bodies {
+		var p struct {
+			Type string                     `json:"type"`
+			Data map[string]json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(body, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Type != "incident.created" {
+			continue
+		}
+		found = true
+		if _, err := bundle.Verify(p.Data["bundle"], pub); err != nil {
+			t.Errorf("the bundle in the incident's webhook: %v", err)
+		}
+	}
+	if !found {
+		t.Error("no incident webhook")
 	}
 }
 
