@@ -12,20 +12,17 @@ import (
 	"github.com/stopline/stopline/store/memstore"
 )
 
-// printSink prints the events it receives.
-type printSink struct{ done chan struct{} }
+// lineSink describes the events it receives on a channel.
+type lineSink struct{ lines chan string }
 
-func (printSink) Name() string { return "printer" }
+func (lineSink) Name() string { return "lines" }
 
-func (p printSink) Deliver(_ context.Context, e sink.Event) error {
+func (s lineSink) Deliver(_ context.Context, e sink.Event) error {
 	payload, err := e.Decode()
 	if err != nil {
 		return err
 	}
-	fmt.Println(e.Type, payload.Data.Run.Status, payload.Data.Run.TerminationReason, e.Attempt)
-	if e.Type == sink.EventRunEnded {
-		close(p.done)
-	}
+	s.lines <- fmt.Sprint(e.Type, " ", payload.Data.Run.Status, " ", payload.Data.Run.TerminationReason, " attempt ", e.Attempt)
 	return nil
 }
 
@@ -35,8 +32,8 @@ func (p printSink) Deliver(_ context.Context, e sink.Event) error {
 func ExampleNewDispatcher() {
 	ctx := context.Background()
 	store := memstore.New()
-	printer := printSink{done: make(chan struct{})}
-	d, err := sink.NewDispatcher(store, []sink.Sink{printer}, sink.WithConcurrency(1))
+	lines := lineSink{lines: make(chan string, 2)}
+	d, err := sink.NewDispatcher(store, []sink.Sink{lines}, sink.WithConcurrency(1))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -54,10 +51,11 @@ func ExampleNewDispatcher() {
 		"policies":[{"id":"tools","kind":"tool_allowlist","params":{"allow":["search"]}}]}`), time.Time{}, runner.Kinds())
 	run, _ := runner.Start(ctx, governance.StartOptions{Snapshot: snap})
 	_, err = run.Step(ctx, governance.StepInput{Type: prevention.StepToolCall, Tool: "shell"})
-	fmt.Println(err != nil)
-	<-printer.done
+	fmt.Println("stopped:", err != nil)
+	fmt.Println(<-lines.lines)
+	fmt.Println(<-lines.lines)
 	// Output:
-	// true
-	// incident.created failed_policy policy_block 1
-	// run.ended failed_policy policy_block 1
+	// stopped: true
+	// incident.created failed_policy policy_block attempt 1
+	// run.ended failed_policy policy_block attempt 1
 }
