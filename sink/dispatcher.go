@@ -70,8 +70,8 @@ type dispatchConfig struct {
 const (
 	DefaultLease       = time.Minute
 	DefaultTimeout     = 10 * time.Second
-	DefaultMaxAttempts = 12
-	DefaultBackoff     = time.Second
+	DefaultMaxAttempts = 30
+	DefaultBackoff     = 5 * time.Second
 	DefaultMaxBackoff  = time.Hour
 	DefaultPoll        = 2 * time.Second
 	DefaultConcurrency = 8
@@ -117,8 +117,9 @@ func WithTimeout(d time.Duration) Option {
 }
 
 // WithRetries sets how often a delivery is attempted before it is dead
-// (default 12), and the backoff between attempts: base·2^(attempt-1),
-// at most max, the second half of it random (defaults 1 s and 1 h).
+// (default 30), and the backoff between attempts: base·2^(attempt-1),
+// at most max, the second half of it random (defaults 5 s and 1 h: the
+// 30th attempt comes 10 to 21 hours after the first).
 func WithRetries(maxAttempts int, base, max time.Duration) Option {
 	return func(c *dispatchConfig) error {
 		if maxAttempts < 1 || base <= 0 || max < base {

@@ -34,9 +34,10 @@
 // tenant, the run, the event type and the sink's name, and the same body.
 //
 // Retries: a failed attempt is retried after Backoff·2^(attempt-1), at
-// most MaxBackoff, with jitter (defaults 1 s, 1 h); after MaxAttempts
-// (default 12, about 34 h in all) or an error wrapping ErrPermanent the
-// delivery is dead. Dead deliveries stay in the outbox, listed with their
+// most MaxBackoff, of which the second half is random (defaults 5 s and
+// 1 h: 5 s, 10 s, 20 s, … 42 min, then hourly); after MaxAttempts
+// (default 30: the last one 10 to 21 hours after the first) or an error
+// wrapping ErrPermanent the delivery is dead. Dead deliveries stay in the outbox, listed with their
 // last error (OutboxStore.Deliveries, `stopline outbox list --state
 // dead`), and are delivered again only on request (RetryDelivery,
 // `stopline outbox retry`).

@@ -254,8 +254,8 @@
 // never deliver the same one at once; with --webhook-bundles each
 // incident's webhook carries its run's evidence bundle (data.bundle,
 // sealed, signed with --sign-key). outbox list shows the deliveries and
-// their state; a delivery is dead after 12 failed attempts, and outbox
-// retry makes it due again.
+// their state; a delivery is dead after 30 failed attempts (10 to 21
+// hours), and outbox retry makes it due again.
 //
 // # Logs
 //
