@@ -25,6 +25,18 @@
 // decision with the one stored; Runner.WhatIf tries a candidate policy
 // set on recorded runs.
 //
+// A policy set can also be tried on live runs: StartOptions.Shadow binds
+// a run to a second snapshot, evaluated beside the enforcing one at every
+// step, whose decisions are recorded in the chain and never stop the run
+// (Run.Shadow, ShadowOf: where it would have stopped the run). How a
+// run keeps its steps' content — in full, redacted (the content policies'
+// matches masked) or as hashes only — is chosen per tenant
+// (WithRetention) or per run (StartOptions.Retention, which can keep
+// less, never more) and recorded in the chain; the chain binds the
+// content's hash whatever is kept, and Replay and WhatIf report the steps
+// whose content was not kept as not re-evaluable for the policies that
+// read text (ReplayContentNotKept, WhatIfContentNotKept).
+//
 // WithObserver and WithLogger tell tracing, metrics and logs what runs
 // do, as they do it. WithOutbox (package sink) makes each run's end —
 // and its incident — write deliveries into the store's outbox, in the

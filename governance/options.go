@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/stopline/stopline/prevention"
+	"github.com/stopline/stopline/trace"
 )
 
 // Option configures a Runner.
@@ -30,6 +31,8 @@ type config struct {
 	cpEvery      int
 	observers    []Observer
 	outbox       Outbox
+	retention    trace.Retention            // for every tenant not in tenantRetention
+	tenantRet    map[string]trace.Retention // by tenant
 }
 
 // Defaults of NewRunner.
@@ -228,6 +231,56 @@ func WithCheckpoints(signer note.Signer, every int) Option {
 		cfg.cpSigner, cfg.cpEvery = signer, every
 		return nil
 	}
+}
+
+// WithRetention sets how runs keep their steps' content (default
+// trace.RetentionFull): in full; trace.RetentionRedacted, each match of
+// the content policies of the run's snapshot (and of its shadow) masked
+// with trace.RedactMask in the input and output, metadata kept; or
+// trace.RetentionHashes, only the content hash. With tenants, it sets
+// the retention of those tenants only; without, of every other tenant.
+// It may be given several times.
+//
+// The retention is a floor: a run may ask for less (StartOptions.Retention),
+// never for more than its tenant's. Whatever is kept, the record binds
+// the hash of the whole content, so that the chain verifies the same;
+// the retention is recorded in the run's run_start record, and the
+// content's hash of what was kept in each step record. Replay and WhatIf
+// report the steps whose content was not kept as not re-evaluable for
+// the policies that read text; observers see what was kept.
+func WithRetention(r trace.Retention, tenants ...string) Option {
+	return func(cfg *config) error {
+		if !r.Valid() {
+			return fmt.Errorf("WithRetention: %q is not full, redacted or hashes", r)
+		}
+		if len(tenants) == 0 {
+			cfg.retention = r
+			return nil
+		}
+		if cfg.tenantRet == nil {
+			cfg.tenantRet = map[string]trace.Retention{}
+		}
+		for _, t := range tenants {
+			if t == "" {
+				return errors.New("WithRetention: empty tenant id")
+			}
+			cfg.tenantRet[t] = r
+		}
+		return nil
+	}
+}
+
+// retentionFor returns the retention of a run of tenant that asks for
+// asked ("" for its tenant's): the one that keeps less.
+func (cfg *config) retentionFor(tenant string, asked trace.Retention) trace.Retention {
+	r := cfg.retention.Effective()
+	if t, ok := cfg.tenantRet[tenant]; ok {
+		r = t
+	}
+	if asked != "" && !asked.Keeps(r) {
+		return asked
+	}
+	return r
 }
 
 func randomID(kind string) string {

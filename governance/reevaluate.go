@@ -42,6 +42,11 @@ const (
 	// Reserve, a stream llmhttp cut): the attempted text and amounts that
 	// were decided on are not all stored.
 	GapWithheld GapReason = "withheld"
+	// GapContentNotKept: the run keeps its steps' content as hashes only,
+	// or redacted (and a redaction masked part of the step's): the
+	// policies and hooks that read text are evaluated again on what was
+	// kept, not on what the step said.
+	GapContentNotKept GapReason = "content_not_kept"
 )
 
 // ReplayGap is a part of a recorded run that cannot be evaluated again
@@ -163,6 +168,12 @@ func (ev *reevaluator) gapsOf(st *recordedStep) []ReplayGap {
 	var out []ReplayGap
 	for _, g := range ev.gaps {
 		out = append(out, ReplayGap{PolicyID: g.PolicyID, Source: g.Source, Why: g.Why})
+	}
+	if st.notKept {
+		for _, id := range ev.textReaders {
+			out = append(out, ReplayGap{PolicyID: id, Why: GapContentNotKept,
+				Detail: "the step's content was not kept in full: this reads what was kept"})
+		}
 	}
 	if len(st.truncated) > 0 {
 		for _, id := range ev.textReaders {

@@ -62,6 +62,11 @@ type Run struct {
 	cause      error
 	unrecorded int
 	buf        []byte // the body of the step being recorded, reused
+	// shadow is the engine of the run's shadow snapshot, if any
+	// (StartOptions.Shadow); shadowScan compares its recorded decisions.
+	shadow     *prevention.Engine
+	shadowScan ShadowScan
+	retention  trace.Retention
 	// The system-clock times of the Step call in progress, for observers
 	// (zero when the runner has none, or for a check that stops the run).
 	obsBegan time.Time
@@ -185,6 +190,9 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 	rec.Decision = &ev.Decision
 	rec.Findings = ev.Findings
 	res := StepResult{Index: idx, Evaluation: ev, Status: rec.Status}
+	if run.shadow != nil || run.retention != trace.RetentionFull {
+		content = run.complete(ctx, &rec, &in, &in, content)
+	}
 
 	if ev.Decision.Action == prevention.Block {
 		run.releaseCharges(ctx, ch) // [tenant limits] a blocked step counts nothing
@@ -252,6 +260,9 @@ func (run *Run) advance(rec *trace.Record, now time.Time, totalTokens int64, tot
 	run.head = rec.Hash
 	run.seq++
 	run.nextIndex++
+	if run.shadow != nil {
+		run.shadowScan.Add(rec)
+	}
 	run.times = append(run.times, now.UnixNano())
 	run.rec.TotalTokens, run.rec.TotalCostCents = totalTokens, totalCost
 	run.rec.StepCount = run.nextIndex

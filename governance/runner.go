@@ -75,6 +75,19 @@ type StartOptions struct {
 	RunID string
 	// Labels are free-form facts about the run (agent name, user, ...).
 	Labels map[string]string
+	// Shadow, if set, is a second policy snapshot of the run's tenant,
+	// evaluated beside the enforcing one at every step the run records:
+	// its decisions are recorded in each step record (and so in the
+	// chain, its exports and its replay) and never stop the run, block,
+	// count against a tenant-wide limit or run the runner's Go hooks.
+	// It is stored like any snapshot and bound, by id and content hash,
+	// in the run_start record. This is how a policy is tried on live
+	// runs before it is published: see Run.Shadow and ShadowOf.
+	Shadow *snapshot.PolicySnapshot
+	// Retention is how the run keeps its steps' content: "" for its
+	// tenant's (WithRetention), or one that keeps less than its tenant's
+	// (a run cannot keep more than its tenant's retention allows).
+	Retention trace.Retention
 }
 
 // Start creates a running run bound to its snapshot and records its
@@ -128,6 +141,22 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	if err := r.checkLedger(eng); err != nil { // [tenant limits] ledger.go
 		return nil, err
 	}
+	if opts.Retention != "" && !opts.Retention.Valid() {
+		return nil, fmt.Errorf("governance: start: retention %q is not full, redacted or hashes", opts.Retention)
+	}
+	retention := r.cfg.retentionFor(tenant, opts.Retention)
+	var shadow *prevention.Engine
+	if opts.Shadow != nil {
+		if opts.Shadow.TenantID() != tenant {
+			return nil, fmt.Errorf("governance: start: shadow snapshot %s belongs to tenant %q, not %q", opts.Shadow.ID(), opts.Shadow.TenantID(), tenant)
+		}
+		if shadow, err = r.shadowEngine(ctx, tenant, opts.Shadow); err != nil {
+			return nil, err
+		}
+		if err := r.checkLedger(shadow); err != nil {
+			return nil, err
+		}
+	}
 	snap := eng.Snapshot()
 	now := r.cfg.clock.Now().UTC()
 	runID := opts.RunID
@@ -148,6 +177,12 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	if r.cfg.failOpen {
 		start.Message = "fail-open: steps the store cannot record are allowed"
 	}
+	if retention != trace.RetentionFull {
+		start.Retention = retention
+	}
+	if shadow != nil {
+		start.ShadowSnapshotID, start.ShadowSnapshotHash = shadow.Snapshot().ID(), shadow.Snapshot().ContentHash()
+	}
 	body := trace.Seal(&start, trace.GenesisHash, nil)
 	rec.HeadHash, rec.ChainLength = start.Hash, 1
 	wctx, cancel := r.writeContext(ctx)
@@ -157,8 +192,9 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	}
 	run := &Run{
 		r: r, engine: eng, rec: rec, head: start.Hash, seq: 1, startedAt: now,
-		queued: status == StatusQueued,
+		queued: status == StatusQueued, shadow: shadow, retention: retention,
 	}
+	run.shadowScan.Add(&start)
 	if r.observed() {
 		e := RunEvent{Run: rec, SnapshotHash: snap.ContentHash(), At: now}
 		e.Run.Labels = cloneLabels(rec.Labels)
@@ -167,10 +203,24 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	return run, nil
 }
 
+// shadowEngine returns the compiled engine of a shadow snapshot: its
+// policies alone, without the runner's Go hooks, stored and compiled once.
+func (r *Runner) shadowEngine(ctx context.Context, tenant string, snap *snapshot.PolicySnapshot) (*prevention.Engine, error) {
+	eng, err := r.compiled(ctx, "shadow\x00"+tenant+"\x00"+snap.ID(), tenant, snap.ID(), snap, nil)
+	if err != nil {
+		return nil, fmt.Errorf("governance: start: shadow: %w", err)
+	}
+	return eng, nil
+}
+
 // engineFor returns the compiled engine of a tenant's snapshot, storing
 // and compiling it once. snap is nil when it must be read from the store.
 func (r *Runner) engineFor(ctx context.Context, tenant, snapID string, snap *snapshot.PolicySnapshot) (*prevention.Engine, error) {
-	key := tenant + "\x00" + snapID
+	return r.compiled(ctx, tenant+"\x00"+snapID, tenant, snapID, snap, r.cfg.hooks)
+}
+
+// compiled is engineFor under key, compiling with hooks.
+func (r *Runner) compiled(ctx context.Context, key, tenant, snapID string, snap *snapshot.PolicySnapshot, hooks []prevention.NamedHook) (*prevention.Engine, error) {
 	r.mu.Lock()
 	eng := r.engines[key]
 	r.mu.Unlock()
@@ -197,7 +247,7 @@ func (r *Runner) engineFor(ctx context.Context, tenant, snapID string, snap *sna
 				return nil, fmt.Errorf("governance: loading snapshot %s of tenant %q: %w", snapID, tenant, err)
 			}
 		}
-		e, err := r.cfg.kinds.Compile(s, r.cfg.hooks...)
+		e, err := r.cfg.kinds.Compile(s, hooks...)
 		if err != nil {
 			return nil, fmt.Errorf("governance: compiling snapshot %s: %w", snapID, err)
 		}

@@ -35,27 +35,32 @@ func Encode(dst []byte, r *Record) []byte {
 	}
 	if len(r.Findings) > 0 {
 		w.key("findings")
-		w.b = append(w.b, '[')
-		for i := range r.Findings {
-			if i > 0 {
-				w.b = append(w.b, ',')
-			}
-			w.b = appendDecision(w.b, &r.Findings[i])
-		}
-		w.b = append(w.b, ']')
+		w.b = appendDecisions(w.b, r.Findings)
 	}
 	w.strOmit("incident_id", r.IncidentID)
 	if r.Inflection {
 		w.key("inflection")
 		w.b = append(w.b, "true"...)
 	}
+	w.strOmit("kept_content_hash", r.KeptContentHash)
 	w.str("kind", string(r.Kind))
 	w.strOmit("message", r.Message)
 	w.strOmit("model", r.Model)
 	w.strOmit("reason", string(r.Reason))
+	w.strOmit("retention", string(r.Retention))
 	w.str("run_id", r.RunID)
 	w.strOmit("run_status", r.RunStatus)
 	w.int("seq", int64(r.Seq))
+	if r.ShadowDecision != nil {
+		w.key("shadow_decision")
+		w.b = appendDecision(w.b, r.ShadowDecision)
+	}
+	if len(r.ShadowFindings) > 0 {
+		w.key("shadow_findings")
+		w.b = appendDecisions(w.b, r.ShadowFindings)
+	}
+	w.strOmit("shadow_snapshot_hash", r.ShadowSnapshotHash)
+	w.strOmit("shadow_snapshot_id", r.ShadowSnapshotID)
 	w.strOmit("snapshot_hash", r.SnapshotHash)
 	w.str("snapshot_id", r.SnapshotID)
 	w.strOmit("status", string(r.Status))
@@ -72,6 +77,17 @@ func Encode(dst []byte, r *Record) []byte {
 	w.strOmit("violation_policy_id", r.ViolationPolicyID)
 	w.b = append(w.b, '}')
 	return w.b
+}
+
+func appendDecisions(dst []byte, ds []prevention.Decision) []byte {
+	dst = append(dst, '[')
+	for i := range ds {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendDecision(dst, &ds[i])
+	}
+	return append(dst, ']')
 }
 
 func appendDecision(dst []byte, d *prevention.Decision) []byte {

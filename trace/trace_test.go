@@ -63,6 +63,11 @@ func TestEncodeIsCanonicalJSON(t *testing.T) {
 		if rng.IntN(2) == 0 {
 			r.StoppedAtStep = &stop
 		}
+		if rng.IntN(2) == 0 {
+			r.ShadowDecision, r.ShadowFindings = &d, []prevention.Decision{d}
+			r.Retention, r.ShadowSnapshotID, r.ShadowSnapshotHash = trace.RetentionRedacted, strs[rng.IntN(len(strs))], "h"
+			r.KeptContentHash = strs[rng.IntN(len(strs))]
+		}
 		got := trace.Encode(nil, &r)
 		m, _ := json.Marshal(r)
 		var generic map[string]any

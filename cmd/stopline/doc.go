@@ -83,7 +83,7 @@
 // "stops_earlier","stops_later","not_evaluated","flagged","saved",
 // "cost_unknown"}.
 //
-//	stopline run [--policies FILE] --steps FILE [--tenant T] [--checkpoint-key FILE] [--webhook URL] [--log-level LEVEL] [--json]
+//	stopline run [--policies FILE] --steps FILE [--tenant T] [--shadow FILE] [--retention full|redacted|hashes] [--checkpoint-key FILE] [--webhook URL] [--log-level LEVEL] [--json]
 //
 // A governed run of scripted steps through the real runner and store.
 // Without --policies the tenant's active version is used (--tenant is
@@ -96,9 +96,16 @@
 // line is an error naming its line number and nothing is recorded. A run
 // stopped by a policy exits 0; steps after the blocked one are not
 // reported. --checkpoint-key signs a checkpoint of the chain at the run's
-// end. --json: {"run_id","tenant_id","snapshot_id","status",
-// "termination_reason","stopped_at_step","violation_policy_id",
-// "incident_id","steps_recorded","warnings"}; stopped_at_step,
+// end. --shadow FILE evaluates a second policy file of the same tenant at
+// every step, recording its decisions, never enforcing them. --retention
+// keeps the steps' content in full (default), redacted (content policies'
+// matches masked) or as hashes only. --json: {"run_id","tenant_id",
+// "snapshot_id","status","termination_reason","stopped_at_step",
+// "violation_policy_id","incident_id","steps_recorded","warnings",
+// "retention","shadow"}; shadow is null without --shadow, else
+// {"snapshot_id","would_stop_at_step","policy_id","reason","blocks",
+// "change"}, the first three null when the shadow would not have stopped
+// the run; stopped_at_step,
 // violation_policy_id and incident_id are null when no policy stopped the
 // run; warnings lists the findings that did not stop it (warn- and
 // monitor-mode policies), each {"step_index","action","reason",
@@ -114,9 +121,11 @@
 //	stopline show RUN_ID [--tenant T] [--json]
 //
 // A run, its snapshot, and every step with its decision, the inflection
-// point marked. --json: {"run","snapshot","inflection","records"}, the
-// records being the whole hash chain, each step's record with its stored
-// content.
+// point marked, and for a run with a shadow snapshot where the shadow
+// would have stopped it and each step's shadow decision. --json: {"run",
+// "snapshot","inflection","records","retention","shadow"}, the records
+// being the whole hash chain, each step's record with its stored content,
+// shadow the comparison (governance.ShadowOutcome) or null.
 //
 //	stopline incidents [--tenant T] [--json]
 //
@@ -152,12 +161,16 @@
 // the stored ones: reproduced, partial (reproduced, but part of it taken
 // from the records or read on text stored cut), mismatch, or
 // not_replayable (withheld steps; text stored cut that a policy reads
-// otherwise). Exit 0 when no decision differs; 1 when one does, one
+// otherwise), or content_not_kept (a run that kept content redacted or as
+// hashes, where a policy reads text). A run's shadow decisions are
+// evaluated again too, a changed one a mismatch. Exit 0 when no decision
+// differs; 1 when one does, one
 // stderr line per step naming it with the stored and recomputed decision,
 // or when the run does not verify. --json: {"tenant_id","run_id",
-// "policy_snapshot_id","content_hash","run_status","records",
-// "not_replayable","steps","totals"}, each step {"step_index","seq",
-// "outcome","stored","recomputed","difference","gaps"}.
+// "policy_snapshot_id","content_hash","run_status","retention","records",
+// "not_replayable","steps","totals","shadow_snapshot_id","shadow_totals"},
+// each step {"step_index","seq","outcome","stored","recomputed",
+// "difference","gaps","shadow"}.
 //
 //	stopline checkpoint RUN_ID --key FILE [-o FILE] [--tenant T] [--json]
 //

@@ -126,6 +126,7 @@ func Run(t *testing.T, open Opener) {
 		{"ReservationInFlight", testReservationInFlight},
 		{"TenantLimitModes", testTenantLimitModes},
 		{"TenantBudgetRace", testTenantBudgetRace},
+		{"RetentionAndShadow", testRetentionAndShadow},
 		{"OutboxWithClose", testOutboxWithClose},
 		{"OutboxAllOrNothing", testOutboxAllOrNothing},
 		{"OutboxLifecycle", testOutboxLifecycle},
