@@ -57,5 +57,12 @@
 // refuses new runs there (ErrKilled) until Release. A step checks the
 // switches with one atomic load; it never queries the store for them.
 //
+// WithObserver and WithLogger tell tracing, metrics and logs what runs
+// do, as they do it. WithOutbox (package sink) makes each run's end —
+// and its incident — write deliveries into the store's outbox, in the
+// transaction that records the end, for a dispatcher to deliver to
+// webhooks and log pipelines afterwards, at least once; no step waits
+// for them.
+//
 // Runner and Run are safe for concurrent use.
 package governance

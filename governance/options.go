@@ -30,6 +30,7 @@ type config struct {
 	cpSigner     note.Signer
 	cpEvery      int
 	observers    []Observer
+	outbox       Outbox
 	retention    trace.Retention            // for every tenant not in tenantRetention
 	tenantRet    map[string]trace.Retention // by tenant
 	killPoll     time.Duration              // 0: no kill-switch watcher

@@ -325,6 +325,7 @@ func (run *Run) stopAt(ctx context.Context, rec *trace.Record, content trace.Con
 	} else {
 		err = v
 	}
+	outErr := run.addDeliveries(&c)
 	wctx, cancel := run.r.writeContext(ctx)
 	defer cancel()
 	if serr := run.r.store.CloseRun(wctx, c); serr != nil {
@@ -342,6 +343,10 @@ func (run *Run) stopAt(ctx context.Context, rec *trace.Record, content trace.Con
 	run.advance(rec, now, rec.TotalTokens, rec.TotalCostCents)
 	run.finishState(&end, c)
 	run.cause = err
+	run.deliveriesStored(&c)
+	if outErr != nil {
+		err = errors.Join(err, outErr)
+	}
 	if run.r.observed() {
 		run.notifyStep(ctx, rec, content, true, inc.ID, cause)
 		run.notifyEnd(ctx, now, v, nil)
@@ -423,6 +428,7 @@ func (run *Run) end(ctx context.Context, reason prevention.RunTerminationReason,
 		TenantID: run.rec.TenantID, RunID: run.rec.RunID, End: StepWrite{Record: end, Body: body},
 		Status: status, Reason: reason, Message: end.Message, EndedAt: now, MarkRunning: run.queued,
 	}
+	outErr := run.addDeliveries(&c)
 	wctx, cancel := run.r.writeContext(ctx)
 	defer cancel()
 	if err := run.r.store.CloseRun(wctx, c); err != nil {
@@ -438,15 +444,16 @@ func (run *Run) end(ctx context.Context, reason prevention.RunTerminationReason,
 		return run.rec, err
 	}
 	run.finishState(&end, c)
+	run.deliveriesStored(&c)
 	if run.r.observed() {
 		run.notifyEnd(ctx, now, nil, nil)
 	}
 	if run.r.cfg.cpSigner != nil {
 		if err := run.checkpoint(ctx, now); err != nil {
-			return run.rec, err
+			return run.rec, errors.Join(outErr, err)
 		}
 	}
-	return run.rec, nil
+	return run.rec, outErr
 }
 
 // stopCause is what stopped the run, if a step did: its *Violation, or

@@ -36,7 +36,7 @@ type Runner struct {
 // clock, the built-in policy kinds (prevention.Builtin), no extra hooks, random ids ("RUN-…", "TRC-…", "INC-…"), fail
 // closed when the store cannot record, a step timeout of 10 s, writes
 // bounded by the store's own limits, and 1 MiB of stored text per step
-// field.
+// field, no outbox.
 func NewRunner(store Store, opts ...Option) (*Runner, error) {
 	if store == nil {
 		return nil, errors.New("governance: NewRunner: nil store")
@@ -54,6 +54,11 @@ func NewRunner(store Store, opts ...Option) (*Runner, error) {
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, fmt.Errorf("governance: NewRunner: %w", err)
+		}
+	}
+	if cfg.outbox != nil {
+		if _, ok := store.(OutboxStore); !ok {
+			return nil, fmt.Errorf("governance: NewRunner: WithOutbox: %w (the sinks' deliveries would be lost)", ErrOutboxUnsupported)
 		}
 	}
 	r := &Runner{store: store, cfg: cfg, engines: map[string]*prevention.Engine{}}

@@ -223,6 +223,10 @@ type Close struct {
 	EndedAt           time.Time
 	// MarkRunning: the run was queued and its first step is the blocking one.
 	MarkRunning bool
+	// Deliveries are outbox rows to store with the end (a Runner made
+	// WithOutbox fills them). Only an OutboxStore stores them; other
+	// stores may ignore the field, and a Runner never fills it for them.
+	Deliveries []Delivery
 }
 
 // RunFilter selects runs of one tenant.

@@ -73,6 +73,9 @@ func (c *Close) Validate() (incidentID string, err error) {
 	case c.Incident != nil && c.Incident.ID == "":
 		return fail(errors.New("incident without an id"))
 	}
+	if err := c.validateDeliveries(); err != nil {
+		return fail(err)
+	}
 	if c.Step != nil {
 		if err := c.Step.Validate(trace.KindStep); err != nil {
 			return "", err

@@ -3,7 +3,7 @@
 // that stopped a run and its incident as span events, and counts and
 // latencies of steps, decisions and runs. It is a governance.Observer and
 // depends on the OpenTelemetry API alone (go.opentelemetry.io/otel,
-// otel/trace, otel/metric): the program chooses the SDK, its processors
+// otel/trace, otel/metric, otel/log): the program chooses the SDK, its processors
 // and its exporters.
 //
 //	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter))
@@ -11,6 +11,16 @@
 //	runner, err := governance.NewRunner(store, governance.WithObserver(obs))
 //	...
 //	obs.Shutdown(ctx) // at exit: hands over what is queued; then tp.Shutdown(ctx)
+//
+// LogSink (NewLogSink) is a sink.Sink that emits each incident and each
+// run's end as an OpenTelemetry log record, through the logs API
+// (go.opentelemetry.io/otel/log), delivered from the store's outbox by a
+// sink.Dispatcher, never on a step's path:
+//
+//	logs, err := otelgov.NewLogSink(otelgov.WithLoggerProvider(lp)) // default: the global LoggerProvider
+//	d, err := sink.NewDispatcher(store, []sink.Sink{logs})
+//	runner, err := governance.NewRunner(store, governance.WithOutbox(d), governance.WithObserver(obs))
+//	go d.Run(ctx)
 //
 // # Spans
 //

@@ -51,6 +51,7 @@ type command struct {
 var groups = map[string]string{
 	"policy": "Validate, publish and list policy sets.",
 	"export": "Export an incident's evidence as a bundle (JSON or PDF), optionally signed.",
+	"outbox": "List and retry the deliveries of incidents and run ends to sinks.",
 }
 
 var sections = []string{"Policies", "Runs", "Operators", "Evidence and integrity", "Server", "Database"}
@@ -58,7 +59,7 @@ var sections = []string{"Policies", "Runs", "Operators", "Evidence and integrity
 func commands() []*command {
 	cmds := []*command{
 		policyCheckCmd(), policyPublishCmd(), policyHistoryCmd(), whatifCmd(),
-		runCmd(), runsCmd(), showCmd(), incidentsCmd(), explainCmd(),
+		runCmd(), runsCmd(), showCmd(), incidentsCmd(), explainCmd(), outboxListCmd(), outboxRetryCmd(),
 		verifyCmd(), replayCmd(), checkpointCmd(),
 		approvalsCmd(), answerCmd(true), answerCmd(false), killCmd(false), killCmd(true), killsCmd(),
 	}

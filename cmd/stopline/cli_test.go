@@ -34,7 +34,7 @@ func TestHelp(t *testing.T) {
 		t.Errorf("stopline help differs from stopline --help")
 	}
 	cmds := commandsOf(t, overview)
-	want := []string{"policy check", "policy publish", "policy history", "whatif", "run", "runs", "show", "incidents", "explain",
+	want := []string{"policy check", "policy publish", "policy history", "whatif", "run", "runs", "show", "incidents", "explain", "outbox list", "outbox retry",
 		"approvals", "approve", "deny", "kill", "release", "kills", "verify", "replay", "checkpoint", "export evidence", "export soc2", "export debrief", "verify-bundle", "keygen", "serve", "migrate"}
 	if strings.Join(cmds, ",") != strings.Join(want, ",") {
 		t.Errorf("overview lists %q, want %q", cmds, want)

@@ -83,7 +83,7 @@
 // "stops_earlier","stops_later","not_evaluated","flagged","saved",
 // "cost_unknown"}.
 //
-//	stopline run [--policies FILE] --steps FILE [--tenant T] [--shadow FILE] [--retention full|redacted|hashes] [--checkpoint-key FILE] [--log-level LEVEL] [--json]
+//	stopline run [--policies FILE] --steps FILE [--tenant T] [--shadow FILE] [--retention full|redacted|hashes] [--checkpoint-key FILE] [--webhook URL] [--log-level LEVEL] [--json]
 //
 // A governed run of scripted steps through the real runner and store.
 // Without --policies the tenant's active version is used (--tenant is
@@ -248,7 +248,7 @@
 // checkpoints. --json: {"private_key_file","public_key_file","key_id"}
 // (or "key_name").
 //
-//	stopline serve [--addr HOST:PORT] [--tenant-header NAME] [--sign-key FILE] [--log-level LEVEL]
+//	stopline serve [--addr HOST:PORT] [--tenant-header NAME] [--sign-key FILE] [--webhook URL] [--log-level LEVEL]
 //
 // Serves httpapi.Handler (package export/httpapi) over the database on --addr (default
 // 127.0.0.1:8080). The tenant of each request is taken from a request
@@ -275,6 +275,30 @@
 // WithoutMigrate (sqlite.WithoutMigrate, postgres.WithoutMigrate), this
 // command, or sqlite.Migrate / postgres.Migrate, is how it is done, and
 // its output is the record of what was applied.
+//
+// # Sinks
+//
+//	stopline run ... --webhook URL [--webhook-secret-file FILE] [--deliver-wait DURATION]
+//	stopline serve ... --webhook URL [--webhook-secret-file FILE] [--webhook-bundles]
+//	stopline outbox list [--tenant T] [--state pending|delivered|dead] [--run ID] [--sink NAME] [--limit N] [--json]
+//	stopline outbox retry --tenant T DELIVERY...
+//
+// With --webhook, a run's end and its incident are written to the
+// database's outbox in the transaction that records them (package sink),
+// and delivered to URL as JSON signed as Standard Webhooks specifies
+// (webhook-id, webhook-timestamp, webhook-signature "v1,<base64>"), with
+// the secret "whsec_<base64>" read from $STOPLINE_WEBHOOK_SECRET or
+// --webhook-secret-file, never from the command line. run waits up to
+// --deliver-wait (30 s) for its deliveries and leaves the rest in the
+// outbox (a warning says so); serve delivers the outbox in the
+// background for as long as it runs, at least once, retried with
+// exponential backoff and jitter, each delivery with the same webhook-id
+// on every attempt; several serve processes on one PostgreSQL database
+// never deliver the same one at once; with --webhook-bundles each
+// incident's webhook carries its run's evidence bundle (data.bundle,
+// sealed, signed with --sign-key). outbox list shows the deliveries and
+// their state; a delivery is dead after 30 failed attempts (10 to 21
+// hours), and outbox retry makes it due again.
 //
 // # Logs
 //
@@ -308,6 +332,10 @@
 //     default is otlp: the command sends nothing unless asked). An unknown
 //     exporter, and an OTLP protocol other than http/protobuf (gRPC is
 //     not built in), are warnings and ignored.
+//   - OTEL_LOGS_EXPORTER, the same list: each incident and each run's end
+//     as an OpenTelemetry log record (otelgov.LogSink; console prints one
+//     JSON line per record), delivered from the database's outbox like
+//     --webhook (see Sinks).
 //   - OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES set the resource
 //     (default service.name=stopline, service.version from the build).
 //   - OTEL_SDK_DISABLED=true turns it all off.

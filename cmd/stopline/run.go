@@ -73,10 +73,11 @@ type warning struct {
 
 func runCmd() *command {
 	var policies, steps, tenant, cpKey, shadow, retention string
+	var sf sinkFlags
 	return &command{
 		name:     "run",
 		section:  "Runs",
-		synopsis: "[--policies FILE] --steps FILE [--tenant T] [--shadow FILE] [--retention full|redacted|hashes] [--log-level LEVEL] [--json]",
+		synopsis: "[--policies FILE] --steps FILE [--tenant T] [--shadow FILE] [--retention full|redacted|hashes] [--webhook URL] [--log-level LEVEL] [--json]",
 		summary:  "govern a scripted run: replay JSONL steps through the real runner and store",
 		desc: `Runs a governed run of scripted steps through the real runner and store, to try
 a policy set on a transcript before deploying it. The run is bound to the
@@ -126,7 +127,16 @@ unchanged, would_stop, stops_earlier or would_continue (as in stopline whatif).
 With --log-level info or debug, what the runner does is logged on stderr
 (never the steps' text). With OTEL_TRACES_EXPORTER or OTEL_METRICS_EXPORTER
 (otlp, console), the run is exported as OpenTelemetry spans and metrics;
-TRACEPARENT makes its span join a trace (see cmd/stopline's documentation).`,
+TRACEPARENT makes its span join a trace (see cmd/stopline's documentation).
+
+With --webhook URL, the run's end (and its incident, when a policy stopped
+it) is written to the database's outbox in the transaction that records it,
+and delivered to URL as a Standard Webhooks request signed with the secret in
+$STOPLINE_WEBHOOK_SECRET or --webhook-secret-file FILE (whsec_ followed by
+base64; never on the command line). The command waits up to --deliver-wait
+(30 s) for the deliveries; what is not delivered by then stays in the outbox,
+for stopline serve --webhook (or a later run) to deliver; stopline outbox
+lists it.`,
 		examples: []string{
 			"stopline run --policies policies.json --steps transcript.jsonl",
 			"stopline run --steps transcript.jsonl --tenant acme --json",
@@ -140,6 +150,7 @@ TRACEPARENT makes its span join a trace (see cmd/stopline's documentation).`,
 			fs.StringVar(&shadow, "shadow", "", "shadow policy `FILE`: evaluated and recorded at every step, never enforced")
 			fs.StringVar(&retention, "retention", "", "how step content is kept: `full`, redacted or hashes (default full)")
 			fs.StringVar(&cpKey, "checkpoint-key", "", "sign a checkpoint of the run's chain when it ends, with this checkpoint signer key `FILE` (stopline keygen --checkpoint)")
+			sf.register(fs, true)
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if steps == "" {
@@ -191,6 +202,15 @@ TRACEPARENT makes its span join a trace (see cmd/stopline's documentation).`,
 			if err != nil {
 				return err
 			}
+			sinks, err := sf.sinks(e)
+			if err != nil {
+				return err
+			}
+			logSinks, err := tel.sinks() // OTEL_LOGS_EXPORTER
+			if err != nil {
+				return err
+			}
+			sinks = append(sinks, logSinks...)
 			if cpKey != "" {
 				signer, err := readCheckpointSigner(cpKey)
 				if err != nil {
@@ -199,10 +219,20 @@ TRACEPARENT makes its span join a trace (see cmd/stopline's documentation).`,
 				opts = append(opts, governance.WithCheckpoints(signer, 0))
 			}
 			return withStore(ctx, e, false, func(st governance.Store) error {
+				d, err := startDispatcher(ctx, tel, st, sinks) // sinks.go
+				if err != nil {
+					return err
+				}
+				var after func(governance.RunRecord)
+				if d != nil {
+					defer d.stop()
+					opts = append(opts, governance.WithOutbox(d.Dispatcher))
+					after = func(rec governance.RunRecord) { d.awaitRun(ctx, tel, st, rec.TenantID, rec.RunID, sf.wait) }
+				}
 				return runScript(ctx, e, st, opts, governance.StartOptions{
 					TenantID: tenant, Snapshot: snap, Shadow: shadowSnap, Retention: keep,
 					Labels: map[string]string{"steps_file": stepsLabel(steps)},
-				}, script)
+				}, script, after)
 			})
 		},
 	}
@@ -230,7 +260,8 @@ func readSteps(e *env, path string) ([]scriptedStep, error) {
 
 // runScript governs one run of the scripted steps, with a clock that
 // reads the run's start plus each step's at_ms.
-func runScript(ctx context.Context, e *env, st governance.Store, ropts []governance.Option, opts governance.StartOptions, script []scriptedStep) error {
+// after, if not nil, is called with the run once it has ended.
+func runScript(ctx context.Context, e *env, st governance.Store, ropts []governance.Option, opts governance.StartOptions, script []scriptedStep, after func(governance.RunRecord)) error {
 	start := time.Now().UTC().Truncate(time.Millisecond)
 	clock := governance.NewFakeClock(start)
 	runner, err := governance.NewRunner(st, append(ropts, governance.WithClock(clock), governance.WithKinds(commandKinds))...)
@@ -261,6 +292,9 @@ func runScript(ctx context.Context, e *env, st governance.Store, ropts []governa
 	prog.done()
 	if rec.RunID == "" {
 		return err // the run could not start; nothing was recorded
+	}
+	if after != nil {
+		after(rec)
 	}
 	// Stopped by a policy (and recorded) is a success; a failed check, a
 	// failed write or an interruption is not.

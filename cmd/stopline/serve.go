@@ -15,6 +15,7 @@ import (
 	"github.com/stopline/stopline/export/httpapi"
 	"github.com/stopline/stopline/export/pdf"
 	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/sink"
 )
 
 // The request headers serve takes the tenant and the exporter from.
@@ -46,10 +47,11 @@ const shutdownGrace = 15 * time.Second
 func serveCmd() *command {
 	var addr, tenantHeader, actorHeader, signKey string
 	var limits serveLimits
+	var sf sinkFlags
 	return &command{
 		name:     "serve",
 		section:  "Server",
-		synopsis: "[--addr HOST:PORT] [--tenant-header NAME] [--actor-header NAME] [--sign-key FILE] [--log-level LEVEL]",
+		synopsis: "[--addr HOST:PORT] [--tenant-header NAME] [--actor-header NAME] [--sign-key FILE] [--webhook URL [--webhook-bundles]] [--log-level LEVEL]",
 		summary:  "serve the HTTP API: exports, runs, explanations, incidents",
 		desc: `Serves the HTTP API of the export/httpapi package over the database:
 
@@ -85,7 +87,18 @@ It logs on stderr (--log-level, default info): where it listens, each
 request it refuses (4xx, info) or fails (5xx, error, with the error), each
 one answered (debug), its shutdown. With OTEL_TRACES_EXPORTER or
 OTEL_METRICS_EXPORTER (otlp, console), each request is a server span, joining
-the caller's traceparent, and http.server.* metrics.`,
+the caller's traceparent, and http.server.* metrics.
+
+With --webhook URL, serve also delivers the database's outbox in the
+background: the incidents and run ends that runs recorded with deliveries
+for the webhook (stopline run --webhook, or a program whose runner has a
+sink.Dispatcher with a webhook named "webhook"), at least once, retried with
+backoff, signed as Standard Webhooks with the secret in
+$STOPLINE_WEBHOOK_SECRET or --webhook-secret-file FILE. Several serve
+processes on one PostgreSQL database never deliver the same one at once.
+With --webhook-bundles, each incident's webhook also carries its run's
+evidence bundle (data.bundle: the sealed JSON envelope, signed with
+--sign-key when given), recorded in the export log as handed to the webhook.`,
 		examples: []string{
 			"stopline serve --addr 127.0.0.1:8080 --sign-key export.key",
 			"curl -X POST -H 'X-Stopline-Tenant: acme' http://127.0.0.1:8080/incidents/INC-9d1c2b3a4f5e6d7c/export/evidence -o evidence.json",
@@ -98,6 +111,7 @@ the caller's traceparent, and http.server.* metrics.`,
 			fs.DurationVar(&limits.read, "read-timeout", defaultReadTimeout, "bound on reading a whole request (`DURATION`)")
 			fs.DurationVar(&limits.write, "write-timeout", defaultWriteTimeout, "bound on writing an answer (`DURATION`)")
 			fs.StringVar(&signKey, "sign-key", "", "sign exported bundles with this ed25519 private key `FILE` (from stopline keygen)")
+			sf.register(fs, false)
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if tenantHeader == "" || actorHeader == "" {
@@ -106,11 +120,20 @@ the caller's traceparent, and http.server.* metrics.`,
 			if limits.read <= 0 || limits.write <= 0 {
 				return usagef("--read-timeout and --write-timeout must be positive")
 			}
+			sinks, err := sf.sinks(e)
+			if err != nil {
+				return err
+			}
 			tel, err := startTelemetry(ctx, e, "serve") // telemetry.go: --log-level, OTEL_*
 			if err != nil {
 				return err
 			}
 			defer tel.shutdown(ctx)
+			logSinks, err := tel.sinks() // OTEL_LOGS_EXPORTER
+			if err != nil {
+				return err
+			}
+			sinks = append(sinks, logSinks...)
 			renderer, err := pdf.New()
 			if err != nil {
 				return err
@@ -127,6 +150,17 @@ the caller's traceparent, and http.server.* metrics.`,
 				exp, err := export.New(st, opts...)
 				if err != nil {
 					return err
+				}
+				var dopts []sink.Option
+				if sf.bundles {
+					dopts = append(dopts, sink.WithBundles(evidenceBundles(exp)))
+				}
+				d, err := startDispatcher(ctx, tel, st, sinks, dopts...) // sinks.go
+				if err != nil {
+					return err
+				}
+				if d != nil {
+					defer d.stop()
 				}
 				h := httpapi.Handler(exp, httpapi.HeaderTenant(tenantHeader),
 					httpapi.WithActor(httpapi.HeaderActor(actorHeader)),

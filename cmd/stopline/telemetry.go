@@ -11,13 +11,16 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdoutlog"
 	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -26,16 +29,20 @@ import (
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/otelgov"
+	"github.com/stopline/stopline/sink"
 )
 
 // telemetry is what run and serve log and export: the command's logger,
 // and the OpenTelemetry tracing and metrics the standard environment
 // variables ask for.
 //
-//	OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER  a comma-separated list of
-//	    otlp (OTLP over HTTP/protobuf: otlptracehttp and otlpmetrichttp,
-//	    which read OTEL_EXPORTER_OTLP_* themselves), console (JSON on
-//	    stderr) and none; unset: none. An unknown value is a warning.
+//	OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER, OTEL_LOGS_EXPORTER  a
+//	    comma-separated list of otlp (OTLP over HTTP/protobuf:
+//	    otlptracehttp, otlpmetrichttp and otlploghttp, which read
+//	    OTEL_EXPORTER_OTLP_* themselves), console (JSON on stderr) and
+//	    none; unset: none. An unknown value is a warning. Logs are the
+//	    incidents and run ends, delivered from the outbox as log records
+//	    (otelgov.LogSink).
 //	OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES  the resource (default
 //	    service.name stopline).
 //	OTEL_SDK_DISABLED=true  no telemetry at all.
@@ -52,6 +59,7 @@ type telemetry struct {
 	level slog.Level
 	tp    *sdktrace.TracerProvider // nil: no traces
 	mp    *sdkmetric.MeterProvider // nil: no metrics
+	lp    *sdklog.LoggerProvider   // nil: no log records
 	obs   *otelgov.Observer        // run's, if any: shut down first
 	env   func(string) string      // OTEL_* variables the SDK reads itself come from the process's environment
 }
@@ -74,7 +82,8 @@ func startTelemetry(ctx context.Context, e *env, cmd string) (*telemetry, error)
 	}
 	traces := t.exporters("OTEL_TRACES_EXPORTER")
 	metrics := t.exporters("OTEL_METRICS_EXPORTER")
-	if len(traces) == 0 && len(metrics) == 0 {
+	logs := t.exporters("OTEL_LOGS_EXPORTER")
+	if len(traces) == 0 && len(metrics) == 0 && len(logs) == 0 {
 		return t, nil
 	}
 	// Exporters report what they could not send to otel's error handler:
@@ -128,7 +137,39 @@ func startTelemetry(ctx context.Context, e *env, cmd string) (*telemetry, error)
 	if len(readers) > 0 {
 		t.mp = sdkmetric.NewMeterProvider(append(readers, sdkmetric.WithResource(res))...)
 	}
+	var lprocs []sdklog.LoggerProviderOption
+	for _, name := range logs {
+		var exp sdklog.Exporter
+		switch name {
+		case "console":
+			exp, err = stdoutlog.New(stdoutlog.WithWriter(e.stderr))
+		case "otlp":
+			t.checkProtocol("LOGS")
+			exp, err = otlploghttp.New(ctx)
+		}
+		if err != nil {
+			t.shutdown(ctx)
+			return nil, err
+		}
+		lprocs = append(lprocs, sdklog.WithProcessor(sdklog.NewBatchProcessor(exp)))
+	}
+	if len(lprocs) > 0 {
+		t.lp = sdklog.NewLoggerProvider(append(lprocs, sdklog.WithResource(res))...)
+	}
 	return t, nil
+}
+
+// sinks are the sinks telemetry adds: the OpenTelemetry log sink when
+// OTEL_LOGS_EXPORTER names an exporter.
+func (t *telemetry) sinks() ([]sink.Sink, error) {
+	if t.lp == nil {
+		return nil, nil
+	}
+	ls, err := otelgov.NewLogSink(otelgov.WithLoggerProvider(t.lp))
+	if err != nil {
+		return nil, err
+	}
+	return []sink.Sink{ls}, nil
 }
 
 // exporters reads an OTEL_*_EXPORTER variable: the exporters it names
@@ -252,7 +293,7 @@ func (t *telemetry) handler(h http.Handler) http.Handler {
 // command does not wait for it). What could not be flushed is a warning;
 // the command's outcome stays.
 func (t *telemetry) shutdown(ctx context.Context) {
-	if t.tp == nil && t.mp == nil {
+	if t.tp == nil && t.mp == nil && t.lp == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), telemetryShutdown)
@@ -261,8 +302,12 @@ func (t *telemetry) shutdown(ctx context.Context) {
 	if t.obs != nil {
 		errs = append(errs, t.obs.Shutdown(ctx))
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	n := 0
+	if t.lp != nil {
+		n++
+		go func() { errc <- t.lp.Shutdown(ctx) }()
+	}
 	if t.tp != nil {
 		n++
 		go func() { errc <- t.tp.Shutdown(ctx) }()
@@ -283,6 +328,6 @@ func (t *telemetry) shutdown(ctx context.Context) {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		t.log.Warn("telemetry: not all spans and metrics were exported", "error", oneLine(err.Error()))
+		t.log.Warn("telemetry: not all spans, metrics and log records were exported", "error", oneLine(err.Error()))
 	}
 }

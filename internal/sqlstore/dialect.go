@@ -61,6 +61,10 @@ type Dialect struct {
 	// $11 head hash, $12 chain length), with the step count and totals of
 	// its last step record.
 	CloseRunSQL string
+	// ClaimLock ends the subquery that picks the deliveries a claim
+	// leases (" FOR UPDATE SKIP LOCKED"), so that concurrent claims skip
+	// each other's rows; empty where one writer excludes the others.
+	ClaimLock string
 	// LockPublish, if not empty, is run ($1 tenant) first in
 	// PublishPolicy's transaction, so that concurrent publishes of a
 	// tenant number their versions one after the other; empty where the

@@ -85,9 +85,9 @@ func (db *DB) CreateRunOn(ctx context.Context, q Querier, run governance.RunReco
 
 // CloseRun ends a run in one transaction: the blocking step (if any,
 // which must be marked as the inflection point), the incident (if any),
-// the run_end record, and the run's final fields, with StepCount and
-// totals taken from its last step record and HeadHash and ChainLength from
-// the run_end record; with MarkRunning, a run that was queued gets
+// the end's deliveries (outbox rows, if any), the run_end record, and the
+// run's final fields, with StepCount and totals taken from its last step
+// record and HeadHash and ChainLength from the run_end record; with MarkRunning, a run that was queued gets
 // StartedAt = the blocking step's time (EndedAt without one). Either all
 // of it is stored or none. A run already ended is governance.ErrRunEnded;
 // an unknown run is governance.ErrNotFound; records that do not extend the
@@ -130,6 +130,16 @@ func (db *DB) CloseRunWrite(c governance.Close) (func(ctx context.Context, q Que
 			return nil, fail(err)
 		}
 		stmts, writes = append(stmts, Stmt{insertIncidentSQL, args}), append(writes, "incident")
+	}
+	// The end's deliveries (an outbox row per event and sink) come
+	// before its records, so that the last statement is the run's (a
+	// failed COMMIT is reported as the last statement's failure).
+	for i := range c.Deliveries {
+		args, err := db.deliveryArgs(&c.Deliveries[i])
+		if err != nil {
+			return nil, fail(err)
+		}
+		stmts, writes = append(stmts, Stmt{insertDeliverySQL, args}), append(writes, "delivery")
 	}
 	endArgs, err := db.RecordArgs(&c.End)
 	if err != nil {
@@ -183,6 +193,8 @@ func (db *DB) CloseRunWrite(c governance.Close) (func(ctx context.Context, q Que
 			return fail(fmt.Errorf("storing incident %s: %w", c.Incident.ID, err))
 		case "end":
 			return db.RecordError(err, &c.End.Record)
+		case "delivery":
+			return fail(fmt.Errorf("storing the end's deliveries: %w", err))
 		}
 		return fail(fmt.Errorf("storing the run's final fields: %w", err))
 	}, nil

@@ -1,7 +1,8 @@
 // Package memstore is an in-memory governance.Store: a test double for
 // code that governs agents, and the reference the conformance suite is
 // written against. It keeps nothing after the process ends. It is safe for
-// concurrent use.
+// concurrent use. It implements governance.AuditStore, LedgerStore,
+// RangeStore and OutboxStore as the SQL stores do.
 package memstore
 
 import (
@@ -50,6 +51,7 @@ type Store struct {
 	holdOrder []key
 	kills     []governance.KillSwitch
 	hub       changes.Hub
+	outbox    map[key]*outboxRow
 }
 
 // New returns an empty Store.
@@ -232,6 +234,12 @@ func (s *Store) CloseRun(ctx context.Context, c governance.Close) error {
 			return fmt.Errorf("incident %q already exists: %w", c.Incident.ID, governance.ErrChainConflict)
 		}
 	}
+	if _, err := c.Validate(); err != nil {
+		return err
+	}
+	if err := s.checkDeliveries(c.Deliveries); err != nil {
+		return err
+	}
 	if c.MarkRunning && st.run.Status == governance.StatusQueued {
 		at := c.EndedAt
 		if c.Step != nil {
@@ -248,6 +256,7 @@ func (s *Store) CloseRun(ctx context.Context, c governance.Close) error {
 		s.incidents[key{c.TenantID, c.Incident.ID}] = *c.Incident
 		s.incSeq[key{c.TenantID, c.Incident.ID}] = s.n
 	}
+	s.addDeliveries(c.Deliveries)
 	r := &st.run
 	endedAt := c.EndedAt
 	r.Status, r.TerminationReason, r.StoppedAtStep = c.Status, c.Reason, copyInt(c.StoppedAtStep)

@@ -149,6 +149,15 @@
 // any replica reaches the others in milliseconds rather than at their
 // next poll (BenchmarkKillReachesReplicaPostgres,
 // BenchmarkApprovalReachesReplicaPostgres).
+// # Outbox
+//
+// The Store is a governance.OutboxStore: CloseRun writes a run's
+// deliveries (package sink) in its batch, with no extra round trip, and
+// dispatchers on any number of replicas claim due deliveries with one
+// UPDATE whose rows are picked FOR UPDATE SKIP LOCKED, so that two never
+// hold the same delivery at once; a claim is a lease (the row is not due
+// again before it ends), so a replica that dies while delivering delays
+// its deliveries by the lease only.
 //
 // # Concurrency
 //

@@ -54,6 +54,8 @@ FROM runs r LEFT JOIN LATERAL (SELECT seq, kind, step_index, total_tokens, total
 	LEFT JOIN LATERAL (SELECT step_index, total_tokens, total_cost_cents FROM records
 		WHERE tenant_id = $1 AND run_id = $2 AND kind = 'step' ORDER BY seq DESC LIMIT 1) l ON true
 	WHERE runs.tenant_id = $1 AND runs.run_id = $2`,
+	// Claims on several replicas skip each other's rows.
+	ClaimLock: " FOR UPDATE SKIP LOCKED",
 	// Other tenants are not held up.
 	LockPublish:       fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d, hashtext($1))`, lockClassPublish),
 	Schema:            schema,

@@ -100,6 +100,14 @@
 // only forward. A writer who drops the triggers and rewrites a chain
 // consistently is caught by signed checkpoints, kept outside the database.
 //
+// # Outbox
+//
+// The Store is a governance.OutboxStore: CloseRun writes a run's
+// deliveries (package sink) in its transaction, and dispatchers in any
+// process claim, acknowledge and fail them with single statements on the
+// write connection, so that claims are made one after the other and
+// never hand one delivery to two dispatchers.
+//
 // # Shared with the PostgreSQL store
 //
 // What does not depend on the database — validation, the columns each

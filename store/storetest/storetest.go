@@ -40,6 +40,11 @@
 // which Run runs: answers stored once under races, holds that outlive
 // their process (Runner.Resume, RecoverRun), deadlines, cancellation,
 // and kill switches over a run, an agent and a tenant.
+// A store that also implements governance.OutboxStore is checked for
+// its outbox: deliveries stored with a run's end in its transaction (all
+// or nothing), claims that lease due deliveries of the named sinks,
+// acknowledgements, failures with a retry time or dead, retries of dead
+// deliveries, and concurrent claimers that never get the same delivery.
 package storetest
 
 import (
@@ -128,6 +133,10 @@ func Run(t *testing.T, open Opener) {
 		{"TenantBudgetRace", testTenantBudgetRace},
 		{"RetentionAndShadow", testRetentionAndShadow},
 		{"Operator", RunOperator},
+		{"OutboxWithClose", testOutboxWithClose},
+		{"OutboxAllOrNothing", testOutboxAllOrNothing},
+		{"OutboxLifecycle", testOutboxLifecycle},
+		{"OutboxConcurrentClaims", testOutboxConcurrentClaims},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
