@@ -42,6 +42,8 @@ type Store struct {
 	checkpts  map[key][]governance.Checkpoint
 	n         int
 	ledger    ledgerState // tenant counters (ledger.go); its own lock
+	tmu       sync.Mutex
+	tokens    tokenState // API tokens (tokens.go), under tmu
 }
 
 // New returns an empty Store.

@@ -120,6 +120,8 @@ func Run(t *testing.T, open Opener) {
 		{"ReservationInFlight", testReservationInFlight},
 		{"TenantLimitModes", testTenantLimitModes},
 		{"TenantBudgetRace", testTenantBudgetRace},
+		{"Tokens", testTokens},
+		{"TokenRace", testTokenRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
