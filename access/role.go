@@ -97,6 +97,9 @@ func (p Permission) String() string {
 	return fmt.Sprintf("Permission(%d)", uint8(p))
 }
 
+// Valid reports whether p is one of the four permissions.
+func (p Permission) Valid() bool { return p >= Read && p <= Administer }
+
 // Allows reports whether the role allows p. An invalid role or
 // permission allows nothing.
 func (r Role) Allows(p Permission) bool {

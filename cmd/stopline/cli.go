@@ -51,6 +51,7 @@ type command struct {
 var groups = map[string]string{
 	"policy": "Validate, publish and list policy sets.",
 	"export": "Export an incident's evidence as a bundle (JSON or PDF), optionally signed.",
+	"token":  "Make, list and revoke the API tokens of stopline serve.",
 }
 
 var sections = []string{"Policies", "Runs", "Evidence and integrity", "Server", "Database"}
@@ -62,7 +63,7 @@ func commands() []*command {
 		verifyCmd(), replayCmd(), checkpointCmd(),
 	}
 	cmds = append(cmds, exportCmds()...)
-	return append(cmds, verifyBundleCmd(), keygenCmd(), serveCmd(), migrateCmd())
+	return append(cmds, verifyBundleCmd(), keygenCmd(), serveCmd(), tokenCreateCmd(), tokenListCmd(), tokenRevokeCmd(), migrateCmd())
 }
 
 // dispatch parses the global flags, finds the command and runs it. It
