@@ -13,7 +13,6 @@ import (
 	"github.com/stopline/stopline/governance"
 )
 
-
 // parseTTL reads a token's lifetime: a Go duration ("720h", "30m") or a
 // number of days ("90d").
 func parseTTL(s string) (time.Duration, error) {
