@@ -48,11 +48,13 @@ type tlStep struct {
 	Class     string // ok, warning, violation
 	Title     string
 	ExplainAt string
+	Anchor    string // of the inflection's label: middle, or end near the right edge
 }
 
 type tlSeries struct {
 	Name, Class string
 	Points      string // SVG polyline points
+	LabelX      float64
 	Limit       string // "limit 100 cents", or "no limit: scaled to the maximum"
 	LabelY      float64
 }
@@ -64,8 +66,9 @@ type tlSlice struct {
 }
 
 type tlTick struct {
-	X     float64
-	Label string
+	X      float64
+	Label  string
+	Anchor string
 }
 
 type tlMarker struct {
@@ -114,6 +117,10 @@ func newTimeline(recs []trace.Record, snap *snapshot.PolicySnapshot, markers []M
 	if !end.After(start) {
 		end = start.Add(time.Second)
 	}
+	last := end
+	// Room after the last instant, so that the last step is not on the
+	// frame and its label fits.
+	end = end.Add(end.Sub(start) / 12)
 	span := float64(end.Sub(start))
 	plotW := float64(tlWidth - tlLeft - tlRight)
 	xOf := func(t time.Time) float64 { return float64(tlLeft) + plotW*float64(t.Sub(start))/span }
@@ -164,9 +171,9 @@ func newTimeline(recs []trace.Record, snap *snapshot.PolicySnapshot, markers []M
 			y = float64(tlAxisY) - min(limitH*prev/limit, plotH)
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
 		}
-		pts = append(pts, fmt.Sprintf("%.1f,%.1f", xOf(end), float64(tlAxisY)-min(limitH*prev/limit, plotH)))
+		pts = append(pts, fmt.Sprintf("%.1f,%.1f", xOf(last), float64(tlAxisY)-min(limitH*prev/limit, plotH)))
 		s.Points = strings.Join(pts, " ")
-		s.LabelY = float64(tlAxisY) - min(limitH*prev/limit, plotH) - 4
+		s.LabelX, s.LabelY = xOf(last)+6, float64(tlAxisY)-min(limitH*prev/limit, plotH)+4
 		tl.Series = append(tl.Series, s)
 	}
 	for _, r := range steps {
@@ -190,6 +197,10 @@ func newTimeline(recs []trace.Record, snap *snapshot.PolicySnapshot, markers []M
 		}
 		if r.Inflection {
 			inf := st
+			inf.Anchor = "middle"
+			if inf.X > tlWidth-120 {
+				inf.Anchor = "end"
+			}
 			tl.Inflection = &inf
 			continue
 		}
@@ -206,7 +217,11 @@ func newTimeline(recs []trace.Record, snap *snapshot.PolicySnapshot, markers []M
 	}
 	for i := 0; i <= 4; i++ {
 		at := start.Add(time.Duration(span * float64(i) / 4))
-		tl.Ticks = append(tl.Ticks, tlTick{X: xOf(at), Label: at.UTC().Format("15:04:05")})
+		anchor := "middle"
+		if i == 4 {
+			anchor = "end"
+		}
+		tl.Ticks = append(tl.Ticks, tlTick{X: xOf(at), Label: at.UTC().Format("15:04:05"), Anchor: anchor})
 	}
 	return tl
 }
