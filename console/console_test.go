@@ -298,3 +298,41 @@ func TestNewRefusesAmbiguousAuth(t *testing.T) {
 		}
 	}
 }
+
+// A long run's page stays bounded: allowed steps are not drawn as dots
+// past a thousand, nor listed past a thousand rows; warnings and the
+// inflection point still are.
+func TestLongRunPage(t *testing.T) {
+	f := newFixture(t)
+	clock := governance.NewFakeClock(demo.T0.Add(time.Hour))
+	r, err := governance.NewRunner(f.store, governance.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := r.Start(ctx, governance.StartOptions{TenantID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1500 {
+		clock.Advance(time.Second)
+		if _, err := run.Step(ctx, governance.StepInput{Type: "llm_response", Tokens: 10, CostCents: 0.01}); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	if _, err := run.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	status, page := get(t, f.client(t, "acme", access.Viewer), f.srv.URL+"/console/runs/"+run.ID())
+	if status != 200 {
+		t.Fatalf("%d", status)
+	}
+	if n := strings.Count(page, `class="step step-`); n != 0 {
+		t.Errorf("%d dots drawn for a run of 1500 allowed steps", n)
+	}
+	if n := strings.Count(page, `<tr class="step-row`); n != 1000 {
+		t.Errorf("%d step rows, want 1000", n)
+	}
+	if !strings.Contains(page, "500 more steps are not listed") || !strings.Contains(page, "1500 allowed steps not drawn") {
+		t.Error("the page does not say what it left out")
+	}
+}

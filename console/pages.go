@@ -239,8 +239,12 @@ func (c *Console) runs(w http.ResponseWriter, req *request) error {
 	return c.render(w, http.StatusOK, "runs", c.newPage(req, "Runs", "runs", d))
 }
 
+// maxStepRows bounds the steps table of a run page.
+const maxStepRows = 1000
+
 type runData struct {
 	Run       governance.RunRecord
+	MoreSteps int // steps past maxStepRows, not in the table
 	Timeline  *timeline
 	Steps     []stepRow
 	Incident  *incident.Incident
@@ -292,6 +296,10 @@ func (c *Console) run(w http.ResponseWriter, req *request) error {
 	slices.Sort(d.Labels)
 	for _, r := range recs {
 		if r.StepIndex < 0 || r.Kind != "step" {
+			continue
+		}
+		if len(d.Steps) == maxStepRows && !r.Inflection {
+			d.MoreSteps++
 			continue
 		}
 		what := r.Tool

@@ -24,6 +24,10 @@ const (
 	tlPlotTop = tlTop + 8
 )
 
+// maxDrawnSteps is how many steps a timeline draws as dots; a longer run
+// draws only its warnings and its inflection point.
+const maxDrawnSteps = 1000
+
 // InflectionColor is the fill of the inflection marker, the one element
 // of the picture in that colour (the browser tests look for it).
 const InflectionColor = "#d7191c"
@@ -39,6 +43,7 @@ type timeline struct {
 	Markers                                []tlMarker
 	Inflection                             *tlStep
 	LimitY                                 int // the y of 100% of a limit
+	Elided                                 int // allowed steps not drawn as dots (a long run)
 	InflectionColor                        string
 }
 
@@ -194,6 +199,10 @@ func newTimeline(recs []trace.Record, snap *snapshot.PolicySnapshot, markers []M
 		}
 		if r.Inflection && r.Decision != nil && r.Decision.Action == prevention.Block {
 			st.Title += fmt.Sprintf("; stopped by %s (%s)", r.Decision.PolicyID, r.Decision.Reason)
+		}
+		if len(steps) > maxDrawnSteps && st.Class == string(trace.StatusOK) && !r.Inflection {
+			tl.Elided++ // the series still show the step; its dot would be noise
+			continue
 		}
 		if r.Inflection {
 			inf := st
