@@ -336,3 +336,47 @@ func TestLongRunPage(t *testing.T) {
 		t.Error("the page does not say what it left out")
 	}
 }
+
+// An admin lists the tenant's tokens (never their secrets) and revokes
+// one; another tenant's token is not found.
+func TestAdminRevokesToken(t *testing.T) {
+	f := newFixture(t)
+	admin := f.client(t, "acme", access.Admin)
+	victim, tok, _ := access.Issue(ctx, f.store, access.TokenRequest{TenantID: "acme", Role: access.Viewer, Name: "laptop", TTL: time.Hour, Now: demo.T0})
+	_, other, _ := access.Issue(ctx, f.store, access.TokenRequest{TenantID: "globex", Role: access.Viewer, TTL: time.Hour, Now: demo.T0})
+	status, page := get(t, admin, f.srv.URL+"/console/tokens")
+	if status != 200 || !strings.Contains(page, tok.ID) || strings.Contains(page, other.ID) || strings.Contains(page, victim) {
+		t.Fatalf("tokens page: %d; lists own %t, other tenant's %t, a secret %t", status,
+			strings.Contains(page, tok.ID), strings.Contains(page, other.ID), strings.Contains(page, victim))
+	}
+	csrf := csrfOf(t, page)
+	resp, err := admin.PostForm(f.srv.URL+"/console/tokens/"+other.ID+"/revoke", url.Values{"csrf": {csrf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("revoking another tenant's token: %d, want 404", resp.StatusCode)
+	}
+	if got, _ := f.store.Token(ctx, other.ID); got.RevokedAt != nil {
+		t.Error("another tenant's token was revoked")
+	}
+	resp, err = admin.PostForm(f.srv.URL+"/console/tokens/"+tok.ID+"/revoke", url.Values{"csrf": {csrf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, _ := f.store.Token(ctx, tok.ID); resp.StatusCode != 200 || got.RevokedAt == nil {
+		t.Errorf("revoking: %d, revoked %v", resp.StatusCode, got.RevokedAt)
+	}
+	jar, _ := cookiejar.New(nil)
+	cl := &http.Client{Jar: jar}
+	resp, err = cl.PostForm(f.srv.URL+"/console/login", url.Values{"token": {victim}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("signing in with a revoked token: %d, want 401", resp.StatusCode)
+	}
+}
