@@ -37,6 +37,7 @@ var ErrConfig = errors.New("console: invalid configuration")
 type Option func(*config)
 
 type config struct {
+	pub         *governance.Runner
 	auth        *access.Authenticator
 	headers     *trustedHeaders
 	exts        []Extension
@@ -88,6 +89,14 @@ func WithLogger(l *slog.Logger) Option {
 // Console). It must be at least 32 bytes.
 func WithCSRFKey(key []byte) Option {
 	return func(c *config) { c.csrfKey = append([]byte(nil), key...) }
+}
+
+// WithPublisher lets admins publish a policy set from the policies page:
+// the file is parsed with the runner's kinds, must be for the admin's
+// tenant, and is published with Runner.Publish as the admin (default:
+// no publishing from the console).
+func WithPublisher(r *governance.Runner) Option {
+	return func(c *config) { c.pub = r }
 }
 
 // WithBasePath sets the path the console is mounted at (default

@@ -380,3 +380,62 @@ func TestAdminRevokesToken(t *testing.T) {
 		t.Errorf("signing in with a revoked token: %d, want 401", resp.StatusCode)
 	}
 }
+
+// An admin publishes a policy version from the policies page; a viewer
+// is shown no form and refused the route.
+func TestPublishFromConsole(t *testing.T) {
+	st := memstore.New()
+	if _, err := demo.Record(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	runner, err := governance.NewRunner(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp, _ := export.New(st)
+	c, err := console.New(exp, console.WithTrustedHeaders("X-Tenant", "X-Role", "X-Actor"), console.WithPublisher(runner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, role string, form url.Values) *httptest.ResponseRecorder {
+		path := "/console/policies"
+		var body io.Reader
+		if method == "POST" {
+			path += "/publish"
+			body = strings.NewReader(form.Encode())
+		}
+		req := httptest.NewRequest(method, path, body)
+		req.Header.Set("X-Tenant", "acme")
+		req.Header.Set("X-Role", role)
+		req.Header.Set("X-Actor", "alice")
+		if method == "POST" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		rec := httptest.NewRecorder()
+		c.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := do("GET", "viewer", nil); strings.Contains(rec.Body.String(), `id="publish-form"`) {
+		t.Error("a viewer is shown the publish form")
+	}
+	page := do("GET", "admin", nil).Body.String()
+	if !strings.Contains(page, `id="publish-form"`) {
+		t.Fatal("an admin is not shown the publish form")
+	}
+	csrf := csrfOf(t, page)
+	src := `{"tenant_id": "acme", "thresholds": {"max_steps": 9}, "policies": [{"id": "steps", "kind": "budget", "params": {"metric": "steps", "threshold": "max_steps"}}]}`
+	if rec := do("POST", "viewer", url.Values{"csrf": {csrfOf(t, do("GET", "viewer", nil).Body.String())}, "policy": {src}}); rec.Code != 403 {
+		t.Errorf("viewer publishing: %d", rec.Code)
+	}
+	if rec := do("POST", "admin", url.Values{"csrf": {csrf}, "policy": {strings.Replace(src, "acme", "globex", 1)}}); rec.Code != 400 {
+		t.Errorf("publishing another tenant's file: %d", rec.Code)
+	}
+	rec := do("POST", "admin", url.Values{"csrf": {csrf}, "policy": {src}, "note": {"nine steps"}})
+	if rec.Code != 303 || !strings.Contains(rec.Header().Get("Location"), "Published+version+3") {
+		t.Fatalf("admin publishing: %d %s %s", rec.Code, rec.Header().Get("Location"), rec.Body)
+	}
+	vs, _ := st.PolicyVersions(ctx, "acme")
+	if v := vs[len(vs)-1]; v.Version != 3 || v.PublishedBy != "alice" || v.Note != "nine steps" {
+		t.Errorf("stored version %+v", v)
+	}
+}

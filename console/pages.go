@@ -46,6 +46,9 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+b+"incidents/{id}/resolve", c.handle(access.Operate, c.transition(incident.StatusResolved)))
 	m.HandleFunc("POST "+b+"incidents/{id}/export/{kind}", c.handle(access.Export, c.exportIncident))
 	m.HandleFunc("GET "+b+"policies", c.handle(access.Read, c.policies))
+	if c.cfg.pub != nil {
+		m.HandleFunc("POST "+b+"policies/publish", c.handle(access.Administer, c.publish))
+	}
 	if c.tokens() != nil {
 		m.HandleFunc("GET "+b+"tokens", c.handle(access.Administer, c.tokenPage))
 		m.HandleFunc("POST "+b+"tokens/{id}/revoke", c.handle(access.Administer, c.revokeToken))
@@ -449,11 +452,12 @@ func (c *Console) export(w http.ResponseWriter, req *request, t bundle.Type, er 
 // ---- policies
 
 type policiesData struct {
-	Versions []governance.PolicyVersion
-	A, B     int
-	Diff     []diffLine
-	Added    int
-	Removed  int
+	CanPublish bool
+	Versions   []governance.PolicyVersion
+	A, B       int
+	Diff       []diffLine
+	Added      int
+	Removed    int
 }
 
 // policyText is a snapshot's policies and thresholds as indented JSON,
@@ -489,7 +493,7 @@ func (c *Console) policies(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
-	d := policiesData{Versions: vs}
+	d := policiesData{Versions: vs, CanPublish: c.cfg.pub != nil && req.p.Allows(access.Administer)}
 	slices.Reverse(d.Versions) // newest first
 	q := req.r.URL.Query()
 	if q.Get("a") != "" || q.Get("b") != "" {
@@ -533,6 +537,27 @@ func (c *Console) policies(w http.ResponseWriter, req *request) error {
 		}
 	}
 	return c.render(w, http.StatusOK, "policies", c.newPage(req, "Policy versions", "policies", d))
+}
+
+func (c *Console) publish(w http.ResponseWriter, req *request) error {
+	src := req.r.PostFormValue("policy")
+	note := strings.TrimSpace(req.r.PostFormValue("note"))
+	if len(note) > 4096 {
+		return badInput("note longer than 4096 bytes")
+	}
+	snap, err := snapshot.Parse("the policy file", []byte(src), req.now, c.cfg.pub.Kinds())
+	if err != nil {
+		return badInput("%v", err)
+	}
+	if snap.TenantID() != req.p.TenantID {
+		return badInput("the policy file is for tenant %q; you act for %q", snap.TenantID(), req.p.TenantID)
+	}
+	v, err := c.cfg.pub.Publish(req.r.Context(), snap, req.actor, note)
+	if err != nil {
+		return err
+	}
+	c.cfg.log.Info("console: policy published", "tenant", v.TenantID, "version", v.Version, "snapshot", v.SnapshotID, "by", req.actor)
+	return c.done(w, req, "policies", fmt.Sprintf("Published version %d (%s).", v.Version, v.SnapshotID))
 }
 
 // ---- tokens (admin)

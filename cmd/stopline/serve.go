@@ -65,6 +65,7 @@ func serveCmd() *command {
   GET  /runs/{id}
   GET  /runs/{id}/explain                        ?at=RFC3339 (default: now)
   GET  /incidents/{id}
+  POST /policies                                 the policy file as the body; ?note= (admin tokens)
 
 Exports also take reason=, content=true and (SOC2) notes=. Errors are JSON
 {"error": "..."}.
@@ -73,7 +74,8 @@ By default every request needs an API token (stopline token create), as
 "Authorization: Bearer stl_..." for the API, or pasted into the console's
 sign-in page: the token says the tenant, the role and who acts (recorded in
 bundles and the export log as "token:TOK-... (name)"). A viewer reads, an
-auditor also exports, an operator also acknowledges and resolves incidents.
+auditor also exports, an operator also acknowledges and resolves incidents,
+an admin also publishes policy sets and revokes the tenant's tokens.
 A missing, unknown, expired or revoked token is refused (401), a role that
 does not allow the route too (403), each logged with its reason; another
 tenant's runs and incidents are not found (404), exactly as absent ones.
@@ -143,8 +145,14 @@ the caller's traceparent, and http.server.* metrics.`,
 				if err != nil {
 					return err
 				}
-				logs := []httpapi.Option{httpapi.WithErrorLog(requestFailed), httpapi.WithRefusalLog(requestRefused)} // logged with the request: log.go
-				consoleOpts := []console.Option{console.WithLogger(tel.log)}
+				// Admins publish policy sets through the API and the console,
+				// compiled with the kinds the command runs.
+				runner, err := governance.NewRunner(st, governance.WithKinds(commandKinds))
+				if err != nil {
+					return err
+				}
+				logs := []httpapi.Option{httpapi.WithErrorLog(requestFailed), httpapi.WithRefusalLog(requestRefused), httpapi.WithPublisher(runner)} // logged with the request: log.go
+				consoleOpts := []console.Option{console.WithLogger(tel.log), console.WithPublisher(runner)}
 				var api http.Handler
 				mode := []any{"auth", "token"}
 				if trustHeader {

@@ -74,7 +74,8 @@ Roles, each allowing what the one before it allows:
   viewer    read runs, incidents, explanations, policy versions
   auditor   + export evidence, SOC 2 and executive-debrief bundles
   operator  + acknowledge and resolve incidents
-  admin     + everything a token can do
+  admin     + publish policy sets (POST /policies, the console) and revoke
+            the tenant's tokens in the console
 
 --expires is how long it is accepted: a duration (720h) or days (90d);
 default 90d. --name says what it is for; --by who made it (default "cli").

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -112,7 +113,18 @@ func WithRefusalLog(f func(r *http.Request, status int, reason error)) Option {
 	}
 }
 
+// WithPublisher lets admins publish policy sets through the handler
+// TokenHandler returns: POST /policies with the policy file as the body
+// (at most 4 MiB) and note=<why>, parsed with the runner's kinds and
+// published with Runner.Publish as the token (default: no such route).
+// The file's tenant_id must be the token's tenant. Handler (a trusted
+// tenant header) refuses the route: publishing needs a token's role.
+func WithPublisher(r *governance.Runner) Option {
+	return func(h *handler) { h.pub = r }
+}
+
 type handler struct {
+	pub *governance.Runner
 	exp *export.Exporter
 	// auth returns the tenant and actor of a request that may do need.
 	auth       func(r *http.Request, need access.Permission) (tenant, actor string, err error)
@@ -153,7 +165,10 @@ func Handler(exp *export.Exporter, tenant TenantFunc, opts ...Option) http.Handl
 		panic("httpapi: Handler needs an Exporter and a TenantFunc")
 	}
 	h := newHandler(exp, opts)
-	h.auth = func(r *http.Request, _ access.Permission) (string, string, error) {
+	h.auth = func(r *http.Request, need access.Permission) (string, string, error) {
+		if need == access.Administer {
+			return "", "", &forbidden{access.Principal{TokenID: "(none: trusted tenant header)"}, need}
+		}
 		t, err := tenant(r)
 		if err == nil && t == "" {
 			err = errors.New("no tenant")
@@ -219,7 +234,43 @@ func (h *handler) routes() http.Handler {
 	mux.HandleFunc("GET /runs/{id}", h.run)
 	mux.HandleFunc("GET /runs/{id}/explain", h.explain)
 	mux.HandleFunc("GET /incidents/{id}", h.incident)
+	if h.pub != nil {
+		mux.HandleFunc("POST /policies", h.publish)
+	}
 	return mux
+}
+
+func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
+	tenant, actor, err := h.auth(r, access.Administer)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	note := r.URL.Query().Get("note")
+	if len(note) > maxTextParam {
+		h.fail(w, r, bad("note longer than %d bytes", maxTextParam))
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, snapshot.MaxFileSize+1))
+	if err != nil {
+		h.fail(w, r, bad("reading the policy file: %v", err))
+		return
+	}
+	snap, err := snapshot.Parse("request body", data, h.exp.Clock().Now(), h.pub.Kinds())
+	if err != nil {
+		h.fail(w, r, bad("%v", err))
+		return
+	}
+	if snap.TenantID() != tenant {
+		h.fail(w, r, bad("the policy file is for tenant %q; the token is for %q", snap.TenantID(), tenant))
+		return
+	}
+	v, err := h.pub.Publish(r.Context(), snap, actor, note)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.json(w, v)
 }
 
 // badRequest is a parameter error: 400.

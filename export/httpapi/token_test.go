@@ -175,3 +175,62 @@ func TestTokenHandlerRefusals(t *testing.T) {
 		t.Errorf("good token %s: %d %s", tok.ID, got.status, got.body)
 	}
 }
+
+// An admin publishes a policy set for its own tenant; other roles, other
+// tenants' files and the trusted-header handler are refused.
+func TestPublishPolicy(t *testing.T) {
+	f := fixture.New(t, nil)
+	auth, _ := access.NewAuthenticator(f.Store.(governance.TokenStore))
+	srv := httptest.NewServer(httpapi.TokenHandler(f.Exp, auth, httpapi.WithPublisher(f.Runner)))
+	t.Cleanup(srv.Close)
+	headerSrv := httptest.NewServer(httpapi.Handler(f.Exp, httpapi.HeaderTenant("X-Stopline-Tenant"), httpapi.WithPublisher(f.Runner)))
+	t.Cleanup(headerSrv.Close)
+	admin, _ := issue(t, f, "acme", access.Admin, time.Hour)
+	operator, _ := issue(t, f, "acme", access.Operator, time.Hour)
+	policy := func(tenant string) string {
+		return `{"tenant_id": "` + tenant + `", "thresholds": {"max_steps": 7},
+		  "policies": [{"id": "steps", "kind": "budget", "params": {"metric": "steps", "threshold": "max_steps"}}]}`
+	}
+	post := func(url, secret, body string, hdr map[string]string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", url+"/policies?note=seven+steps", strings.NewReader(body))
+		if secret != "" {
+			req.Header.Set("Authorization", "Bearer "+secret)
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	before, _ := f.Store.PolicyVersions(ctx, "acme")
+	if code, body := post(srv.URL, operator, policy("acme"), nil); code != 403 {
+		t.Errorf("operator publishing: %d %s", code, body)
+	}
+	if code, body := post(srv.URL, admin, policy("globex"), nil); code != 400 || !strings.Contains(body, `globex`) {
+		t.Errorf("admin publishing another tenant's file: %d %s", code, body)
+	}
+	if code, body := post(srv.URL, admin, `{"tenant_id": "acme", "policies": [{"id": "x", "kind": "nope"}]}`, nil); code != 400 {
+		t.Errorf("an invalid file: %d %s", code, body)
+	}
+	if code, body := post(headerSrv.URL, "", policy("acme"), map[string]string{"X-Stopline-Tenant": "acme"}); code != 403 {
+		t.Errorf("publishing through the trusted header: %d %s", code, body)
+	}
+	code, body := post(srv.URL, admin, policy("acme"), nil)
+	if code != 200 {
+		t.Fatalf("admin publishing: %d %s", code, body)
+	}
+	after, _ := f.Store.PolicyVersions(ctx, "acme")
+	if len(after) != len(before)+1 {
+		t.Fatalf("%d versions after one publish, had %d", len(after), len(before))
+	}
+	v := after[len(after)-1]
+	if !strings.HasPrefix(v.PublishedBy, "token:TOK-") || v.Note != "seven steps" {
+		t.Errorf("published %+v", v)
+	}
+}
