@@ -9,11 +9,12 @@
 // to Explain at that instant; incidents, acknowledged and resolved by
 // POST forms with a CSRF token; export downloads (evidence, SOC 2,
 // executive debrief, through package export); policy versions with a
-// diff between two; and the pages Extensions add (approvals, the kill
+// diff between two, and a form to publish one (WithPublisher, admins);
+// the tenant's API tokens, revocable by admins; and the pages Extensions add (approvals, the kill
 // switch). What a page shows depends on the caller's role (package
 // access): a viewer reads, an auditor also exports, an operator also
-// acts on incidents and extension actions, an admin also manages
-// tokens.
+// acts on incidents and extension actions, an admin also publishes
+// policy sets and revokes tokens.
 //
 // Callers sign in with an API token (WithTokens), kept in an HttpOnly,
 // SameSite=Strict cookie, or come through an authenticating proxy that
