@@ -62,7 +62,7 @@ func BenchmarkEvidencePDF10k(b *testing.B) {
 		last []byte
 	)
 	b.ReportAllocs()
-	b.ResetTimer()
+	cpu := reportCPU(b)
 	for i := 0; i < b.N; i++ {
 		bundle, err := exp.Evidence(ctx, req)
 		if err != nil {
@@ -78,7 +78,7 @@ func BenchmarkEvidencePDF10k(b *testing.B) {
 		}
 		size, last = pdf.Len(), pdf.Bytes()
 	}
-	b.StopTimer()
+	cpu()
 	if dir := os.Getenv("STOPLINE_PDF_DIR"); dir != "" {
 		os.WriteFile(filepath.Join(dir, "evidence-10k.pdf"), last, 0o644)
 	}

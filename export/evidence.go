@@ -29,7 +29,10 @@ func (e *Exporter) evidence(ctx context.Context, t bundle.Type, req *Request, ch
 	if err != nil {
 		return nil, nil, err
 	}
-	b := d.evidence(t, req, e.clock.Now())
+	b, err := d.evidence(t, req, e.clock.Now())
+	if err != nil {
+		return nil, nil, err
+	}
 	if b.BundleID, err = e.bundleID(&b.Header, b.HeadHash, req); err != nil {
 		return nil, nil, err
 	}
@@ -41,7 +44,7 @@ func (e *Exporter) evidence(ctx context.Context, t bundle.Type, req *Request, ch
 	return b, d, nil
 }
 
-func (d *runData) evidence(t bundle.Type, req *Request, createdAt time.Time) *bundle.Evidence {
+func (d *runData) evidence(t bundle.Type, req *Request, createdAt time.Time) (*bundle.Evidence, error) {
 	b := &bundle.Evidence{
 		Header: d.header(t, req, createdAt), Provenance: d.provenance(),
 		Run: d.runSummary(), Incident: d.inc, Steps: d.steps(),
@@ -51,7 +54,12 @@ func (d *runData) evidence(t bundle.Type, req *Request, createdAt time.Time) *bu
 		b.ViolatedPolicyID, b.ViolationStepIndex = inf.PolicyID, &idx
 	}
 	b.Totals = bundle.TotalsOf(d.records, d.runStart())
-	return b
+	out, err := bundle.OutlookOf(d.snap, d.shadow, &b.Run, d.records)
+	if err != nil {
+		return nil, fmt.Errorf("%w: run %s: %w", ErrStoreIntegrity, d.run.RunID, err)
+	}
+	b.Outlook = out
+	return b, nil
 }
 
 // checkBuilt runs bundle.Check on a bundle just built from the store's

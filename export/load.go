@@ -22,8 +22,9 @@ type runData struct {
 	inc      *incident.Incident
 	snap     *snapshot.PolicySnapshot
 	records  []trace.Record
-	contents map[int]trace.Content // nil unless the request includes content
-	cpNote   string                // the latest signed checkpoint of the run, if any
+	contents map[int]trace.Content    // nil unless the request includes content
+	shadow   *snapshot.PolicySnapshot // the run's shadow snapshot, if it has one
+	cpNote   string                   // the latest signed checkpoint of the run, if any
 }
 
 // load reads the run (and incident) a request names.
@@ -37,12 +38,31 @@ func (e *Exporter) load(ctx context.Context, req *Request) (*runData, error) {
 		return nil, fmt.Errorf("export: records of run %s: %w", runID, err)
 	}
 	d.cpNote = latestCheckpoint(cps, len(d.records))
+	if len(d.records) > 0 {
+		if err := e.loadShadow(ctx, d, &d.records[0]); err != nil {
+			return nil, err
+		}
+	}
 	if req.IncludeContent {
 		if d.contents, err = e.store.Contents(ctx, req.TenantID, runID); err != nil {
 			return nil, fmt.Errorf("export: contents of run %s: %w", runID, err)
 		}
 	}
 	return d, nil
+}
+
+// loadShadow reads the shadow snapshot the run_start record start names,
+// if any.
+func (e *Exporter) loadShadow(ctx context.Context, d *runData, start *trace.Record) error {
+	if start.Kind != trace.KindRunStart || start.ShadowSnapshotID == "" {
+		return nil
+	}
+	snap, err := e.store.Snapshot(ctx, d.run.TenantID, start.ShadowSnapshotID)
+	if err != nil {
+		return fmt.Errorf("export: shadow snapshot %s of run %s: %w", start.ShadowSnapshotID, d.run.RunID, err)
+	}
+	d.shadow = snap
+	return nil
 }
 
 // loadRun reads what load reads but the records and contents: the run,

@@ -115,6 +115,22 @@ func (e *Exporter) EvidenceStream(ctx context.Context, req Request) (*bundle.Evi
 	if b.BundleID, err = e.bundleID(&b.Header, b.HeadHash, &req); err != nil {
 		return nil, err
 	}
+	if n > 0 {
+		// The run's shadow snapshot, named by its run_start record: the
+		// stream compares it with the chain as it is written.
+		err := governance.ReadRecordPages(ctx, e.store, req.TenantID, d.run.RunID, governance.RecordRange{To: 1}, func(page []governance.StoredRecord) error {
+			if len(page) == 0 {
+				return nil
+			}
+			return e.loadShadow(ctx, d, &page[0].Record)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if d.shadow != nil {
+			b.Shadow = &bundle.ShadowComparison{Snapshot: d.shadow}
+		}
+	}
 	tenant, runID, include := req.TenantID, d.run.RunID, req.IncludeContent
 	records := func(content bool, emit func(r *trace.Record, c *trace.Content) error) error {
 		rr := governance.RecordRange{To: n, Content: content && include}

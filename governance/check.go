@@ -148,6 +148,7 @@ func (run *Run) withhold(ctx context.Context, attempted, delivered StepInput, ex
 		Decision:       &ev.Decision,
 		Findings:       ev.Findings,
 	}
+	content = run.complete(ctx, &rec, &attempted, &delivered, content)
 	_, err := run.stopAt(ctx, &rec, content, evalErr)
 	return ev, err
 }
@@ -163,28 +164,9 @@ func (run *Run) evaluateNext(ctx context.Context, in *StepInput, ch *prevention.
 // is not nil (prevention.Engine.EvaluateStream).
 func (run *Run) evaluateAt(ctx context.Context, in *StepInput, ch *prevention.Charges, es *prevention.Stream) (time.Time, prevention.Evaluation, error) {
 	cfg := &run.r.cfg
-	now := cfg.clock.Now().UTC()
-	if n := len(run.times); n > 0 && now.UnixNano() < run.times[n-1] {
-		// Step times never go backwards, whatever the clock does, so that
-		// windows and the trace stay in order.
-		now = time.Unix(0, run.times[n-1]).UTC()
-	}
-	started := run.startedAt
-	if run.queued {
-		// A queued run starts with its first step: that step is timed
-		// from itself, not from when the run was enqueued.
-		started = now
-	}
+	now := run.stepTime()
 	st := &run.step
-	*st = prevention.Step{
-		RunID: run.rec.RunID, TenantID: run.rec.TenantID, SnapshotID: run.rec.SnapshotID,
-		Index: run.nextIndex, Type: in.Type, At: now, RunStartedAt: started,
-		Model: in.Model, Tool: in.Tool, Input: in.Input, Output: in.Output,
-		Tokens: in.Tokens, CostCents: in.CostCents,
-		TotalTokens: run.rec.TotalTokens + in.Tokens, TotalCostCents: run.rec.TotalCostCents + in.CostCents,
-		Metadata: in.Metadata,
-	}
-	st.SetStepTimes(run.times)
+	run.buildStep(st, in, now)
 	var (
 		ev  prevention.Evaluation
 		err error
@@ -200,6 +182,37 @@ func (run *Run) evaluateAt(ctx context.Context, in *StepInput, ch *prevention.Ch
 	}
 	*st = prevention.Step{} // hold no reference to the caller's text
 	return now, ev, err
+}
+
+// buildStep makes st the step policies see of in, the run's next step,
+// at now.
+func (run *Run) buildStep(st *prevention.Step, in *StepInput, now time.Time) {
+	started := run.startedAt
+	if run.queued {
+		// A queued run starts with its first step: that step is timed
+		// from itself, not from when the run was enqueued.
+		started = now
+	}
+	*st = prevention.Step{
+		RunID: run.rec.RunID, TenantID: run.rec.TenantID, SnapshotID: run.rec.SnapshotID,
+		Index: run.nextIndex, Type: in.Type, At: now, RunStartedAt: started,
+		Model: in.Model, Tool: in.Tool, Input: in.Input, Output: in.Output,
+		Tokens: in.Tokens, CostCents: in.CostCents,
+		TotalTokens: run.rec.TotalTokens + in.Tokens, TotalCostCents: run.rec.TotalCostCents + in.CostCents,
+		Metadata: in.Metadata,
+	}
+	st.SetStepTimes(run.times)
+}
+
+// stepTime is the clock's time for the run's next step: never before the
+// run's last step, whatever the clock does, so that windows and the trace
+// stay in order.
+func (run *Run) stepTime() time.Time {
+	now := run.r.cfg.clock.Now().UTC()
+	if n := len(run.times); n > 0 && now.UnixNano() < run.times[n-1] {
+		now = time.Unix(0, run.times[n-1]).UTC()
+	}
+	return now
 }
 
 // validatePart checks that delivered is a part of attempted.

@@ -24,6 +24,7 @@ const (
 	StateQueued     ExecutionState = "queued"     // created, no step yet
 	StateContinuing ExecutionState = "continuing" // running; the last decision let it go on
 	StateStopped    ExecutionState = "stopped"    // ended (by a policy, a failure, an abort or completion)
+	StateHeld       ExecutionState = "held"       // running; its last step waited for a person's approval
 )
 
 // Explanation answers, for one instant of a run: which policy set and
@@ -103,6 +104,9 @@ type StepExplanation struct {
 	// Totals after the step.
 	TotalTokens    int64   `json:"total_tokens"`
 	TotalCostCents float64 `json:"total_cost_cents"`
+	// Approval is the hold of a step held for a person's approval and
+	// its answer, as recorded; nil for a step that was not held.
+	Approval *trace.Approval `json:"approval,omitempty"`
 }
 
 // DecisiveDecision is a decision with the policy that made it and the
@@ -235,7 +239,7 @@ func explainPrefixAt(run *RunRecord, snap *snapshot.PolicySnapshot, p *explainPr
 	ex.Hooks, _ = p.hooks.order()
 	if s := p.lastStep; s != nil {
 		se := &StepExplanation{Index: s.StepIndex, At: s.At, Type: s.StepType, Tool: s.Tool, Model: s.Model,
-			Status: s.Status, Findings: s.Findings, TotalTokens: s.TotalTokens, TotalCostCents: s.TotalCostCents}
+			Status: s.Status, Findings: s.Findings, TotalTokens: s.TotalTokens, TotalCostCents: s.TotalCostCents, Approval: s.Approval}
 		if s.Decision != nil {
 			se.Decision = *s.Decision
 		}
@@ -250,6 +254,18 @@ func explainPrefixAt(run *RunRecord, snap *snapshot.PolicySnapshot, p *explainPr
 		return dd
 	}
 	policies := plural(snap.PolicyCount(), "policy", "policies")
+	if ls := ex.LastStep; ls != nil && ls.Approval != nil && at.Before(ls.Approval.AnsweredAt) && r.Kind != trace.KindRunStart {
+		// [holds] At this instant the step was waiting for a person: what
+		// was decided later is said as later.
+		hf := heldBy(ls.Findings)
+		ex.State, ex.RunStatus, ex.TerminationReason = StateHeld, StatusRunning, ""
+		ex.Decisive = decisive(hf)
+		if ir := p.inflection; ir != nil && ir.StepIndex == ls.Index {
+			ex.Record.Seq, ex.Record.Kind, ex.Record.StepIndex, ex.Record.Hash, ex.Record.PrevHash = ir.Seq, ir.Kind, ir.StepIndex, ir.Hash, ir.PrevHash
+		}
+		ex.Why = explainHeld(ls, hf)
+		return ex, nil
+	}
 	switch r.Kind {
 	case trace.KindRunStart:
 		ex.State, ex.RunStatus = StateContinuing, StatusRunning
@@ -295,6 +311,31 @@ func explainPrefixAt(run *RunRecord, snap *snapshot.PolicySnapshot, p *explainPr
 	return ex, nil
 }
 
+// explainHeld says what a held step was waiting for at an instant
+// before its answer, and what the answer was.
+func explainHeld(s *StepExplanation, hf prevention.Decision) string {
+	what := string(s.Type)
+	if s.Tool != "" {
+		what += " " + s.Tool
+	}
+	a := s.Approval
+	msg := fmt.Sprintf("Step %d (%s) was held for approval by %s %s since %s, until %s at the latest: at this instant the run was waiting for a person's answer.",
+		s.Index, what, hf.Source, hf.PolicyID, a.RequestedAt.Format(time.RFC3339), a.Deadline.Format(time.RFC3339))
+	switch a.Answer {
+	case trace.AnswerApproved, trace.AnswerDenied:
+		msg += fmt.Sprintf(" It was %s by %s at %s", a.Answer, a.By, a.AnsweredAt.Format(time.RFC3339))
+		if a.Reason != "" {
+			msg += " (" + a.Reason + ")"
+		}
+		msg += "."
+	case trace.AnswerExpired:
+		msg += " Nobody answered before the deadline; the step was blocked."
+	default:
+		msg += fmt.Sprintf(" The wait was cancelled at %s (%s); the step was blocked.", a.AnsweredAt.Format(time.RFC3339), a.Reason)
+	}
+	return msg
+}
+
 // closestText says which policy was closest to stopping the run: ", the
 // policy closest to stopping it being cost-budget (cost_cents 120 of 150
 // (80%))", or "" when none can say.
@@ -311,6 +352,14 @@ func explainStep(s *StepExplanation, policies, hooks int) string {
 	what := string(s.Type)
 	if s.Tool != "" {
 		what += " " + s.Tool
+	}
+	if a := s.Approval; a != nil && a.Answer == trace.AnswerApproved {
+		hf := heldBy(s.Findings)
+		msg := fmt.Sprintf("Step %d (%s) was held for approval by %s %s and approved by %s at %s", s.Index, what, hf.Source, hf.PolicyID, a.By, a.AnsweredAt.Format(time.RFC3339))
+		if a.Reason != "" {
+			msg += " (" + a.Reason + ")"
+		}
+		return msg + "."
 	}
 	d := s.Decision
 	switch d.Action {

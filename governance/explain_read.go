@@ -150,7 +150,7 @@ func readPrefix(ctx context.Context, store Store, run *RunRecord, at time.Time, 
 		}
 		if v.Len() == 1 {
 			p.first = *r
-			p.steps = newStepRebuilder(run, r.At, 0)
+			p.steps = newStepRebuilder(run, r, 0)
 		}
 		p.last = *r
 		p.hooks.add(r)

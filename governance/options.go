@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/stopline/stopline/prevention"
+	"github.com/stopline/stopline/trace"
 )
 
 // Option configures a Runner.
@@ -29,13 +30,74 @@ type config struct {
 	cpSigner     note.Signer
 	cpEvery      int
 	observers    []Observer
+	retention    trace.Retention            // for every tenant not in tenantRetention
+	tenantRet    map[string]trace.Retention // by tenant
+	killPoll     time.Duration              // 0: no kill-switch watcher
+	holdDefault  time.Duration
+	holdMax      time.Duration
+	holdPoll     time.Duration
 }
 
 // Defaults of NewRunner.
 const (
 	DefaultStepTimeout     = 10 * time.Second
 	DefaultMaxContentBytes = 1 << 20
+	// DefaultHoldWait is how long a held step waits for an answer when its
+	// policy or hook does not say; DefaultMaxHoldWait bounds every wait;
+	// DefaultHoldPoll is how often a waiting step reads its hold.
+	DefaultHoldWait    = 15 * time.Minute
+	DefaultMaxHoldWait = 24 * time.Hour
+	DefaultHoldPoll    = 250 * time.Millisecond
+	// DefaultKillPoll is how often WithKillSwitch reads the active
+	// switches when the store sends no change signal sooner.
+	DefaultKillPoll = 250 * time.Millisecond
 )
+
+// WithHolds sets how long a step held for approval waits: wait when the
+// policy or hook gives no hold_seconds (default DefaultHoldWait), at most
+// max whatever they give (default DefaultMaxHoldWait), reading the hold
+// every poll (default DefaultHoldPoll; a store that implements Changes
+// wakes the step sooner). Zero keeps a default.
+func WithHolds(wait, max, poll time.Duration) Option {
+	return func(cfg *config) error {
+		if wait < 0 || max < 0 || poll < 0 {
+			return errors.New("WithHolds: negative duration")
+		}
+		if wait > 0 {
+			cfg.holdDefault = wait
+		}
+		if max > 0 {
+			cfg.holdMax = max
+		}
+		if poll > 0 {
+			cfg.holdPoll = poll
+		}
+		if cfg.holdDefault > cfg.holdMax {
+			return fmt.Errorf("WithHolds: default wait %s above the maximum %s", cfg.holdDefault, cfg.holdMax)
+		}
+		return nil
+	}
+}
+
+// WithKillSwitch makes the runner honour kill switches (Kill): it reads
+// the active switches when it is made (NewRunner fails if it cannot), then
+// keeps them in memory, read again every poll (0: DefaultKillPoll) and at
+// every change signal of a store that implements Changes (PostgreSQL
+// LISTEN/NOTIFY). A step checks them with one atomic load, no query;
+// Start reads the tenant's switches from the store. The store must
+// implement KillStore. Stop the watcher with Runner.Close.
+func WithKillSwitch(poll time.Duration) Option {
+	return func(cfg *config) error {
+		if poll < 0 {
+			return errors.New("WithKillSwitch: negative poll interval")
+		}
+		if poll == 0 {
+			poll = DefaultKillPoll
+		}
+		cfg.killPoll = poll
+		return nil
+	}
+}
 
 // WithClock sets the clock steps are timed with (default: the system clock).
 func WithClock(c Clock) Option {
@@ -229,12 +291,62 @@ func WithCheckpoints(signer note.Signer, every int) Option {
 	}
 }
 
+// WithRetention sets how runs keep their steps' content (default
+// trace.RetentionFull): in full; trace.RetentionRedacted, each match of
+// the content policies of the run's snapshot (and of its shadow) masked
+// with trace.RedactMask in the input and output, metadata kept; or
+// trace.RetentionHashes, only the content hash. With tenants, it sets
+// the retention of those tenants only; without, of every other tenant.
+// It may be given several times.
+//
+// The retention is a floor: a run may ask for less (StartOptions.Retention),
+// never for more than its tenant's. Whatever is kept, the record binds
+// the hash of the whole content, so that the chain verifies the same;
+// the retention is recorded in the run's run_start record, and the
+// content's hash of what was kept in each step record. Replay and WhatIf
+// report the steps whose content was not kept as not re-evaluable for
+// the policies that read text; observers see what was kept.
+func WithRetention(r trace.Retention, tenants ...string) Option {
+	return func(cfg *config) error {
+		if !r.Valid() {
+			return fmt.Errorf("WithRetention: %q is not full, redacted or hashes", r)
+		}
+		if len(tenants) == 0 {
+			cfg.retention = r
+			return nil
+		}
+		if cfg.tenantRet == nil {
+			cfg.tenantRet = map[string]trace.Retention{}
+		}
+		for _, t := range tenants {
+			if t == "" {
+				return errors.New("WithRetention: empty tenant id")
+			}
+			cfg.tenantRet[t] = r
+		}
+		return nil
+	}
+}
+
+// retentionFor returns the retention of a run of tenant that asks for
+// asked ("" for its tenant's): the one that keeps less.
+func (cfg *config) retentionFor(tenant string, asked trace.Retention) trace.Retention {
+	r := cfg.retention.Effective()
+	if t, ok := cfg.tenantRet[tenant]; ok {
+		r = t
+	}
+	if asked != "" && !asked.Keeps(r) {
+		return asked
+	}
+	return r
+}
+
 func randomID(kind string) string {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(err) // crypto/rand does not fail on supported platforms
 	}
-	prefix := map[string]string{"run": "RUN-", "trace": "TRC-", "incident": "INC-"}[kind]
+	prefix := map[string]string{"run": "RUN-", "trace": "TRC-", "incident": "INC-", "hold": "HOLD-", "kill": "KILL-"}[kind]
 	if prefix == "" {
 		prefix = "ID-"
 	}

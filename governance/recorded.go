@@ -20,6 +20,7 @@ const metadataTruncated = "stopline.truncated"
 type recordedRun struct {
 	run      RunRecord
 	snap     *snapshot.PolicySnapshot
+	shadow   *snapshot.PolicySnapshot // the shadow snapshot, if the run has one
 	records  []trace.Record
 	head     string                // the hash of the chain's last record
 	contents map[int]trace.Content // by step index; nil when not read
@@ -38,6 +39,10 @@ type recordedStep struct {
 	// the record holds only what of it was delivered (Run.Withhold,
 	// Run.Reserve, a stream cut by llmhttp).
 	withheld bool
+	// notKept: the step had content, of which the run kept only its hash
+	// (retention hashes) or a redaction that masked part of it (retention
+	// redacted): the policies that read text read what was kept.
+	notKept bool
 }
 
 // recordedSteps rebuilds every step record of a run (records in chain
@@ -59,7 +64,7 @@ func recordedSteps(run *RunRecord, records []trace.Record, contents map[int]trac
 		return nil
 	}
 	var steps []recordedStep
-	b := newStepRebuilder(run, records[0].At, len(records))
+	b := newStepRebuilder(run, &records[0], len(records))
 	for i := range records {
 		r := &records[i]
 		if r.Kind != trace.KindStep {
@@ -82,13 +87,15 @@ type stepRebuilder struct {
 	created, started time.Time
 	queued           bool
 	times            []int64
+	retention        trace.Retention // as the run_start record states it
 }
 
 // newStepRebuilder starts rebuilding the steps of run, whose run_start
-// record is at created; n, if known, is about how many steps there are.
-func newStepRebuilder(run *RunRecord, created time.Time, n int) *stepRebuilder {
+// record is start; n, if known, is about how many steps there are.
+func newStepRebuilder(run *RunRecord, start *trace.Record, n int) *stepRebuilder {
+	created := start.At
 	return &stepRebuilder{
-		created: created, started: created, times: make([]int64, 0, n),
+		created: created, started: created, times: make([]int64, 0, n), retention: start.Retention,
 		// A run that was queued started with its first step, later than
 		// it was created; the run row says so, the chain says when.
 		queued: run.StartedAt != nil && !run.StartedAt.Equal(created),
@@ -107,6 +114,12 @@ func (b *stepRebuilder) skip(r *trace.Record) {
 // its stored content c (nil when none or not read), and counts it.
 func (b *stepRebuilder) next(r *trace.Record, c *trace.Content) recordedStep {
 	rs := recordedStep{rec: r}
+	switch b.retention {
+	case trace.RetentionHashes:
+		rs.notKept = r.ContentHash != ""
+	case trace.RetentionRedacted:
+		rs.notKept = r.KeptContentHash != ""
+	}
 	st := &rs.step
 	*st = prevention.Step{
 		RunID: r.RunID, TenantID: r.TenantID, SnapshotID: r.SnapshotID,

@@ -15,7 +15,10 @@ import (
 // chain (after verifying it) and says why. Every step that was recorded
 // stays as it was. Call it only for runs that no live process owns, for
 // example runs still running after a restart (list them with
-// Store.Runs and RunFilter{Status: StatusRunning}).
+// Store.Runs and RunFilter{Status: StatusRunning}). A step of the run
+// still held for approval is not recorded; its hold is answered
+// cancelled, so that nobody can approve it any more. To go on with the
+// run instead (waiting for the hold), use Runner.Resume.
 func RecoverRun(ctx context.Context, store Store, tenantID, runID, message string, at time.Time) (RunRecord, error) {
 	run, err := store.Run(ctx, tenantID, runID)
 	if err != nil {
@@ -47,6 +50,11 @@ func RecoverRun(ctx context.Context, store Store, tenantID, runID, message strin
 		message = "recovered: the run's process ended without finishing it"
 	}
 	message = prevention.RecordableText(message)
+	// [holds] A step held when the process died is never let pass: its
+	// hold is cancelled (Runner.Resume waits for it instead).
+	if err := cancelHolds(ctx, store, tenantID, runID, "recovered: "+message, at.UTC()); err != nil {
+		return run, fmt.Errorf("governance: recover run %s: cancelling its holds: %w", runID, err)
+	}
 	if at.Before(last.At) {
 		at = last.At
 	}

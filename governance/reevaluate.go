@@ -42,6 +42,18 @@ const (
 	// Reserve, a stream llmhttp cut): the attempted text and amounts that
 	// were decided on are not all stored.
 	GapWithheld GapReason = "withheld"
+	// GapContentNotKept: the run keeps its steps' content as hashes only,
+	// or redacted (and a redaction masked part of the step's): the
+	// policies and hooks that read text are evaluated again on what was
+	// kept, not on what the step said.
+	GapContentNotKept GapReason = "content_not_kept"
+	// GapApproval: the step was held for a person's approval; the answer
+	// (approved, denied, expired, cancelled) is an input, not something
+	// policies decide, and is taken from the record.
+	GapApproval GapReason = "approval"
+	// GapOperator: an operator stopped the run at the step with the kill
+	// switch; that decision is an input and is taken from the record.
+	GapOperator GapReason = "operator"
 )
 
 // ReplayGap is a part of a recorded run that cannot be evaluated again
@@ -164,6 +176,25 @@ func (ev *reevaluator) gapsOf(st *recordedStep) []ReplayGap {
 	for _, g := range ev.gaps {
 		out = append(out, ReplayGap{PolicyID: g.PolicyID, Source: g.Source, Why: g.Why})
 	}
+	if st.notKept {
+		for _, id := range ev.textReaders {
+			out = append(out, ReplayGap{PolicyID: id, Why: GapContentNotKept,
+				Detail: "the step's content was not kept in full: this reads what was kept"})
+		}
+	}
+	if d := st.rec.Decision; d != nil && d.Source == prevention.SourceOperator {
+		out = append(out, ReplayGap{PolicyID: d.PolicyID, Source: d.Source, Why: GapOperator,
+			Detail: fmt.Sprintf("step %d was stopped by the kill switch %s: an operator's action is an input, taken from the record", st.rec.StepIndex, d.PolicyID)})
+	}
+	if a := st.rec.Approval; a != nil {
+		hf := heldBy(st.rec.Findings)
+		detail := fmt.Sprintf("step %d was held for approval and %s", st.rec.StepIndex, a.Answer)
+		if a.By != "" {
+			detail += " by " + a.By
+		}
+		out = append(out, ReplayGap{PolicyID: hf.PolicyID, Source: hf.Source, Why: GapApproval,
+			Detail: detail + ": a person's answer is an input, taken from the record"})
+	}
 	if len(st.truncated) > 0 {
 		for _, id := range ev.textReaders {
 			out = append(out, ReplayGap{PolicyID: id, Why: GapTruncated,
@@ -186,6 +217,29 @@ func (ev *reevaluator) readsTextOn(st *recordedStep, id string) bool {
 // policies to their counters, to read the totals their recorded
 // decisions state.
 func (ev *reevaluator) evaluate(ctx context.Context, st *recordedStep, led *replayLedger, counters map[string]prevention.Counter) prevention.Evaluation {
+	if d := st.rec.Decision; d != nil && d.Source == prevention.SourceOperator {
+		// [kill switch] An operator's stop is an input: as recorded.
+		return storedEvaluation(st.rec)
+	}
+	res := ev.evaluatePolicies(ctx, st, led, counters)
+	if res.Decision.Action == prevention.HoldForApproval {
+		if a := st.rec.Approval; a != nil {
+			// [holds] The person's recorded answer decides, as it did.
+			res, _ = decideHeld(res.Findings, heldBy(res.Findings), holdOf(a), nil)
+		}
+	}
+	return res
+}
+
+// holdOf is the answered hold an approval records.
+func holdOf(a *trace.Approval) Hold {
+	at := a.AnsweredAt
+	return Hold{ID: a.HoldID, RequestedAt: a.RequestedAt, Deadline: a.Deadline, Status: HoldStatus(a.Answer),
+		AnsweredBy: a.By, AnswerReason: a.Reason, AnsweredAt: &at}
+}
+
+// evaluatePolicies is evaluate without the inputs a person gave.
+func (ev *reevaluator) evaluatePolicies(ctx context.Context, st *recordedStep, led *replayLedger, counters map[string]prevention.Counter) prevention.Evaluation {
 	sc := &stepRecord{rec: st.rec}
 	if d := st.rec.Decision; d != nil && isFailure(*d) {
 		if _, tenantWide := counters[d.PolicyID]; tenantWide {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/trace"
@@ -31,6 +32,14 @@ const (
 	// holds what was delivered), or it differs only where a policy read
 	// text the record holds cut.
 	ReplayNotReplayable ReplayOutcome = "not_replayable"
+	// ReplayContentNotKept: the step's content was not kept (the run
+	// keeps content as hashes only, or redacted and a redaction masked
+	// part of this step's), and policies or hooks that read text are
+	// evaluated again on what was kept: whatever they decide now, the
+	// recorded decision is neither reproduced nor contradicted by them.
+	// A difference that lies with a policy that does not read text is
+	// still a mismatch.
+	ReplayContentNotKept ReplayOutcome = "content_not_kept"
 )
 
 // ReplayReport is the outcome of Runner.Replay: each step of a recorded
@@ -41,6 +50,8 @@ type ReplayReport struct {
 	SnapshotID  string    `json:"policy_snapshot_id"`
 	ContentHash string    `json:"content_hash"`
 	RunStatus   RunStatus `json:"run_status"`
+	// Retention is how the run kept its steps' content (run_start).
+	Retention trace.Retention `json:"retention"`
 	// Records is the length of the run's chain, which was verified
 	// (VerifyRun) before anything was evaluated.
 	Records int `json:"records"`
@@ -49,6 +60,11 @@ type ReplayReport struct {
 	NotReplayable []ReplayGap  `json:"not_replayable"`
 	Steps         []StepReplay `json:"steps"`
 	Totals        ReplayTotals `json:"totals"`
+	// ShadowSnapshotID is the run's shadow snapshot, if it has one: its
+	// recorded decisions are evaluated again too (StepReplay.Shadow),
+	// counted in ShadowTotals.
+	ShadowSnapshotID string        `json:"shadow_snapshot_id,omitempty"`
+	ShadowTotals     *ReplayTotals `json:"shadow_totals,omitempty"`
 }
 
 // ReplayTotals counts the steps of a ReplayReport by outcome.
@@ -58,6 +74,24 @@ type ReplayTotals struct {
 	Partial       int `json:"partial"`
 	Mismatch      int `json:"mismatch"`
 	NotReplayable int `json:"not_replayable"`
+	// ContentNotKept counts the steps ReplayContentNotKept.
+	ContentNotKept int `json:"content_not_kept"`
+}
+
+func (t *ReplayTotals) add(o ReplayOutcome) {
+	t.Steps++
+	switch o {
+	case ReplayReproduced:
+		t.Reproduced++
+	case ReplayPartial:
+		t.Partial++
+	case ReplayMismatch:
+		t.Mismatch++
+	case ReplayContentNotKept:
+		t.ContentNotKept++
+	default:
+		t.NotReplayable++
+	}
 }
 
 // StepReplay is one step of a replayed run.
@@ -75,19 +109,36 @@ type StepReplay struct {
 	// Gaps are the policies and hooks of this step whose outcome was not
 	// evaluated again exactly (or, for a withheld step, the step).
 	Gaps []ReplayGap `json:"gaps,omitempty"`
+	// Shadow is the step's recorded shadow decision evaluated again, on
+	// a run with a shadow snapshot.
+	Shadow *ShadowReplay `json:"shadow,omitempty"`
 }
 
-// Reproduced reports whether no step's decision differs from the one
-// recorded: every step is reproduced, partly reproduced or not
-// replayable, none a mismatch.
-func (r *ReplayReport) Reproduced() bool { return r.Totals.Mismatch == 0 }
+// ShadowReplay is a step's shadow decision evaluated again: its outcome,
+// the stored and recomputed evaluations and, for a mismatch, what differs
+// first.
+type ShadowReplay struct {
+	Outcome    ReplayOutcome          `json:"outcome"`
+	Stored     prevention.Evaluation  `json:"stored"`
+	Recomputed *prevention.Evaluation `json:"recomputed"`
+	Difference string                 `json:"difference,omitempty"`
+	Gaps       []ReplayGap            `json:"gaps,omitempty"`
+}
 
-// Mismatches returns the steps whose recomputed decision differs from the
-// recorded one.
+// Reproduced reports whether no step's decision, nor any shadow
+// decision, differs from the one recorded: every step is reproduced,
+// partly reproduced, not replayable or its content not kept, none a
+// mismatch.
+func (r *ReplayReport) Reproduced() bool {
+	return r.Totals.Mismatch == 0 && (r.ShadowTotals == nil || r.ShadowTotals.Mismatch == 0)
+}
+
+// Mismatches returns the steps whose recomputed decision, or shadow
+// decision, differs from the recorded one.
 func (r *ReplayReport) Mismatches() []StepReplay {
 	var out []StepReplay
 	for _, s := range r.Steps {
-		if s.Outcome == ReplayMismatch {
+		if s.Outcome == ReplayMismatch || (s.Shadow != nil && s.Shadow.Outcome == ReplayMismatch) {
 			out = append(out, s)
 		}
 	}
@@ -136,6 +187,19 @@ func (r *Runner) Replay(ctx context.Context, tenantID, runID string) (*ReplayRep
 	if rep.NotReplayable == nil {
 		rep.NotReplayable = []ReplayGap{}
 	}
+	if len(rr.records) > 0 {
+		rep.Retention = rr.records[0].Retention.Effective()
+	}
+	var (
+		shadowEv  *reevaluator
+		shadowLed = &replayLedger{}
+	)
+	if rr.shadow != nil {
+		if shadowEv, err = newReevaluator(r.cfg.kinds, rr.shadow, nil, nil, nil, r.cfg.stepTimeout); err != nil {
+			return nil, fmt.Errorf("governance: replay of run %s: compiling shadow snapshot %s: %w", runID, rr.shadow.ID(), err)
+		}
+		rep.ShadowSnapshotID, rep.ShadowTotals = rr.shadow.ID(), &ReplayTotals{}
+	}
 	counters := tenantCounters(ev.engine, tenantID)
 	led := &replayLedger{}
 	for _, st := range recordedSteps(&rr.run, rr.records, rr.contents) {
@@ -143,23 +207,42 @@ func (r *Runner) Replay(ctx context.Context, tenantID, runID string) (*ReplayRep
 			return nil, err
 		}
 		sr := replayStep(ctx, ev, &st, led, counters)
-		rep.Steps = append(rep.Steps, sr)
-		rep.Totals.Steps++
-		switch sr.Outcome {
-		case ReplayReproduced:
-			rep.Totals.Reproduced++
-		case ReplayPartial:
-			rep.Totals.Partial++
-		case ReplayMismatch:
-			rep.Totals.Mismatch++
-		default:
-			rep.Totals.NotReplayable++
+		if shadowEv != nil {
+			sr.Shadow = replayShadow(ctx, shadowEv, st, shadowLed, tenantCounters(shadowEv.engine, tenantID))
+			rep.ShadowTotals.add(sr.Shadow.Outcome)
 		}
+		rep.Steps = append(rep.Steps, sr)
+		rep.Totals.add(sr.Outcome)
 		if st.withheld && !slices.ContainsFunc(rep.NotReplayable, func(g ReplayGap) bool { return g.Why == GapWithheld }) {
 			rep.NotReplayable = append(rep.NotReplayable, withheldGap(st.rec))
 		}
+		if st.notKept && len(ev.textReaders) > 0 && !slices.ContainsFunc(rep.NotReplayable, func(g ReplayGap) bool { return g.Why == GapContentNotKept }) {
+			rep.NotReplayable = append(rep.NotReplayable, notKeptGap(rep.Retention, ev.textReaders))
+		}
 	}
 	return rep, nil
+}
+
+// replayShadow evaluates a step's recorded shadow decision again with the
+// shadow snapshot's evaluator, as replayStep does the enforcing one.
+func replayShadow(ctx context.Context, ev *reevaluator, st recordedStep, led *replayLedger, counters map[string]prevention.Counter) *ShadowReplay {
+	view := *st.rec
+	view.Decision, view.Findings = st.rec.ShadowDecision, st.rec.ShadowFindings
+	if view.Decision == nil {
+		// The chain verified: every step of a shadow run has one. An
+		// absent one is compared as the zero decision (a Block).
+		view.Decision = &prevention.Decision{}
+	}
+	stored := storedEvaluation(&view)
+	view.Status, view.Inflection = trace.StatusOf(stored), stored.Decision.Action == prevention.Block
+	st.rec = &view
+	sr := replayStep(ctx, ev, &st, led, counters)
+	return &ShadowReplay{Outcome: sr.Outcome, Stored: sr.Stored, Recomputed: sr.Recomputed, Difference: sr.Difference, Gaps: sr.Gaps}
+}
+
+func notKeptGap(r trace.Retention, readers []string) ReplayGap {
+	return ReplayGap{Why: GapContentNotKept, Detail: fmt.Sprintf("the run keeps step content %s: the policies and hooks that read text (%s) cannot be evaluated again on what the steps said",
+		r, strings.Join(readers, ", "))}
 }
 
 // replayStep evaluates one recorded step again and says how it compares.
@@ -176,7 +259,13 @@ func replayStep(ctx context.Context, ev *reevaluator, st *recordedStep, led *rep
 	sr.Recomputed = &got
 	sr.Gaps = ev.gapsOf(st)
 	diff, ids := sameEvaluation(rec, got)
+	notKept := st.notKept && len(ev.textReaders) > 0
 	switch {
+	case notKept && (diff == "" || slices.ContainsFunc(ids, func(id string) bool { return slices.Contains(ev.textReaders, id) }) || len(ids) == 0):
+		sr.Outcome = ReplayContentNotKept
+		if diff != "" {
+			sr.Difference = diff + " (the text it read was not kept)"
+		}
 	case diff == "" && len(sr.Gaps) == 0:
 		sr.Outcome = ReplayReproduced
 	case diff == "":

@@ -517,6 +517,12 @@ func forge(t *testing.T, st governance.Store, runID string, edit func(recs []tra
 	if err := out.PutSnapshot(ctx, snap); err != nil {
 		t.Fatal(err)
 	}
+	if id := recs[0].ShadowSnapshotID; id != "" {
+		shadow, _ := st.Snapshot(ctx, "acme", id)
+		if err := out.PutSnapshot(ctx, shadow); err != nil {
+			t.Fatal(err)
+		}
+	}
 	row := governance.RunRecord{RunID: run.RunID, TenantID: run.TenantID, TraceID: run.TraceID, SnapshotID: run.SnapshotID,
 		Status: governance.StatusRunning, CreatedAt: run.CreatedAt, StartedAt: run.StartedAt, Labels: run.Labels}
 	if err := out.CreateRun(ctx, row, writes[0]); err != nil {

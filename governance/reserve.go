@@ -104,6 +104,7 @@ func (run *Run) Reserve(ctx context.Context, attempted StepInput) (*Reservation,
 		Decision:    &ev.Decision,
 		Findings:    ev.Findings,
 	}
+	content = run.complete(ctx, &rec, &attempted, &delivered, content)
 	_, err := run.stopAt(ctx, &rec, content, evalErr)
 	return nil, err
 }

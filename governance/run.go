@@ -49,6 +49,8 @@ type Run struct {
 	r      *Runner
 	engine *prevention.Engine
 
+	agent string // the run's AgentLabel, for the kill switch
+
 	mu         sync.Mutex
 	rec        RunRecord
 	head       string
@@ -62,6 +64,11 @@ type Run struct {
 	cause      error
 	unrecorded int
 	buf        []byte // the body of the step being recorded, reused
+	// shadow is the engine of the run's shadow snapshot, if any
+	// (StartOptions.Shadow); shadowScan compares its recorded decisions.
+	shadow     *prevention.Engine
+	shadowScan ShadowScan
+	retention  trace.Retention
 	// The system-clock times of the Step call in progress, for observers
 	// (zero when the runner has none, or for a check that stops the run).
 	obsBegan time.Time
@@ -155,7 +162,19 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 		ch.Carry(carry)
 		carried = true
 	}
-	now, ev, evalErr := run.evaluateNext(ctx, &in, ch)
+	var (
+		now     time.Time
+		ev      prevention.Evaluation
+		evalErr error
+	)
+	if k := run.r.killed(run.rec.TenantID, run.agent, run.rec.RunID); k != nil {
+		// [kill switch] kill.go: the step is not evaluated, it is blocked.
+		now = run.stepTime()
+		d := k.decision()
+		ev = prevention.Evaluation{Decision: d, Findings: []prevention.Decision{d}}
+	} else {
+		now, ev, evalErr = run.evaluateNext(ctx, &in, ch)
+	}
 	if observed {
 		run.obsEval = time.Since(run.obsBegan)
 	}
@@ -173,6 +192,12 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 		Tokens: in.Tokens, CostCents: in.CostCents, TotalTokens: totalTokens, TotalCostCents: totalCost,
 		ContentHash: trace.ContentHashOf(content),
 	}
+	if evalErr == nil && ev.Decision.Action == prevention.HoldForApproval {
+		// [holds] hold.go: the step waits for a person's answer, which
+		// decides it and is recorded with it.
+		rec.Findings = ev.Findings
+		ev, rec.Approval, evalErr = run.await(ctx, &rec, content)
+	}
 	if evalErr != nil {
 		var he *prevention.HookError
 		d := prevention.Decision{Action: prevention.Block, Reason: prevention.ReasonSystemFailure, Message: evalErr.Error()}
@@ -185,6 +210,9 @@ func (run *Run) stepCarrying(ctx context.Context, in StepInput, carry []preventi
 	rec.Decision = &ev.Decision
 	rec.Findings = ev.Findings
 	res := StepResult{Index: idx, Evaluation: ev, Status: rec.Status}
+	if run.shadow != nil || run.retention != trace.RetentionFull {
+		content = run.complete(ctx, &rec, &in, &in, content)
+	}
 
 	if ev.Decision.Action == prevention.Block {
 		run.releaseCharges(ctx, ch) // [tenant limits] a blocked step counts nothing
@@ -252,6 +280,9 @@ func (run *Run) advance(rec *trace.Record, now time.Time, totalTokens int64, tot
 	run.head = rec.Hash
 	run.seq++
 	run.nextIndex++
+	if run.shadow != nil {
+		run.shadowScan.Add(rec)
+	}
 	run.times = append(run.times, now.UnixNano())
 	run.rec.TotalTokens, run.rec.TotalCostCents = totalTokens, totalCost
 	run.rec.StepCount = run.nextIndex
@@ -272,8 +303,12 @@ func (run *Run) stopAt(ctx context.Context, rec *trace.Record, content trace.Con
 	idx := rec.StepIndex
 	rec.Inflection = true
 	status := StatusFailedPolicy
-	if cause != nil {
+	switch {
+	case cause != nil:
 		status = StatusFailed
+	case d.Reason == prevention.ReasonUserAbort:
+		// The kill switch, or a caller who gave up on a held step.
+		status = StatusCancelled
 	}
 	stepBody := trace.Seal(rec, run.head, nil)
 

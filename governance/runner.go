@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/sync/singleflight"
@@ -26,6 +27,9 @@ type Runner struct {
 	sf      singleflight.Group
 	mu      sync.Mutex
 	engines map[string]*prevention.Engine // tenant "\x00" snapshot id
+
+	kw        *killWatch // nil without WithKillSwitch
+	closeOnce sync.Once
 }
 
 // NewRunner returns a Runner recording into store. Defaults: the system
@@ -43,13 +47,39 @@ func NewRunner(store Store, opts ...Option) (*Runner, error) {
 		newID:       randomID,
 		stepTimeout: DefaultStepTimeout,
 		maxContent:  DefaultMaxContentBytes,
+		holdDefault: DefaultHoldWait,
+		holdMax:     DefaultMaxHoldWait,
+		holdPoll:    DefaultHoldPoll,
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, fmt.Errorf("governance: NewRunner: %w", err)
 		}
 	}
-	return &Runner{store: store, cfg: cfg, engines: map[string]*prevention.Engine{}}, nil
+	r := &Runner{store: store, cfg: cfg, engines: map[string]*prevention.Engine{}}
+	if cfg.killPoll > 0 {
+		ks, ok := store.(KillStore)
+		if !ok {
+			return nil, fmt.Errorf("governance: NewRunner: WithKillSwitch: %w", ErrNoKillStore)
+		}
+		w := &killWatch{store: ks, poll: cfg.killPoll, stop: make(chan struct{}), done: make(chan struct{})}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := w.load(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("governance: NewRunner: reading the active kill switches: %w", err)
+		}
+		var (
+			changes     <-chan struct{}
+			unsubscribe func()
+		)
+		if c, ok := store.(Changes); ok {
+			changes, unsubscribe = c.SubscribeChanges()
+		}
+		r.kw = w
+		go w.run(changes, unsubscribe, func(error) {})
+	}
+	return r, nil
 }
 
 // Store returns the runner's store.
@@ -69,7 +99,22 @@ type StartOptions struct {
 	// RunID, if set, is used instead of a generated id.
 	RunID string
 	// Labels are free-form facts about the run (agent name, user, ...).
+	// The label AgentLabel ("agent") names the run's agent, which a kill
+	// switch of scope agent stops.
 	Labels map[string]string
+	// Shadow, if set, is a second policy snapshot of the run's tenant,
+	// evaluated beside the enforcing one at every step the run records:
+	// its decisions are recorded in each step record (and so in the
+	// chain, its exports and its replay) and never stop the run, block,
+	// count against a tenant-wide limit or run the runner's Go hooks.
+	// It is stored like any snapshot and bound, by id and content hash,
+	// in the run_start record. This is how a policy is tried on live
+	// runs before it is published: see Run.Shadow and ShadowOf.
+	Shadow *snapshot.PolicySnapshot
+	// Retention is how the run keeps its steps' content: "" for its
+	// tenant's (WithRetention), or one that keeps less than its tenant's
+	// (a run cannot keep more than its tenant's retention allows).
+	Retention trace.Retention
 }
 
 // Start creates a running run bound to its snapshot and records its
@@ -123,11 +168,34 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	if err := r.checkLedger(eng); err != nil { // [tenant limits] ledger.go
 		return nil, err
 	}
+	if opts.Retention != "" && !opts.Retention.Valid() {
+		return nil, fmt.Errorf("governance: start: retention %q is not full, redacted or hashes", opts.Retention)
+	}
+	retention := r.cfg.retentionFor(tenant, opts.Retention)
+	var shadow *prevention.Engine
+	if opts.Shadow != nil {
+		if opts.Shadow.TenantID() != tenant {
+			return nil, fmt.Errorf("governance: start: shadow snapshot %s belongs to tenant %q, not %q", opts.Shadow.ID(), opts.Shadow.TenantID(), tenant)
+		}
+		if shadow, err = r.shadowEngine(ctx, tenant, opts.Shadow); err != nil {
+			return nil, err
+		}
+		if err := r.checkLedger(shadow); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.checkHolds(eng); err != nil { // [holds] hold.go
+		return nil, err
+	}
 	snap := eng.Snapshot()
 	now := r.cfg.clock.Now().UTC()
 	runID := opts.RunID
 	if runID == "" {
 		runID = r.cfg.newID("run")
+	}
+	agent := strings.ToValidUTF8(opts.Labels[AgentLabel], "\uFFFD")
+	if err := r.refuseKilled(ctx, tenant, agent, runID); err != nil { // [kill switch] kill.go
+		return nil, err
 	}
 	rec := RunRecord{
 		RunID: runID, TenantID: tenant, TraceID: r.cfg.newID("trace"), SnapshotID: snap.ID(),
@@ -143,6 +211,12 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	if r.cfg.failOpen {
 		start.Message = "fail-open: steps the store cannot record are allowed"
 	}
+	if retention != trace.RetentionFull {
+		start.Retention = retention
+	}
+	if shadow != nil {
+		start.ShadowSnapshotID, start.ShadowSnapshotHash = shadow.Snapshot().ID(), shadow.Snapshot().ContentHash()
+	}
 	body := trace.Seal(&start, trace.GenesisHash, nil)
 	rec.HeadHash, rec.ChainLength = start.Hash, 1
 	wctx, cancel := r.writeContext(ctx)
@@ -152,8 +226,10 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	}
 	run := &Run{
 		r: r, engine: eng, rec: rec, head: start.Hash, seq: 1, startedAt: now,
-		queued: status == StatusQueued,
+		queued: status == StatusQueued, shadow: shadow, retention: retention,
+		agent: rec.Labels[AgentLabel],
 	}
+	run.shadowScan.Add(&start)
 	if r.observed() {
 		e := RunEvent{Run: rec, SnapshotHash: snap.ContentHash(), At: now}
 		e.Run.Labels = cloneLabels(rec.Labels)
@@ -162,10 +238,24 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	return run, nil
 }
 
+// shadowEngine returns the compiled engine of a shadow snapshot: its
+// policies alone, without the runner's Go hooks, stored and compiled once.
+func (r *Runner) shadowEngine(ctx context.Context, tenant string, snap *snapshot.PolicySnapshot) (*prevention.Engine, error) {
+	eng, err := r.compiled(ctx, "shadow\x00"+tenant+"\x00"+snap.ID(), tenant, snap.ID(), snap, nil)
+	if err != nil {
+		return nil, fmt.Errorf("governance: start: shadow: %w", err)
+	}
+	return eng, nil
+}
+
 // engineFor returns the compiled engine of a tenant's snapshot, storing
 // and compiling it once. snap is nil when it must be read from the store.
 func (r *Runner) engineFor(ctx context.Context, tenant, snapID string, snap *snapshot.PolicySnapshot) (*prevention.Engine, error) {
-	key := tenant + "\x00" + snapID
+	return r.compiled(ctx, tenant+"\x00"+snapID, tenant, snapID, snap, r.cfg.hooks)
+}
+
+// compiled is engineFor under key, compiling with hooks.
+func (r *Runner) compiled(ctx context.Context, key, tenant, snapID string, snap *snapshot.PolicySnapshot, hooks []prevention.NamedHook) (*prevention.Engine, error) {
 	r.mu.Lock()
 	eng := r.engines[key]
 	r.mu.Unlock()
@@ -192,7 +282,7 @@ func (r *Runner) engineFor(ctx context.Context, tenant, snapID string, snap *sna
 				return nil, fmt.Errorf("governance: loading snapshot %s of tenant %q: %w", snapID, tenant, err)
 			}
 		}
-		e, err := r.cfg.kinds.Compile(s, r.cfg.hooks...)
+		e, err := r.cfg.kinds.Compile(s, hooks...)
 		if err != nil {
 			return nil, fmt.Errorf("governance: compiling snapshot %s: %w", snapID, err)
 		}

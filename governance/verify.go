@@ -201,19 +201,20 @@ func verifyRun(ctx context.Context, store Store, tenantID, runID string, run Run
 				indexErr = bad(r.Seq, "the stored body is not the canonical encoding of the record it decodes to (a key given twice or spelled another way, other spacing): a reader of the database may read another record than the one hashed")
 			}
 		}
+		want := keptHash(first.Retention, r)
 		if c := sr.Content; c != nil {
 			if r.Kind != trace.KindStep {
 				misplaced++
 			} else {
 				bound++
-				if contErr == nil && trace.ContentHashOf(*c) != r.ContentHash {
-					contErr = bad(r.Seq, "content of step %d does not match its content hash", r.StepIndex)
+				if contErr == nil && trace.ContentHashOf(*c) != want {
+					contErr = bad(r.Seq, "content of step %d does not match its %s", r.StepIndex, keptWhat(first.Retention))
 				}
 				if keep {
 					contents[r.StepIndex] = *c
 				}
 			}
-		} else if r.Kind == trace.KindStep && r.ContentHash != "" && contErr == nil {
+		} else if r.Kind == trace.KindStep && want != "" && contErr == nil {
 			contErr = bad(r.Seq, "content of step %d is missing", r.StepIndex)
 		}
 		if keep {
@@ -307,6 +308,21 @@ func verifyRun(ctx context.Context, store Store, tenantID, runID string, run Run
 	}
 	if first.SnapshotHash != snap.ContentHash() {
 		return n, bad(0, "run_start binds snapshot hash %s, stored snapshot has %s", first.SnapshotHash, snap.ContentHash())
+	}
+	if id := first.ShadowSnapshotID; id != "" {
+		shadow, read, err := snaps.snapshot(ctx, store, tenantID, id)
+		if err != nil && !read {
+			return n, bad(-1, "shadow snapshot %s: %v", id, err)
+		}
+		if err != nil {
+			return n, &IntegrityError{TenantID: tenantID, RunID: runID, Seq: -1, Problem: "its shadow snapshot: " + err.Error(), Err: err}
+		}
+		if first.ShadowSnapshotHash != shadow.ContentHash() {
+			return n, bad(0, "run_start binds shadow snapshot hash %s, stored snapshot %s has %s", first.ShadowSnapshotHash, id, shadow.ContentHash())
+		}
+		if keep {
+			out.shadow = shadow
+		}
 	}
 	if run.HeadHash != head {
 		return n, bad(-1, "run head hash %s is not the chain's head %s", run.HeadHash, head)
@@ -430,6 +446,27 @@ func verifyRun(ctx context.Context, store Store, tenantID, runID string, run Run
 		return n, bad(-1, "content is stored for steps %v, which the chain does not have", extra)
 	}
 	return n, nil
+}
+
+// keptHash is the content hash of what a run kept of step r's content,
+// under the retention its run_start record states: the content's own
+// (ContentHash) in full, the kept content's when a redaction changed it,
+// and under hashes what was kept of it ("" for nothing).
+func keptHash(retention trace.Retention, r *trace.Record) string {
+	switch {
+	case r.Kind != trace.KindStep || retention == "":
+		return r.ContentHash
+	case retention == trace.RetentionRedacted && r.KeptContentHash == "":
+		return r.ContentHash
+	}
+	return r.KeptContentHash
+}
+
+func keptWhat(retention trace.Retention) string {
+	if retention == "" {
+		return "content hash"
+	}
+	return "content hash, or the kept content hash of a run that keeps content " + string(retention)
 }
 
 func sameIntPtr(a, b *int) bool {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +44,13 @@ const (
 	// stopping step pass is WhatIfWouldContinue. It is counted for
 	// completeness, always 0 from recorded runs.
 	WhatIfStopsLater WhatIfChange = "stops_later"
+	// WhatIfContentNotKept: the run did not keep its steps' content (as
+	// hashes only, or redacted where a redaction masked part of a step's)
+	// and the candidate has policies or hooks that read text: up to the
+	// step it stops at, or to the end, its outcome depends on text that
+	// was not kept. Candidate is what it decides on the text kept; no
+	// spend is counted.
+	WhatIfContentNotKept WhatIfChange = "content_not_kept"
 	// WhatIfNotEvaluated: the run could not be read or did not verify;
 	// nothing is evaluated from altered records (Error says why).
 	WhatIfNotEvaluated WhatIfChange = "not_evaluated"
@@ -123,6 +129,8 @@ type WhatIfTotals struct {
 	StopsEarlier  int `json:"stops_earlier"`
 	StopsLater    int `json:"stops_later"`
 	NotEvaluated  int `json:"not_evaluated"`
+	// ContentNotKept counts the runs WhatIfContentNotKept.
+	ContentNotKept int `json:"content_not_kept"`
 	// Flagged counts the runs with Flags.
 	Flagged int `json:"flagged"`
 	// Saved adds up the Saved of would_stop and stops_earlier runs.
@@ -211,6 +219,8 @@ func (t *WhatIfTotals) add(wr *WhatIfRun) {
 		t.StopsEarlier++
 	case WhatIfStopsLater:
 		t.StopsLater++
+	case WhatIfContentNotKept:
+		t.ContentNotKept++
 	default:
 		t.NotEvaluated++
 	}
@@ -241,8 +251,8 @@ type whatIf struct {
 
 // run evaluates one recorded run under the candidate. Its error is the
 // candidate's or the context's; the run's own problems are in the result.
-func (w *whatIf) run(ctx context.Context, run RunRecord) (WhatIfRun, error) {
-	wr := WhatIfRun{RunID: run.RunID, SnapshotID: run.SnapshotID, CreatedAt: run.CreatedAt, Recorded: recordedOutcome(run)}
+func (w *whatIf) run(ctx context.Context, run RunRecord) (wr WhatIfRun, err error) {
+	wr = WhatIfRun{RunID: run.RunID, SnapshotID: run.SnapshotID, CreatedAt: run.CreatedAt, Recorded: recordedOutcome(run)}
 	_, rr, err := readVerified(ctx, w.r.store, run.TenantID, run.RunID, &w.snaps)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
@@ -271,22 +281,33 @@ func (w *whatIf) run(ctx context.Context, run RunRecord) (WhatIfRun, error) {
 	led := &replayLedger{}
 	stop := -1
 	var (
-		decision            prevention.Decision
-		truncated, withheld []string
+		decision                     prevention.Decision
+		truncated, withheld, notKept []string
+		held                         []string
 	)
 	for i := range steps {
 		st := &steps[i]
 		got := ev.evaluate(ctx, st, led, counters)
+		if st.notKept && len(ev.textReaders) > 0 {
+			notKept = append(notKept, strconv.Itoa(st.rec.StepIndex))
+		}
 		if len(st.truncated) > 0 && len(ev.textReaders) > 0 {
 			truncated = append(truncated, strconv.Itoa(st.rec.StepIndex))
 		}
 		if st.withheld {
 			withheld = append(withheld, strconv.Itoa(st.rec.StepIndex))
 		}
+		if got.Decision.Action == prevention.HoldForApproval {
+			held = append(held, strconv.Itoa(st.rec.StepIndex))
+		}
 		if got.Decision.Action == prevention.Block {
 			stop, decision = i, got.Decision
 			break
 		}
+	}
+	if len(held) > 0 {
+		wr.Flags = append(wr.Flags, ReplayGap{Why: GapApproval, Detail: fmt.Sprintf("step %s would wait for a person's approval, which no record holds: counted as approved",
+			strings.Join(held, ", "))})
 	}
 	if len(truncated) > 0 {
 		wr.Flags = append(wr.Flags, ReplayGap{Why: GapTruncated, Detail: fmt.Sprintf("step %s stored cut: the candidate's policies and hooks that read text (%s) saw only what was stored",
@@ -297,7 +318,16 @@ func (w *whatIf) run(ctx context.Context, run RunRecord) (WhatIfRun, error) {
 			strings.Join(withheld, ", "))})
 	}
 
+	if len(notKept) > 0 {
+		wr.Flags = append(wr.Flags, ReplayGap{Why: GapContentNotKept, Detail: fmt.Sprintf("the run keeps step content %s: step %s cannot be evaluated for the candidate's policies and hooks that read text (%s)",
+			rr.records[0].Retention, strings.Join(notKept, ", "), strings.Join(ev.textReaders, ", "))})
+	}
 	recStop := rr.run.StoppedAtStep
+	defer func() {
+		if len(notKept) > 0 {
+			wr.Change, wr.Saved, wr.CostNote = WhatIfContentNotKept, nil, ""
+		}
+	}()
 	if stop < 0 {
 		wr.Candidate = wr.Recorded
 		if recStop != nil {
@@ -381,27 +411,10 @@ func (w *whatIf) recordedCounters(rr *recordedRun) (map[string]prevention.Counte
 	return c, nil
 }
 
-// measuringEngine compiles a recorded snapshot to measure its policies:
-// with the built-in kinds, and in place of other kinds hooks that measure
-// nothing and allow.
+// measuringEngine compiles a recorded snapshot to measure its policies
+// (prevention.MeasuringEngine).
 func measuringEngine(snap *snapshot.PolicySnapshot) (*prevention.Engine, error) {
-	kinds := prevention.Builtin()
-	var others []prevention.Kind
-	for _, p := range snap.Policies() {
-		if slices.Contains(kinds.Names(), p.Kind) || slices.ContainsFunc(others, func(k prevention.Kind) bool { return k.Name() == p.Kind }) {
-			continue
-		}
-		others = append(others, prevention.KindFunc(p.Kind, func(p snapshot.Policy, _ snapshot.Thresholds) (prevention.Hook, error) {
-			return recordedHook{id: p.ID}, nil
-		}))
-	}
-	if len(others) > 0 {
-		var err error
-		if kinds, err = kinds.With(others...); err != nil {
-			return nil, err
-		}
-	}
-	return kinds.Compile(snap)
+	return prevention.MeasuringEngine(snap)
 }
 
 // roundCents rounds a sum of cents to nine decimals, so that a difference

@@ -28,6 +28,10 @@ type Decision struct {
 	// Enforcement is the policy's mode. A finding of a monitor-mode policy
 	// has Action Block and Enforcement "monitor": it would have blocked.
 	Enforcement snapshot.Enforcement `json:"enforcement,omitempty"`
+	// HoldSeconds is, for a HoldForApproval, how long the step may wait
+	// for a person's answer (0: the runner's default); the runner bounds
+	// it (governance.WithHolds).
+	HoldSeconds float64 `json:"hold_seconds,omitempty"`
 }
 
 // MaxMessageBytes bounds a decision's Message and Threshold text as the
@@ -67,6 +71,9 @@ const (
 	SourcePolicy Source = "policy"
 	// SourceHook is a Go hook registered with the runner, outside the snapshot.
 	SourceHook Source = "hook"
+	// SourceOperator is a person acting on the run from outside: the
+	// kill switch (the decision's PolicyID is the switch's id).
+	SourceOperator Source = "operator"
 )
 
 func (d Decision) String() string {

@@ -48,6 +48,21 @@
 //	    Blocks (policy_block) a tool_call step whose tool is not listed.
 //	tool_denylist   {"deny": [TOOL, ...]}
 //	    Blocks (policy_block) a tool_call step whose tool is listed.
+//	requires_approval {"tools": [TOOL, ...], "arguments": [REGEXP, ...], "threshold": NAME,
+//	                   "step_types": [TYPE, ...], "hold_seconds": N}
+//	    Holds (HoldForApproval) a step of one of the step types (default
+//	    ["tool_call"]) that matches every condition given — at least one:
+//	    its tool is listed (compared as a tool_denylist compares), a
+//	    pattern matches its input (the call's arguments), its cost_cents
+//	    is strictly above the threshold. The step waits for a person's
+//	    approval for hold_seconds (0 < N <= MaxHoldSeconds; absent: the
+//	    runner's default), bounded by the runner (governance.WithHolds).
+//	    The message names the tool, the pattern's index or the threshold,
+//	    never the text.
+//
+// A hold decides a step only when no enforced Block does: evaluation
+// goes on after it, and a later Block wins. A Go hook holds a step by
+// returning a Decision with Action HoldForApproval (and HoldSeconds).
 //
 // So with max_steps 3, a steps budget allows steps 0, 1 and 2 and blocks
 // step 3; a cost budget of 150 allows a run that has spent exactly 150.

@@ -129,7 +129,10 @@ func (e *Engine) Snapshot() *snapshot.PolicySnapshot { return e.snap }
 
 // Evaluate runs every policy, then every hook, in order, on the step. The
 // first enforced Block decides and ends evaluation; warn-mode Blocks and
-// Warns, and monitor-mode Blocks, are collected as findings. An error or
+// Warns, and monitor-mode Blocks, are collected as findings. Without an
+// enforced Block, the first enforced HoldForApproval decides (evaluation
+// goes on, so that a later Block still wins); a hold of a warn-mode policy
+// is a warning, of a monitor-mode policy a finding. An error or
 // panic in any hook returns a *HookError (matching ErrHookFailed): the
 // caller must not let the step pass.
 //
@@ -152,6 +155,7 @@ func (e *Engine) EvaluateCharged(ctx context.Context, step *Step, ch *Charges) (
 func (e *Engine) evaluate(ctx context.Context, step *Step, ch *Charges, st *Stream) (Evaluation, error) {
 	var ev Evaluation
 	warned := false
+	held := -1 // the finding of the first enforced hold
 	for i := range e.rules {
 		r := &e.rules[i]
 		var (
@@ -172,8 +176,15 @@ func (e *Engine) evaluate(ctx context.Context, step *Step, ch *Charges, st *Stre
 		d.PolicyID = r.id
 		d.Source = r.source
 		d.Enforcement = r.enforcement
-		if d.Action != Warn && d.Action != Block {
+		if d.Action != Warn && d.Action != Block && d.Action != HoldForApproval {
 			d.Action = Block // unknown actions fail closed
+		}
+		if d.Action == HoldForApproval && (!finite(d.HoldSeconds) || d.HoldSeconds < 0) {
+			return Evaluation{}, &HookError{PolicyID: r.id, Source: r.source,
+				Err: fmt.Errorf("hold has hold_seconds %v; want a finite, non-negative number", d.HoldSeconds)}
+		}
+		if d.Action != HoldForApproval {
+			d.HoldSeconds = 0
 		}
 		if d.Action == Block && d.Reason == "" {
 			// A Block that gives no reason stops the run as policy_block.
@@ -197,9 +208,21 @@ func (e *Engine) evaluate(ctx context.Context, step *Step, ch *Charges, st *Stre
 			ev.Decision = d
 			return ev, nil
 		}
+		if d.Action == HoldForApproval && r.enforcement == snapshot.EnforceBlock {
+			if held < 0 {
+				held = len(ev.Findings) - 1
+			}
+			continue
+		}
 		if d.Action == Warn || r.enforcement == snapshot.EnforceWarn {
 			warned = true
 		}
+	}
+	if held >= 0 {
+		// No enforced Block: the first enforced hold decides, and the
+		// step waits for a person. Warnings stay findings.
+		ev.Decision = ev.Findings[held]
+		return ev, nil
 	}
 	if warned {
 		ev.Decision = Decision{Action: Warn}

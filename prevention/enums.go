@@ -11,7 +11,8 @@ var ErrUnknownValue = errors.New("prevention: unknown enum value")
 
 // Action is what a decision does to the run. The zero value is Block: a
 // hook that returns a zero Decision stops the run, and an unknown action
-// read back from JSON is rejected. Only an explicit Allow lets a step pass.
+// read back from JSON is rejected. Only an explicit Allow lets a step pass
+// (HoldForApproval lets it pass only once a person approved it).
 type Action uint8
 
 // Actions.
@@ -22,9 +23,13 @@ const (
 	Warn
 	// Allow lets the step pass.
 	Allow
+	// HoldForApproval ("hold") holds the step until a person approves it
+	// (it passes) or denies it, or its deadline passes (it is blocked).
+	// Decision.HoldSeconds is how long the policy lets it wait.
+	HoldForApproval
 )
 
-var actionNames = [...]string{Block: "block", Warn: "warn", Allow: "allow"}
+var actionNames = [...]string{Block: "block", Warn: "warn", Allow: "allow", HoldForApproval: "hold"}
 
 func (a Action) String() string {
 	if int(a) < len(actionNames) {

@@ -56,8 +56,8 @@ type Kinds struct {
 }
 
 // Builtin returns the built-in kinds: budget, rate_limit, timeout,
-// content, tool_allowlist, tool_denylist, tenant_budget and
-// tenant_rate_limit (see the package documentation).
+// content, tool_allowlist, tool_denylist, tenant_budget,
+// tenant_rate_limit and requires_approval (see the package documentation).
 func Builtin() *Kinds { return builtin }
 
 var builtin = mustKinds(nil, builtinKinds()...)
@@ -154,5 +154,6 @@ func builtinKinds() []Kind {
 		KindFunc(kindToolDenylist, func(p snapshot.Policy, _ snapshot.Thresholds) (Hook, error) { return compileToolList(p) }),
 		KindFunc(kindTenantBudget, compileTenantBudget),
 		KindFunc(kindTenantRateLimit, compileTenantRateLimit),
+		KindFunc(kindRequiresApproval, compileRequiresApproval),
 	}
 }

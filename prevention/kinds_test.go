@@ -2,6 +2,7 @@ package prevention_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -296,5 +297,67 @@ func TestContentMessageHidesMatch(t *testing.T) {
 				t.Errorf("message %q should name field %s and pattern #0", d.Message, field)
 			}
 		})
+	}
+}
+
+func TestRequiresApproval(t *testing.T) {
+	bad := []struct{ params, field string }{
+		{`{}`, "params"},
+		{`{"tools": []}`, "params.tools"},
+		{`{"tools": [""]}`, "params.tools[0]"},
+		{`{"arguments": ["("]}`, "params.arguments[0]"},
+		{`{"arguments": []}`, "params.arguments"},
+		{`{"threshold": "nope"}`, "params.threshold"},
+		{`{"tools": ["x"], "hold_seconds": 0}`, "params.hold_seconds"},
+		{`{"tools": ["x"], "hold_seconds": 700000}`, "params.hold_seconds"},
+		{`{"tools": ["x"], "step_types": ["tool"]}`, "params.step_types[0]"},
+		{`{"tools": ["x"], "Tools": ["y"]}`, "params"},
+		{`{"tools": ["x"], "holdseconds": 5}`, "params.holdseconds"},
+	}
+	for _, tc := range bad {
+		doc := `{"tenant_id": "t", "thresholds": {"big": 5}, "policies": [{"id": "p", "kind": "requires_approval", "params": ` + tc.params + `}]}`
+		_, err := snapshot.Parse("f.json", []byte(doc), time.Now(), prevention.Builtin())
+		var ve *snapshot.ValidationError
+		if !errors.As(err, &ve) || !strings.HasPrefix(ve.Field, tc.field) {
+			t.Errorf("%s: %v, want a ValidationError on %s", tc.params, err, tc.field)
+		}
+	}
+	doc := `{"tenant_id": "t", "thresholds": {"big": 5}, "policies": [
+		{"id": "hold", "kind": "requires_approval", "params": {"tools": ["wire"], "arguments": ["\"amount\":\\s*\\d{4,}"], "hold_seconds": 30}},
+		{"id": "warn-hold", "kind": "requires_approval", "params": {"threshold": "big"}, "enforcement": "warn"},
+		{"id": "mon-hold", "kind": "requires_approval", "params": {"tools": ["wire"]}, "enforcement": "monitor"}]}`
+	snap, err := snapshot.Parse("f.json", []byte(doc), time.Now(), prevention.Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := prevention.Builtin().Compile(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := func(s prevention.Step) prevention.Evaluation {
+		t.Helper()
+		ev, err := eng.Evaluate(context.Background(), &s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	ev := eval(prevention.Step{Type: prevention.StepToolCall, Tool: "wire", Input: `{"amount": 12000}`})
+	if d := ev.Decision; d.Action != prevention.HoldForApproval || d.PolicyID != "hold" || d.HoldSeconds != 30 || strings.Contains(d.Message, "12000") {
+		t.Errorf("held: %+v", ev)
+	}
+	if len(ev.Findings) != 2 || ev.Findings[1].Enforcement != snapshot.EnforceMonitor {
+		t.Errorf("findings: %+v", ev.Findings)
+	}
+	// A small amount: only the monitor-mode policy finds it.
+	if ev := eval(prevention.Step{Type: prevention.StepToolCall, Tool: "wire", Input: `{"amount": 12}`}); ev.Decision.Action != prevention.Allow || len(ev.Findings) != 1 {
+		t.Errorf("small amount: %+v", ev)
+	}
+	// A warn-mode hold is a warning.
+	if ev := eval(prevention.Step{Type: prevention.StepToolCall, Tool: "search", CostCents: 6}); ev.Decision.Action != prevention.Warn {
+		t.Errorf("warn-mode hold: %+v", ev)
+	}
+	if b, _ := prevention.HoldForApproval.MarshalText(); string(b) != "hold" {
+		t.Errorf("HoldForApproval marshals as %q", b)
 	}
 }

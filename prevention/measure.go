@@ -1,6 +1,11 @@
 package prevention
 
-import "github.com/stopline/stopline/snapshot"
+import (
+	"context"
+	"slices"
+
+	"github.com/stopline/stopline/snapshot"
+)
 
 // Measurer is an optional interface of a Hook whose decision compares one
 // value of the step with a limit. It says, for any step, what the hook
@@ -86,3 +91,28 @@ var (
 	_ Measurer = (*timeoutHook)(nil)
 	_ Measurer = (*tenantLimitHook)(nil)
 )
+
+// MeasuringEngine compiles snap to measure its policies (Engine.Measure):
+// with the built-in kinds, and in place of each policy of another kind a
+// hook that measures nothing and allows. It is for reading a recorded
+// run's headroom without the program that enforced it; it must not be
+// used to evaluate steps.
+func MeasuringEngine(snap *snapshot.PolicySnapshot) (*Engine, error) {
+	kinds := Builtin()
+	var others []Kind
+	for _, p := range snap.Policies() {
+		if slices.Contains(kinds.names, p.Kind) || slices.ContainsFunc(others, func(k Kind) bool { return k.Name() == p.Kind }) {
+			continue
+		}
+		others = append(others, KindFunc(p.Kind, func(snapshot.Policy, snapshot.Thresholds) (Hook, error) {
+			return HookFunc(func(context.Context, *Step) (Decision, error) { return Allowed(), nil }), nil
+		}))
+	}
+	if len(others) > 0 {
+		var err error
+		if kinds, err = kinds.With(others...); err != nil {
+			return nil, err
+		}
+	}
+	return kinds.Compile(snap)
+}

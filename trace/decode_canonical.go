@@ -92,13 +92,19 @@ const (
 	fFindings
 	fIncidentID
 	fInflection
+	fKeptContentHash
 	fKind
 	fMessage
 	fModel
 	fReason
+	fRetention
 	fRunID
 	fRunStatus
 	fSeq
+	fShadowDecision
+	fShadowFindings
+	fShadowSnapshotHash
+	fShadowSnapshotID
 	fSnapshotHash
 	fSnapshotID
 	fStatus
@@ -137,6 +143,18 @@ func recordField(k []byte) int {
 		return fModel
 	case "reason":
 		return fReason
+	case "kept_content_hash":
+		return fKeptContentHash
+	case "retention":
+		return fRetention
+	case "shadow_decision":
+		return fShadowDecision
+	case "shadow_findings":
+		return fShadowFindings
+	case "shadow_snapshot_hash":
+		return fShadowSnapshotHash
+	case "shadow_snapshot_id":
+		return fShadowSnapshotID
 	case "run_id":
 		return fRunID
 	case "run_status":
@@ -219,7 +237,25 @@ func (p *parser) recordValue(r *Record, f int) bool {
 		r.Decision = new(prevention.Decision)
 		ok = p.decision(r.Decision)
 	case fFindings:
-		ok = p.findings(r)
+		r.Findings, ok = p.findings()
+	case fKeptContentHash:
+		r.KeptContentHash, ok = p.string(noShare)
+	case fRetention:
+		var s string
+		s, ok = p.string(fRetention)
+		r.Retention = Retention(s)
+	case fShadowDecision:
+		if p.peek() != '{' {
+			return false
+		}
+		r.ShadowDecision = new(prevention.Decision)
+		ok = p.decision(r.ShadowDecision)
+	case fShadowFindings:
+		r.ShadowFindings, ok = p.findings()
+	case fShadowSnapshotHash:
+		r.ShadowSnapshotHash, ok = p.string(fShadowSnapshotHash)
+	case fShadowSnapshotID:
+		r.ShadowSnapshotID, ok = p.string(fShadowSnapshotID)
 	case fIncidentID:
 		r.IncidentID, ok = p.string(fIncidentID)
 	case fInflection:
@@ -273,29 +309,29 @@ func (p *parser) recordValue(r *Record, f int) bool {
 	return ok
 }
 
-func (p *parser) findings(r *Record) bool {
+func (p *parser) findings() ([]prevention.Decision, bool) {
 	if !p.byte('[') {
-		return false
+		return nil, false
 	}
 	// As encoding/json: [] is an empty slice, not nil.
-	r.Findings = []prevention.Decision{}
+	out := []prevention.Decision{}
 	if p.peek() == ']' {
 		p.i++
-		return true
+		return out, true
 	}
 	for {
-		r.Findings = append(r.Findings, prevention.Decision{})
-		if p.peek() != '{' || !p.decision(&r.Findings[len(r.Findings)-1]) {
-			return false
+		out = append(out, prevention.Decision{})
+		if p.peek() != '{' || !p.decision(&out[len(out)-1]) {
+			return nil, false
 		}
 		switch p.peek() {
 		case ',':
 			p.i++
 		case ']':
 			p.i++
-			return true
+			return out, true
 		default:
-			return false
+			return nil, false
 		}
 	}
 }

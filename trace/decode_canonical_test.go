@@ -84,6 +84,17 @@ func sampleRecords(n int) []Record {
 			v := rng.IntN(1000) - 1
 			r.StoppedAtStep = &v
 		}
+		if rng.IntN(3) == 0 {
+			r.Retention = Retention(pick([]string{"redacted", "hashes", "é"}))
+			r.ShadowSnapshotID, r.ShadowSnapshotHash, r.KeptContentHash = pick(strs), pick(strs), pick(strs)
+		}
+		if rng.IntN(3) == 0 {
+			d := dec()
+			r.ShadowDecision = &d
+			for k := rng.IntN(3); k > 0; k-- {
+				r.ShadowFindings = append(r.ShadowFindings, dec())
+			}
+		}
 		out = append(out, r)
 	}
 	return out

@@ -26,6 +26,18 @@ const GenesisHash = "00000000000000000000000000000000000000000000000000000000000
 func Encode(dst []byte, r *Record) []byte {
 	w := objWriter{b: dst}
 	w.b = append(w.b, '{')
+	if a := r.Approval; a != nil {
+		w.key("approval")
+		aw := objWriter{b: append(w.b, '{')}
+		aw.str("answer", a.Answer)
+		aw.str("answered_at", a.AnsweredAt.UTC().Format(time.RFC3339Nano))
+		aw.strOmit("by", a.By)
+		aw.str("deadline", a.Deadline.UTC().Format(time.RFC3339Nano))
+		aw.str("hold_id", a.HoldID)
+		aw.strOmit("reason", a.Reason)
+		aw.str("requested_at", a.RequestedAt.UTC().Format(time.RFC3339Nano))
+		w.b = append(aw.b, '}')
+	}
 	w.str("at", r.At.UTC().Format(time.RFC3339Nano))
 	w.strOmit("content_hash", r.ContentHash)
 	w.numOmit("cost_cents", r.CostCents)
@@ -35,27 +47,32 @@ func Encode(dst []byte, r *Record) []byte {
 	}
 	if len(r.Findings) > 0 {
 		w.key("findings")
-		w.b = append(w.b, '[')
-		for i := range r.Findings {
-			if i > 0 {
-				w.b = append(w.b, ',')
-			}
-			w.b = appendDecision(w.b, &r.Findings[i])
-		}
-		w.b = append(w.b, ']')
+		w.b = appendDecisions(w.b, r.Findings)
 	}
 	w.strOmit("incident_id", r.IncidentID)
 	if r.Inflection {
 		w.key("inflection")
 		w.b = append(w.b, "true"...)
 	}
+	w.strOmit("kept_content_hash", r.KeptContentHash)
 	w.str("kind", string(r.Kind))
 	w.strOmit("message", r.Message)
 	w.strOmit("model", r.Model)
 	w.strOmit("reason", string(r.Reason))
+	w.strOmit("retention", string(r.Retention))
 	w.str("run_id", r.RunID)
 	w.strOmit("run_status", r.RunStatus)
 	w.int("seq", int64(r.Seq))
+	if r.ShadowDecision != nil {
+		w.key("shadow_decision")
+		w.b = appendDecision(w.b, r.ShadowDecision)
+	}
+	if len(r.ShadowFindings) > 0 {
+		w.key("shadow_findings")
+		w.b = appendDecisions(w.b, r.ShadowFindings)
+	}
+	w.strOmit("shadow_snapshot_hash", r.ShadowSnapshotHash)
+	w.strOmit("shadow_snapshot_id", r.ShadowSnapshotID)
 	w.strOmit("snapshot_hash", r.SnapshotHash)
 	w.str("snapshot_id", r.SnapshotID)
 	w.strOmit("status", string(r.Status))
@@ -74,6 +91,17 @@ func Encode(dst []byte, r *Record) []byte {
 	return w.b
 }
 
+func appendDecisions(dst []byte, ds []prevention.Decision) []byte {
+	dst = append(dst, '[')
+	for i := range ds {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendDecision(dst, &ds[i])
+	}
+	return append(dst, ']')
+}
+
 func appendDecision(dst []byte, d *prevention.Decision) []byte {
 	w := objWriter{b: append(dst, '{')}
 	a, err := d.Action.MarshalText()
@@ -82,6 +110,7 @@ func appendDecision(dst []byte, d *prevention.Decision) []byte {
 	}
 	w.str("action", string(a))
 	w.strOmit("enforcement", string(d.Enforcement))
+	w.numOmit("hold_seconds", d.HoldSeconds)
 	w.numOmit("limit", d.Limit)
 	w.strOmit("message", d.Message)
 	w.numOmit("observed", d.Observed)

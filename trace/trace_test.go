@@ -49,8 +49,9 @@ func TestEncodeIsCanonicalJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	strs := []string{"", "a", "é\"\\\n\t<>&\u2028", "日本", "\x01"}
 	for i := 0; i < 2000; i++ {
-		d := prevention.Decision{Action: prevention.Action(rng.IntN(3)), Reason: prevention.ReasonPolicyBlock, PolicyID: strs[rng.IntN(len(strs))],
-			Limit: float64(rng.IntN(3)) * 1.5, Observed: rng.Float64() * 1e6, Message: strs[rng.IntN(len(strs))]}
+		d := prevention.Decision{Action: prevention.Action(rng.IntN(4)), Reason: prevention.ReasonPolicyBlock, PolicyID: strs[rng.IntN(len(strs))],
+			Limit: float64(rng.IntN(3)) * 1.5, Observed: rng.Float64() * 1e6, Message: strs[rng.IntN(len(strs))],
+			HoldSeconds: float64(rng.IntN(3)) * 0.25}
 		stop := rng.IntN(5)
 		r := trace.Record{TenantID: strs[rng.IntN(len(strs))], RunID: "r", Seq: rng.IntN(100), Kind: trace.KindStep,
 			At: t0.Add(time.Duration(rng.Int64N(1e15))), SnapshotID: "s", StepIndex: rng.IntN(10) - 1, Model: strs[rng.IntN(len(strs))],
@@ -62,6 +63,16 @@ func TestEncodeIsCanonicalJSON(t *testing.T) {
 		}
 		if rng.IntN(2) == 0 {
 			r.StoppedAtStep = &stop
+		}
+		if rng.IntN(2) == 0 {
+			r.ShadowDecision, r.ShadowFindings = &d, []prevention.Decision{d}
+			r.Retention, r.ShadowSnapshotID, r.ShadowSnapshotHash = trace.RetentionRedacted, strs[rng.IntN(len(strs))], "h"
+			r.KeptContentHash = strs[rng.IntN(len(strs))]
+		}
+		if rng.IntN(3) == 0 {
+			r.Approval = &trace.Approval{HoldID: "HOLD-" + strs[rng.IntN(len(strs))], RequestedAt: r.At, Deadline: r.At.Add(time.Hour),
+				Answer: []string{trace.AnswerApproved, trace.AnswerDenied, trace.AnswerExpired, trace.AnswerCancelled}[rng.IntN(4)],
+				By:     strs[rng.IntN(len(strs))], Reason: strs[rng.IntN(len(strs))], AnsweredAt: r.At.Add(time.Duration(rng.Int64N(1e12)))}
 		}
 		got := trace.Encode(nil, &r)
 		m, _ := json.Marshal(r)

@@ -70,6 +70,8 @@ type Verifier struct {
 	prev                  string
 	nextStep, inflections int
 	ended                 bool
+	shadow                bool      // the run_start record names a shadow snapshot
+	retention             Retention // as the run_start record states it
 	buf                   []byte
 }
 
@@ -120,6 +122,9 @@ func (v *Verifier) Add(r *Record) error {
 	case r.PrevHash != v.prev:
 		return fail(i, "prev_hash does not match the previous record's hash", v.prev, r.PrevHash)
 	}
+	if problem := v.fieldsOf(r); problem != "" {
+		return fail(i, problem, "", "")
+	}
 	if r.Kind == KindStep {
 		if r.StepIndex != v.nextStep {
 			return fail(i, "step index out of sequence", fmt.Sprint(v.nextStep), fmt.Sprint(r.StepIndex))
@@ -142,6 +147,38 @@ func (v *Verifier) Add(r *Record) error {
 	v.ended = r.Kind == KindRunEnd
 	v.n++
 	return nil
+}
+
+// fieldsOf checks that r carries the fields of its kind that say how the
+// run keeps content and what its shadow snapshot decided, and no other,
+// and returns what is wrong ("" when nothing).
+func (v *Verifier) fieldsOf(r *Record) string {
+	if r.Kind == KindRunStart {
+		switch {
+		case r.Retention != "" && r.Retention != RetentionRedacted && r.Retention != RetentionHashes:
+			return fmt.Sprintf("run_start states retention %q (want none, for full, or redacted or hashes)", r.Retention)
+		case (r.ShadowSnapshotID == "") != (r.ShadowSnapshotHash == ""):
+			return "run_start names a shadow snapshot without both its id and its hash"
+		}
+		v.retention, v.shadow = r.Retention, r.ShadowSnapshotID != ""
+	} else if r.Retention != "" || r.ShadowSnapshotID != "" || r.ShadowSnapshotHash != "" {
+		return fmt.Sprintf("%s record states a retention or a shadow snapshot, which only run_start does", r.Kind)
+	}
+	if r.Kind != KindStep {
+		if r.ShadowDecision != nil || r.ShadowFindings != nil || r.KeptContentHash != "" {
+			return fmt.Sprintf("%s record carries a step's shadow decision or kept content hash", r.Kind)
+		}
+		return ""
+	}
+	switch {
+	case v.shadow && r.ShadowDecision == nil:
+		return "step of a run with a shadow snapshot has no shadow decision"
+	case !v.shadow && (r.ShadowDecision != nil || r.ShadowFindings != nil):
+		return "shadow decision on a step of a run without a shadow snapshot"
+	case r.KeptContentHash != "" && (v.retention == "" || r.ContentHash == ""):
+		return "kept content hash on a step whose run keeps content in full, or that has no content"
+	}
+	return ""
 }
 
 // hashIs reports whether ComputeHash(prevHash, body) is hash, without

@@ -54,13 +54,14 @@ var groups = map[string]string{
 	"token":  "Make, list and revoke the API tokens of stopline serve.",
 }
 
-var sections = []string{"Policies", "Runs", "Evidence and integrity", "Server", "Database"}
+var sections = []string{"Policies", "Runs", "Operators", "Evidence and integrity", "Server", "Database"}
 
 func commands() []*command {
 	cmds := []*command{
 		policyCheckCmd(), policyPublishCmd(), policyHistoryCmd(), whatifCmd(),
 		runCmd(), runsCmd(), showCmd(), incidentsCmd(), explainCmd(),
 		verifyCmd(), replayCmd(), checkpointCmd(),
+		approvalsCmd(), answerCmd(true), answerCmd(false), killCmd(false), killCmd(true), killsCmd(),
 	}
 	cmds = append(cmds, exportCmds()...)
 	return append(cmds, verifyBundleCmd(), keygenCmd(), serveCmd(), tokenCreateCmd(), tokenListCmd(), tokenRevokeCmd(), migrateCmd())

@@ -83,7 +83,7 @@
 // "stops_earlier","stops_later","not_evaluated","flagged","saved",
 // "cost_unknown"}.
 //
-//	stopline run [--policies FILE] --steps FILE [--tenant T] [--checkpoint-key FILE] [--log-level LEVEL] [--json]
+//	stopline run [--policies FILE] --steps FILE [--tenant T] [--shadow FILE] [--retention full|redacted|hashes] [--checkpoint-key FILE] [--log-level LEVEL] [--json]
 //
 // A governed run of scripted steps through the real runner and store.
 // Without --policies the tenant's active version is used (--tenant is
@@ -96,9 +96,16 @@
 // line is an error naming its line number and nothing is recorded. A run
 // stopped by a policy exits 0; steps after the blocked one are not
 // reported. --checkpoint-key signs a checkpoint of the chain at the run's
-// end. --json: {"run_id","tenant_id","snapshot_id","status",
-// "termination_reason","stopped_at_step","violation_policy_id",
-// "incident_id","steps_recorded","warnings"}; stopped_at_step,
+// end. --shadow FILE evaluates a second policy file of the same tenant at
+// every step, recording its decisions, never enforcing them. --retention
+// keeps the steps' content in full (default), redacted (content policies'
+// matches masked) or as hashes only. --json: {"run_id","tenant_id",
+// "snapshot_id","status","termination_reason","stopped_at_step",
+// "violation_policy_id","incident_id","steps_recorded","warnings",
+// "retention","shadow"}; shadow is null without --shadow, else
+// {"snapshot_id","would_stop_at_step","policy_id","reason","blocks",
+// "change"}, the first three null when the shadow would not have stopped
+// the run; stopped_at_step,
 // violation_policy_id and incident_id are null when no policy stopped the
 // run; warnings lists the findings that did not stop it (warn- and
 // monitor-mode policies), each {"step_index","action","reason",
@@ -114,9 +121,11 @@
 //	stopline show RUN_ID [--tenant T] [--json]
 //
 // A run, its snapshot, and every step with its decision, the inflection
-// point marked. --json: {"run","snapshot","inflection","records"}, the
-// records being the whole hash chain, each step's record with its stored
-// content.
+// point marked, and for a run with a shadow snapshot where the shadow
+// would have stopped it and each step's shadow decision. --json: {"run",
+// "snapshot","inflection","records","retention","shadow"}, the records
+// being the whole hash chain, each step's record with its stored content,
+// shadow the comparison (governance.ShadowOutcome) or null.
 //
 //	stopline incidents [--tenant T] [--json]
 //
@@ -152,12 +161,46 @@
 // the stored ones: reproduced, partial (reproduced, but part of it taken
 // from the records or read on text stored cut), mismatch, or
 // not_replayable (withheld steps; text stored cut that a policy reads
-// otherwise). Exit 0 when no decision differs; 1 when one does, one
+// otherwise), or content_not_kept (a run that kept content redacted or as
+// hashes, where a policy reads text). A run's shadow decisions are
+// evaluated again too, a changed one a mismatch. Exit 0 when no decision
+// differs; 1 when one does, one
 // stderr line per step naming it with the stored and recomputed decision,
 // or when the run does not verify. --json: {"tenant_id","run_id",
-// "policy_snapshot_id","content_hash","run_status","records",
-// "not_replayable","steps","totals"}, each step {"step_index","seq",
-// "outcome","stored","recomputed","difference","gaps"}.
+// "policy_snapshot_id","content_hash","run_status","retention","records",
+// "not_replayable","steps","totals","shadow_snapshot_id","shadow_totals"},
+// each step {"step_index","seq","outcome","stored","recomputed",
+// "difference","gaps","shadow"}.
+//
+//	stopline approvals [--tenant T] [--json]
+//	stopline approve HOLD_ID --by NAME --reason TEXT [--tenant T] [--json]
+//	stopline deny HOLD_ID --by NAME --reason TEXT [--tenant T] [--json]
+//
+// List the steps held for a person's approval (a requires_approval
+// policy, or a Go hook's HoldForApproval), oldest first, and answer one:
+// approve lets the step pass, deny blocks it (policy_block). The answer
+// (who, when, why) is recorded in the held step's trace record; a hold is
+// answered once, and not after its deadline (then the step is blocked,
+// timeout). The run's process may be another one, on another machine: it
+// waits on the store (governance.Approve, Deny, PendingHolds). --json:
+// an array of holds, or the hold answered: {"hold_id","tenant_id",
+// "run_id","step_index","step_type","tool","cost_cents","policy_id",
+// "source","message","requested_at","deadline","status","answered_by",
+// "answer_reason","answered_at"}.
+//
+//	stopline kill run|agent|tenant ID --by NAME --reason TEXT [--tenant T] [--json]
+//	stopline release run|agent|tenant ID --by NAME [--tenant T] [--json]
+//	stopline kills [--tenant T] [--json]
+//
+// Pull, release and list kill switches (governance.Kill, Release,
+// ActiveKills). While a switch is pulled, the next step of every run in
+// its scope — one run, every run whose "agent" label is ID (give
+// --tenant), every run of a tenant — is blocked with reason user_abort on
+// every runner that watches the store (governance.WithKillSwitch), with
+// an incident naming who pulled it and why; new runs in the scope are
+// refused (governance.ErrKilled) until it is released. --json: the
+// switch {"kill_id","tenant_id","scope","target","pulled_by","reason",
+// "pulled_at","released_by","released_at"}, or an array of them.
 //
 //	stopline checkpoint RUN_ID --key FILE [-o FILE] [--tenant T] [--json]
 //

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/incident"
+	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/trace"
 )
@@ -96,6 +97,11 @@ type showResult struct {
 	Snapshot   *snapshot.PolicySnapshot `json:"snapshot"`
 	Inflection *trace.Inflection        `json:"inflection"`
 	Records    []showRecord             `json:"records"`
+	// Retention is how the run kept its steps' content.
+	Retention trace.Retention `json:"retention"`
+	// Shadow compares the run's shadow snapshot with the enforcing one;
+	// null when the run has none.
+	Shadow *governance.ShadowOutcome `json:"shadow"`
 }
 
 func showCmd() *command {
@@ -110,11 +116,20 @@ and every step with its time after the run's start, its decision and the
 policy and threshold behind it. The step where a policy stopped the run (the
 inflection point) is marked. Nothing is verified here; see stopline verify.
 
---json prints {"run","snapshot","inflection","records"}: the run as stored, the
+A run with a shadow snapshot (stopline run --shadow) shows where the shadow
+would have stopped it, by which policy and why, beside what the enforcing
+snapshot did, and each step's shadow decision.
+
+--json prints {"run","snapshot","inflection","records","retention","shadow"}:
+the run as stored, the
 snapshot (snapshot_id, content_hash, policies, thresholds, ...), the inflection
 point ({"step_index","timestamp","policy_id","reason","seq","hash"} or null),
 and the whole hash chain, each record with its decision, hashes and the step's
-stored content ("content": {"input","output","metadata"}).`,
+stored content ("content": {"input","output","metadata"}), how the content
+was kept (full, redacted or hashes), and the shadow comparison or null:
+{"policy_snapshot_id","content_hash","would_stop_at_step","policy_id",
+"reason","message","steps","blocks","differs","enforcing_stopped_at_step",
+"enforcing_policy_id","enforcing_reason","change"}.`,
 		examples: []string{
 			"stopline show RUN-3f2a9c0d1e4b5a67",
 			"stopline show RUN-3f2a9c0d1e4b5a67 --json | jq '.records[] | select(.inflection)'",
@@ -144,6 +159,13 @@ stored content ("content": {"input","output","metadata"}).`,
 				res := showResult{Run: run, Snapshot: snap, Records: make([]showRecord, len(recs))}
 				if inf, ok := trace.InflectionOf(recs); ok {
 					res.Inflection = &inf
+				}
+				res.Retention = trace.RetentionFull
+				if len(recs) > 0 {
+					res.Retention = recs[0].Retention.Effective()
+				}
+				if o, ok := governance.ShadowOf(recs); ok {
+					res.Shadow = &o
 				}
 				for i, r := range recs {
 					res.Records[i].Record = r
@@ -193,6 +215,18 @@ func printShow(w io.Writer, res showResult) error {
 	if run.Message != "" {
 		t.row("Message:", run.Message)
 	}
+	if res.Retention != trace.RetentionFull && res.Retention != "" {
+		t.row("Content:", "kept "+string(res.Retention))
+	}
+	if sh := res.Shadow; sh != nil {
+		var policy *string
+		var reason *prevention.RunTerminationReason
+		if sh.WouldStopAtStep != nil {
+			policy, reason = &sh.PolicyID, &sh.Reason
+		}
+		t.row("Shadow:", shadowText(sh.SnapshotID, sh.WouldStopAtStep, policy, reason, sh.Change))
+		t.row("", fmt.Sprintf("%d of %d steps blocked by the shadow, %d decided otherwise than enforced", sh.Blocks, sh.Steps, sh.Differs))
+	}
 	t.row("Started:", fmtTime(start))
 	if run.EndedAt != nil {
 		t.row("Ended:", fmt.Sprintf("%s (%s)", fmtTime(*run.EndedAt), fmtOffset(*run.EndedAt, start)))
@@ -217,7 +251,11 @@ func printShow(w io.Writer, res showResult) error {
 	fmt.Fprintln(w)
 	steps := 0
 	t = newTable(w)
-	t.row("STEP", "AT", "TYPE", "TOOL/MODEL", "TOKENS", "COST", "STATUS", "DECISION", "POLICY", "DETAIL")
+	head := []string{"STEP", "AT", "TYPE", "TOOL/MODEL", "TOKENS", "COST", "STATUS", "DECISION", "POLICY", "DETAIL"}
+	if res.Shadow != nil {
+		head = append(head, "SHADOW")
+	}
+	t.row(head...)
 	for _, r := range res.Records {
 		if r.Kind != trace.KindStep {
 			continue
@@ -244,9 +282,20 @@ func printShow(w io.Writer, res showResult) error {
 		if r.Inflection {
 			mark = "<- inflection point"
 		}
-		t.row(strconv.Itoa(r.StepIndex), fmtOffset(r.At, start), string(r.StepType), orDash(what),
+		cells := []string{strconv.Itoa(r.StepIndex), fmtOffset(r.At, start), string(r.StepType), orDash(what),
 			strconv.FormatInt(r.Tokens, 10), fmtNum(r.CostCents), string(r.Status), action,
-			orDash(policy), orDash(detail), mark)
+			orDash(policy), orDash(detail)}
+		if res.Shadow != nil {
+			shadow := "-"
+			if d := r.ShadowDecision; d != nil {
+				shadow = d.Action.String()
+				if d.PolicyID != "" {
+					shadow += " by " + d.PolicyID
+				}
+			}
+			cells = append(cells, shadow)
+		}
+		t.row(append(cells, mark)...)
 	}
 	if steps == 0 {
 		t.row("(no steps)")

@@ -34,21 +34,31 @@ command lacks (rego, cedar: likewise), limits across the tenant's runs
 (tenant_budget, tenant_rate_limit: their totals depend on other runs; the
 totals their recorded decisions state are used, else this run's own usage),
 steps whose text was stored cut (not_replayable when a policy that reads text
-decides otherwise on what was stored), and withheld steps (decided on what was
-attempted, of which the record holds what was delivered: not_replayable).
+decides otherwise on what was stored), withheld steps (decided on what was
+attempted, of which the record holds what was delivered: not_replayable), and
+steps of a run that kept content redacted or as hashes only (content_not_kept:
+the policies that read text cannot be evaluated again on what the step said;
+never reported reproduced).
 
-Exit 0 when no decision differs (partial and not_replayable steps are
+A run with a shadow snapshot has its shadow decisions evaluated again too,
+each step's in its "shadow" member; a shadow decision that differs from the
+one stored is a mismatch like any other.
+
+Exit 0 when no decision differs (partial, not_replayable and content_not_kept steps are
 reported, not failures); exit 1 when one does, with one line on stderr per
 step naming it, the stored and the recomputed decision; exit 1 too when the
 run does not verify (nothing is replayed from altered records).
 
 --json prints {"tenant_id","run_id","policy_snapshot_id","content_hash",
-"run_status","records","not_replayable","steps","totals"}: not_replayable
-lists {"policy_id","source","why","detail"} (why is hook, unknown_kind,
-tenant_wide, truncated or withheld); each step is {"step_index","seq",
-"outcome","stored","recomputed","difference","gaps"}, stored and recomputed
-being {"decision","findings"} (recomputed null when not evaluated); totals is
-{"steps","reproduced","partial","mismatch","not_replayable"}.`,
+"run_status","retention","records","not_replayable","steps","totals",
+"shadow_snapshot_id","shadow_totals"}: not_replayable lists
+{"policy_id","source","why","detail"} (why is hook, unknown_kind, tenant_wide,
+truncated, withheld or content_not_kept); each step is {"step_index","seq",
+"outcome","stored","recomputed","difference","gaps","shadow"}, stored and
+recomputed being {"decision","findings"} (recomputed null when not
+evaluated), shadow {"outcome","stored","recomputed","difference","gaps"} on a
+run with a shadow snapshot; totals and shadow_totals are {"steps",
+"reproduced","partial","mismatch","not_replayable","content_not_kept"}.`,
 		examples: []string{
 			"stopline replay RUN-3f2a9c0d1e4b5a67",
 			"stopline replay RUN-3f2a9c0d1e4b5a67 --json | jq '.steps[] | select(.outcome == \"mismatch\")'",
@@ -83,7 +93,11 @@ being {"decision","findings"} (recomputed null when not evaluated); totals is
 					return nil
 				}
 				for _, s := range rep.Mismatches() {
-					fmt.Fprintf(e.stderr, "stopline replay: run %s: step %d not reproduced: %s\n", rep.RunID, s.StepIndex, oneLine(s.Difference))
+					diff := s.Difference
+					if s.Shadow != nil && s.Shadow.Outcome == governance.ReplayMismatch {
+						diff = strings.TrimPrefix(diff+"; ", "; ") + "shadow " + s.Shadow.Difference
+					}
+					fmt.Fprintf(e.stderr, "stopline replay: run %s: step %d not reproduced: %s\n", rep.RunID, s.StepIndex, oneLine(diff))
 				}
 				return errSilent
 			})
@@ -97,8 +111,10 @@ func printReplay(w io.Writer, rep *governance.ReplayReport) error {
 	t.row("Snapshot:", rep.SnapshotID)
 	t.row("Chain:", fmt.Sprintf("%d records, verified", rep.Records))
 	tot := rep.Totals
-	t.row("Steps:", fmt.Sprintf("%d: %d reproduced, %d partial, %d mismatch, %d not replayable",
-		tot.Steps, tot.Reproduced, tot.Partial, tot.Mismatch, tot.NotReplayable))
+	t.row("Steps:", replayTotalsText(tot))
+	if rep.ShadowTotals != nil {
+		t.row("Shadow:", rep.ShadowSnapshotID+": "+replayTotalsText(*rep.ShadowTotals))
+	}
 	if len(rep.NotReplayable) == 0 {
 		t.row("Not replayable:", "none: every policy and hook in force was evaluated again")
 	}
@@ -114,9 +130,18 @@ func printReplay(w io.Writer, rep *governance.ReplayReport) error {
 		t.row(label, what+": "+g.Detail)
 	}
 	result := "every recorded decision was reproduced"
+	shadowMismatch := 0
+	if rep.ShadowTotals != nil {
+		shadowMismatch = rep.ShadowTotals.Mismatch
+	}
 	switch {
-	case tot.Mismatch > 0:
+	case tot.Mismatch > 0 || shadowMismatch > 0:
 		result = fmt.Sprintf("%d of %d decisions differ from the ones recorded", tot.Mismatch, tot.Steps)
+		if shadowMismatch > 0 {
+			result += fmt.Sprintf(", and %d shadow decisions", shadowMismatch)
+		}
+	case tot.ContentNotKept > 0:
+		result = "no recorded decision differs; the policies that read text could not be evaluated again where the content was not kept"
 	case tot.Partial+tot.NotReplayable > 0:
 		result = "no recorded decision differs; what could not be evaluated again exactly is listed"
 	}
@@ -127,7 +152,11 @@ func printReplay(w io.Writer, rep *governance.ReplayReport) error {
 
 	fmt.Fprintln(w)
 	t = newTable(w)
-	t.row("STEP", "OUTCOME", "DECISION", "DETAIL")
+	head := []string{"STEP", "OUTCOME", "DECISION", "DETAIL"}
+	if rep.ShadowTotals != nil {
+		head = []string{"STEP", "OUTCOME", "DECISION", "SHADOW", "DETAIL"}
+	}
+	t.row(head...)
 	for _, s := range rep.Steps {
 		detail := s.Difference
 		if detail == "" {
@@ -143,12 +172,29 @@ func printReplay(w io.Writer, rep *governance.ReplayReport) error {
 				detail = "not evaluated exactly: " + strings.Join(ids, ", ")
 			}
 		}
-		t.row(strconv.Itoa(s.StepIndex), string(s.Outcome), evaluationText(s.Stored), orDash(detail))
+		if s.Shadow == nil {
+			t.row(strconv.Itoa(s.StepIndex), string(s.Outcome), evaluationText(s.Stored), orDash(detail))
+			continue
+		}
+		if s.Shadow.Difference != "" {
+			detail = strings.TrimPrefix(detail+"; ", "; ") + "shadow " + s.Shadow.Difference
+		}
+		t.row(strconv.Itoa(s.StepIndex), string(s.Outcome), evaluationText(s.Stored),
+			fmt.Sprintf("%s: %s", s.Shadow.Outcome, evaluationText(s.Shadow.Stored)), orDash(detail))
 	}
 	if len(rep.Steps) == 0 {
 		t.row("(no steps)")
 	}
 	return t.flush()
+}
+
+func replayTotalsText(tot governance.ReplayTotals) string {
+	s := fmt.Sprintf("%d: %d reproduced, %d partial, %d mismatch, %d not replayable",
+		tot.Steps, tot.Reproduced, tot.Partial, tot.Mismatch, tot.NotReplayable)
+	if tot.ContentNotKept > 0 {
+		s += fmt.Sprintf(", %d content not kept", tot.ContentNotKept)
+	}
+	return s
 }
 
 // evaluationText says a step's evaluation in a few words: "allow",

@@ -14,7 +14,16 @@ import (
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/snapshot"
+	"github.com/stopline/stopline/trace"
 )
+
+// shadowText says where a shadow snapshot would have stopped a run.
+func shadowText(id string, at *int, policy *string, reason *prevention.RunTerminationReason, change governance.WhatIfChange) string {
+	if at == nil {
+		return fmt.Sprintf("%s would not have stopped the run (%s)", id, change)
+	}
+	return fmt.Sprintf("%s would have stopped the run at step %d by %s (%s) (%s)", id, *at, *policy, *reason, change)
+}
 
 // runResult is what `stopline run --json` prints.
 type runResult struct {
@@ -28,6 +37,31 @@ type runResult struct {
 	IncidentID        *string                         `json:"incident_id"`
 	StepsRecorded     int                             `json:"steps_recorded"`
 	Warnings          []warning                       `json:"warnings"`
+	// Retention is how the run kept its steps' content.
+	Retention trace.Retention `json:"retention"`
+	// Shadow compares the run's shadow snapshot (--shadow) with the
+	// enforcing one; null without a shadow.
+	Shadow *runShadow `json:"shadow"`
+}
+
+// runShadow is where a run's shadow snapshot would have stopped it: the
+// step, the policy and the reason, null when it would not have.
+type runShadow struct {
+	SnapshotID      string                           `json:"snapshot_id"`
+	WouldStopAtStep *int                             `json:"would_stop_at_step"`
+	PolicyID        *string                          `json:"policy_id"`
+	Reason          *prevention.RunTerminationReason `json:"reason"`
+	Blocks          int                              `json:"blocks"`
+	Change          governance.WhatIfChange          `json:"change"`
+}
+
+func shadowResult(o governance.ShadowOutcome) *runShadow {
+	s := &runShadow{SnapshotID: o.SnapshotID, WouldStopAtStep: o.WouldStopAtStep, Blocks: o.Blocks, Change: o.Change}
+	if o.WouldStopAtStep != nil {
+		id, reason := o.PolicyID, o.Reason
+		s.PolicyID, s.Reason = &id, &reason
+	}
+	return s
 }
 
 // warning is a finding that did not stop the run: a warn-mode policy, a
@@ -38,11 +72,11 @@ type warning struct {
 }
 
 func runCmd() *command {
-	var policies, steps, tenant, cpKey string
+	var policies, steps, tenant, cpKey, shadow, retention string
 	return &command{
 		name:     "run",
 		section:  "Runs",
-		synopsis: "[--policies FILE] --steps FILE [--tenant T] [--log-level LEVEL] [--json]",
+		synopsis: "[--policies FILE] --steps FILE [--tenant T] [--shadow FILE] [--retention full|redacted|hashes] [--log-level LEVEL] [--json]",
 		summary:  "govern a scripted run: replay JSONL steps through the real runner and store",
 		desc: `Runs a governed run of scripted steps through the real runner and store, to try
 a policy set on a transcript before deploying it. The run is bound to the
@@ -68,12 +102,26 @@ policy is a success (exit 0): the output says where and why. Steps after the
 blocked one are not reported. With --checkpoint-key, a signed checkpoint of
 the run's chain is stored when the run ends.
 
+--shadow FILE evaluates a second policy file (of the same tenant) beside the
+enforcing one at every step: its decisions are recorded in the chain and
+never stop the run, so a stricter policy can be tried on real traffic before
+it is published. The output says where the shadow would have stopped the run,
+by which policy and why; stopline show compares the two at every step.
+
+--retention says how the steps' content is kept: full (the default), redacted
+(every match of the content policies masked as [redacted]) or hashes (only the
+content hash). The chain binds the content's hash whatever is kept.
+
 --json prints {"run_id","tenant_id","snapshot_id","status","termination_reason",
 "stopped_at_step","violation_policy_id","incident_id","steps_recorded",
-"warnings"}; stopped_at_step, violation_policy_id and incident_id are null when
+"warnings","retention","shadow"}; stopped_at_step, violation_policy_id and incident_id are null when
 no policy stopped the run; warnings lists the findings that did not stop it
 (warn- and monitor-mode policies), each {"step_index","action","reason",
 "policy_id","source","threshold","limit","observed","message","enforcement"}.
+shadow is null without --shadow, else {"snapshot_id","would_stop_at_step",
+"policy_id","reason","blocks","change"}: would_stop_at_step, policy_id and
+reason are null when the shadow would not have stopped the run; change is
+unchanged, would_stop, stops_earlier or would_continue (as in stopline whatif).
 
 With --log-level info or debug, what the runner does is logged on stderr
 (never the steps' text). With OTEL_TRACES_EXPORTER or OTEL_METRICS_EXPORTER
@@ -82,12 +130,15 @@ TRACEPARENT makes its span join a trace (see cmd/stopline's documentation).`,
 		examples: []string{
 			"stopline run --policies policies.json --steps transcript.jsonl",
 			"stopline run --steps transcript.jsonl --tenant acme --json",
+			"stopline run --policies policies.json --shadow stricter.json --steps transcript.jsonl",
 		},
 		maxArgs: 0, store: true, json: true, logs: true,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&policies, "policies", "", "policy `FILE` to run under; default: the tenant's active version")
 			fs.StringVar(&steps, "steps", "", "steps `FILE`, JSONL (required; - for stdin)")
 			fs.StringVar(&tenant, "tenant", "", "tenant `T` (required without --policies; must match the policy file's tenant)")
+			fs.StringVar(&shadow, "shadow", "", "shadow policy `FILE`: evaluated and recorded at every step, never enforced")
+			fs.StringVar(&retention, "retention", "", "how step content is kept: `full`, redacted or hashes (default full)")
 			fs.StringVar(&cpKey, "checkpoint-key", "", "sign a checkpoint of the run's chain when it ends, with this checkpoint signer key `FILE` (stopline keygen --checkpoint)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
@@ -117,6 +168,25 @@ TRACEPARENT makes its span join a trace (see cmd/stopline's documentation).`,
 					return fmt.Errorf("--tenant %q, but %s is the policy set of tenant %q", tenant, policies, snap.TenantID())
 				}
 			}
+			var keep trace.Retention
+			if retention != "" {
+				if keep, err = trace.ParseRetention(retention); err != nil {
+					return usagef("--retention %q: want full, redacted or hashes", retention)
+				}
+			}
+			var shadowSnap *snapshot.PolicySnapshot
+			if shadow != "" {
+				if shadowSnap, err = loadPolicies(e, shadow); err != nil {
+					return err
+				}
+				want := tenant
+				if snap != nil {
+					want = snap.TenantID()
+				}
+				if shadowSnap.TenantID() != want {
+					return fmt.Errorf("--shadow %s is the policy set of tenant %q, the run's tenant is %q", shadow, shadowSnap.TenantID(), want)
+				}
+			}
 			script, err := readSteps(e, steps)
 			if err != nil {
 				return err
@@ -130,7 +200,7 @@ TRACEPARENT makes its span join a trace (see cmd/stopline's documentation).`,
 			}
 			return withStore(ctx, e, false, func(st governance.Store) error {
 				return runScript(ctx, e, st, opts, governance.StartOptions{
-					TenantID: tenant, Snapshot: snap,
+					TenantID: tenant, Snapshot: snap, Shadow: shadowSnap, Retention: keep,
 					Labels: map[string]string{"steps_file": stepsLabel(steps)},
 				}, script)
 			})
@@ -169,7 +239,9 @@ func runScript(ctx context.Context, e *env, st governance.Store, ropts []governa
 	}
 	warnings := []warning{}
 	prog := newProgress(e, "steps run:")
+	var theRun *governance.Run
 	rec, err := runner.Run(ctx, opts, func(ctx context.Context, run *governance.Run) error {
+		theRun = run
 		for i, s := range script {
 			clock.Set(start.Add(s.at))
 			res, err := run.Step(ctx, s.in)
@@ -203,6 +275,13 @@ func runScript(ctx context.Context, e *env, st governance.Store, ropts []governa
 		RunID: rec.RunID, TenantID: rec.TenantID, SnapshotID: rec.SnapshotID,
 		Status: rec.Status, TerminationReason: rec.TerminationReason,
 		StoppedAtStep: rec.StoppedAtStep, StepsRecorded: rec.StepCount, Warnings: warnings,
+		Retention: trace.RetentionFull,
+	}
+	if theRun != nil {
+		res.Retention = theRun.Retention()
+		if o, ok := theRun.Shadow(); ok {
+			res.Shadow = shadowResult(o)
+		}
 	}
 	if rec.ViolationPolicyID != "" {
 		res.ViolationPolicyID = &rec.ViolationPolicyID
@@ -237,6 +316,12 @@ func printRunResult(w io.Writer, rec governance.RunRecord, res runResult, inFile
 		t.row("Incident:", rec.IncidentID)
 	}
 	t.row("Steps:", fmt.Sprintf("%d recorded of %d in the file, %d tokens, %s cents", rec.StepCount, inFile, rec.TotalTokens, fmtNum(rec.TotalCostCents)))
+	if res.Retention != trace.RetentionFull {
+		t.row("Content:", "kept "+string(res.Retention))
+	}
+	if sh := res.Shadow; sh != nil {
+		t.row("Shadow:", shadowText(sh.SnapshotID, sh.WouldStopAtStep, sh.PolicyID, sh.Reason, sh.Change))
+	}
 	t.row("Warnings:", strconv.Itoa(len(res.Warnings)))
 	for _, wn := range res.Warnings {
 		t.row("", fmt.Sprintf("step %d: %s %s (%s): %s", wn.StepIndex, wn.Source, wn.PolicyID, wn.Enforcement, orDash(describeDecision(wn.Decision))))

@@ -34,7 +34,10 @@ recorded after the candidate's stop (steps, tokens, cents); for would_continue
 the steps past the recorded stop were never taken, so their cost is unknown and
 said so. Runs the candidate cannot evaluate exactly are flagged: Go hooks
 (their recorded decisions are used), limits across the tenant's runs (their
-totals depend on other runs), text stored cut, withheld steps.
+totals depend on other runs), text stored cut, withheld steps. A run that kept
+its content redacted or as hashes only (stopline run --retention), where the
+candidate has a policy that reads text, is content_not_kept: its outcome
+depends on text that was not kept, and no spend is counted for it.
 
 --since and --until select runs created in [since, until) (RFC 3339 or
 YYYY-MM-DD, UTC); --status selects by status.
@@ -46,7 +49,8 @@ and candidate being {"status","stopped_at_step","policy_id","reason",
 "message"} (candidate status "continues" for would_continue), saved
 {"steps","tokens","cost_cents"}, flags [{"policy_id","source","why","detail"}];
 totals {"runs","unchanged","would_stop","would_continue","stops_earlier",
-"stops_later","not_evaluated","flagged","saved","cost_unknown"}.`,
+"stops_later","not_evaluated","content_not_kept","flagged","saved",
+"cost_unknown"}.`,
 		examples: []string{
 			"stopline whatif --policies stricter.json",
 			"stopline whatif --policies stricter.json --since 2025-03-01 --until 2025-04-01 --status succeeded --json",
@@ -127,8 +131,15 @@ func printWhatIf(w io.Writer, rep *governance.WhatIfReport, file string) error {
 	}
 	t.row("Candidate:", fmt.Sprintf("%s (%s), tenant %s", rep.CandidateID, file, rep.TenantID))
 	tot := rep.Totals
-	t.row("Runs:", fmt.Sprintf("%d: %d unchanged, %d would stop, %d would continue, %d stop earlier, %d stop later, %d not evaluated",
-		tot.Runs, tot.Unchanged, tot.WouldStop, tot.WouldContinue, tot.StopsEarlier, tot.StopsLater, tot.NotEvaluated))
+	runs := fmt.Sprintf("%d: %d unchanged, %d would stop, %d would continue, %d stop earlier, %d stop later, %d not evaluated",
+		tot.Runs, tot.Unchanged, tot.WouldStop, tot.WouldContinue, tot.StopsEarlier, tot.StopsLater, tot.NotEvaluated)
+	if tot.ContentNotKept > 0 {
+		runs += fmt.Sprintf(", %d content not kept", tot.ContentNotKept)
+	}
+	t.row("Runs:", runs)
+	if tot.ContentNotKept > 0 {
+		t.row("Not kept:", fmt.Sprintf("%s kept content redacted or as hashes: the candidate's policies that read text cannot be evaluated on them", plural(tot.ContentNotKept, "run")))
+	}
 	if tot.WouldStop+tot.StopsEarlier > 0 {
 		t.row("Saved:", fmt.Sprintf("%s recorded after the candidate's stops", costText(tot.Saved)))
 	}

@@ -186,6 +186,13 @@ func chainFailure(recs []trace.Record) error {
 func checkEvidence(c *checks, b *Evidence, recs []trace.Record) {
 	checkSteps(c, b.Steps, recs)
 	checkEvidenceFacts(c, b, factsOf(recs))
+	// The outlook is checked against the snapshot the chain binds; a
+	// bundle holding another is already refused (ErrSnapshot).
+	if s := b.Snapshot; s != nil && len(recs) > 0 && recs[0].SnapshotID == s.ID() && recs[0].SnapshotHash == s.ContentHash() && s.Verify() == nil {
+		checkOutlook(c, b, func(shadow *snapshot.PolicySnapshot) (Outlook, error) {
+			return OutlookOf(b.Snapshot, shadow, &b.Run, recs)
+		})
+	}
 }
 
 // chainFacts is what a bundle's facts are checked against, of a sound

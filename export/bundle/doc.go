@@ -10,7 +10,10 @@
 //   - Evidence, for an engineer: every step of the run with its decision
 //     (policy, threshold, limit, observed value), status, inflection flag
 //     and hashes, the whole policy snapshot, the run's whole hash chain,
-//     the incident, and totals.
+//     the incident, totals, and its Outlook: each step's headroom (every
+//     limit's observed value against its limit, the policy closest to
+//     stopping the run) and, for a run with a shadow snapshot, that
+//     snapshot and where it would have stopped the run.
 //   - SOC2, for an auditor: the evidence plus the compliance period, the
 //     population of every run of the tenant in the period, the period's
 //     incidents, the policy version history, an attestation statement,
@@ -31,7 +34,8 @@
 // so that any DSSE or in-toto verifier checks the signature. Verify
 // checks all of it: the envelope and payload read strictly (one reading
 // for every JSON reader), the signature, the snapshot's hash, the chain
-// recomputed, every step and fact against the chain, with a sentinel
+// recomputed, every step and fact against the chain, the headroom and
+// shadow comparison derived again from the chain (OutlookOf), with a sentinel
 // error for each kind of failure. An unsigned bundle has no signatures;
 // VerifyUnsigned checks it, and its hash ties it to the PDF and export
 // log that cite it. Key files are PEM (GenerateKey,

@@ -29,6 +29,9 @@ type Evidence struct {
 
 	Steps []TraceStepEvidence `json:"steps"`
 	Totals
+	// Outlook is each step's headroom and the shadow comparison
+	// (outlook.go).
+	Outlook
 }
 
 // Type returns the bundle type (evidence, or soc2 when the evidence is

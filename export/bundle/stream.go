@@ -32,8 +32,10 @@ import (
 // sentinels (a *VerificationError).
 type EvidenceStream struct {
 	// Evidence holds the bundle's header, provenance (snapshot, chain
-	// length, head hash, checkpoint), run and incident. Its Chain, Steps,
-	// violation and totals are ignored: they are written from Records.
+	// length, head hash, checkpoint), run and incident, and for a run with
+	// a shadow snapshot that snapshot (Shadow.Snapshot). Its Chain, Steps,
+	// violation, totals and the rest of its Outlook are ignored: they are
+	// written from Records.
 	Evidence *Evidence
 	// Records calls emit with each record of the run's chain in order,
 	// from its first, and, when content is set, with each step's content
@@ -98,10 +100,16 @@ func (s *EvidenceStream) WritePayload(w io.Writer) (int64, error) {
 		return nil
 	}
 	pt := parts{encoded: true}
+	var scan *outlookScan
 	pt.chain = func(emit func(*ChainRecord) error) error {
 		facts = chainFacts{}
+		var err error
+		if scan, err = newOutlookScan(p.Snapshot, &b.Run); err != nil {
+			return fail(ErrSnapshot, "measuring snapshot %s: %v", p.Snapshot.ID(), err)
+		}
 		return read(false, func(r *trace.Record, body []byte, _ *trace.Content) error {
 			facts.add(r)
+			scan.add(r)
 			if facts.n-1 == want {
 				hashes[want] = r.Hash
 			}
@@ -134,6 +142,17 @@ func (s *EvidenceStream) WritePayload(w io.Writer) (int64, error) {
 			}
 		}
 		checkEvidenceFacts(&c, &b, &facts)
+		// The outlook is the chain's, with the shadow snapshot the stream
+		// was given (Evidence.Shadow.Snapshot).
+		var shadow *snapshot.PolicySnapshot
+		if s.Evidence.Shadow != nil {
+			shadow = s.Evidence.Shadow.Snapshot
+		}
+		out, err := scan.outlook(shadow)
+		if err != nil {
+			c.add(ErrInconsistent, "%v", err)
+		}
+		b.Outlook = out
 		return c.err()
 	}
 	pt.steps = func(emit func(*TraceStepEvidence) error) error {

@@ -10,8 +10,10 @@ import (
 	"github.com/stopline/stopline/export/pdf/internal/layout"
 )
 
-// renderDebrief writes the executive debrief (A4 portrait, one or two
-// pages): the risk and key figures, then plain-language sections.
+// renderDebrief writes the executive debrief (A4 portrait, two pages
+// most often): the risk and key figures, what happened, the timeline
+// chart, then plain-language sections, the facts for reference and the
+// reviewer's sign-off.
 func renderDebrief(d *layout.Doc, s *bundle.Sealed, b *bundle.ExecutiveDebrief) {
 	d.Running = fmt.Sprintf("stopline · Executive debrief · incident %s · tenant %s", b.IncidentID, b.TenantID)
 	d.NewPage()
@@ -33,6 +35,7 @@ func renderDebrief(d *layout.Doc, s *bundle.Sealed, b *bundle.ExecutiveDebrief) 
 		d.F.SetY(d.F.GetY() + 2)
 	}
 	section("What happened", b.IncidentSummary)
+	timelineSection(d, chainTimeline(b.RunStartedAt, b.Chain, b.Snapshot))
 	section("What it means for the business", b.BusinessImpact)
 	section("The rule that applied", b.PolicyViolated)
 	section("Why this risk level", b.RiskRationale)
@@ -59,11 +62,13 @@ func renderDebrief(d *layout.Doc, s *bundle.Sealed, b *bundle.ExecutiveDebrief) 
 	d.SetFont("", 8)
 	d.Facts(d.Margin, []layout.Fact{
 		{Label: "Incident / run", Value: b.IncidentID + " / " + b.RunID},
-		{Label: "Stopped", Value: fmt.Sprintf("step %d (%s in all) at %s, by policy %s", b.ViolationStepIndex, words.Plural(b.StepsTaken, "step", "steps"), words.RFC3339(b.ViolationTime), b.ViolatedPolicyID)},
+		{Label: "Stopped", Value: fmt.Sprintf("step %d (%s in all) at %s, by policy %s", b.ViolationStepIndex, words.Plural(b.StepsTaken, "step", "steps"), words.Stamp(b.ViolationTime), b.ViolatedPolicyID)},
 		{Label: "Policy snapshot", Value: b.PolicySnapshotID + ", content hash " + b.Snapshot.ContentHash()},
-		{Label: "Prepared", Value: fmt.Sprintf("%s for %s%s", words.RFC3339(b.CreatedAt), b.ExportedBy, reasonSuffix(b.ExportReason))},
+		{Label: "Prepared", Value: fmt.Sprintf("%s for %s%s", words.Stamp(b.CreatedAt), b.ExportedBy, reasonSuffix(b.ExportReason))},
 		{Label: "Bundle SHA-256", Value: s.Hash},
 	}, 30, w-30, 4.2)
+	d.F.SetY(d.F.GetY() + 3)
+	signOff(d, s, "I have read this executive debrief")
 }
 
 func riskColors(l bundle.RiskLevel) (fill, text layout.RGB) {

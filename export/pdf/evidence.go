@@ -16,8 +16,9 @@ import (
 )
 
 // renderEvidence writes the evidence report (A4 landscape): a title page
-// with the key facts, the policies in force, and every step in a table
-// whose header repeats on each page, the inflection row marked.
+// with the key facts, the policies in force, then the timeline chart and
+// every step in a table whose header repeats on each page, the inflection
+// row marked.
 func renderEvidence(d *layout.Doc, s *bundle.Sealed, b *bundle.Evidence) {
 	subject := "Run " + b.RunID
 	if b.IncidentID != "" {
@@ -30,12 +31,16 @@ func renderEvidence(d *layout.Doc, s *bundle.Sealed, b *bundle.Evidence) {
 	evidenceBanner(d, &b.Run, b)
 	evidenceFacts(d, s, b)
 	policyTable(d, b.Snapshot.Policies(), b.Snapshot.Thresholds(), b.PolicySnapshotID, b.ViolatedPolicyID)
+	// The chart heads the page the step table starts on: the picture, then
+	// every step it summarises.
+	d.NewPage()
+	timelineSection(d, evidenceTimeline(b))
 	stepTable(d, b)
 }
 
 func evidenceBanner(d *layout.Doc, run *bundle.RunSummary, b *bundle.Evidence) {
 	if inf, ok := b.Inflection(); ok {
-		d.Banner(fmt.Sprintf("▶ Run stopped at step %d (%s) by policy %s: %s", inf.StepIndex, words.RFC3339(inf.Timestamp),
+		d.Banner(fmt.Sprintf("▶ Run stopped at step %d (%s) by policy %s: %s", inf.StepIndex, words.Stamp(inf.Timestamp),
 			inf.Decision.PolicyID, decisionText(inf.Decision)), layout.ColorBadFill, layout.ColorBadText, layout.ColorBadEdge)
 		return
 	}
@@ -82,12 +87,12 @@ func evidenceFacts(d *layout.Doc, s *bundle.Sealed, b *bundle.Evidence) {
 		left = append(left, layout.Fact{Label: "Inflection record", Value: fmt.Sprintf("seq %d of the chain (hash below)", inf.Seq)})
 	}
 	if inc := b.Incident; inc != nil {
-		left = append(left, layout.Fact{Label: "Incident", Value: fmt.Sprintf("%s · severity %s · %s · opened %s", inc.ID, inc.Severity, inc.Status, words.RFC3339(inc.CreatedAt))})
+		left = append(left, layout.Fact{Label: "Incident", Value: fmt.Sprintf("%s · severity %s · %s · opened %s", inc.ID, inc.Severity, inc.Status, words.Stamp(inc.CreatedAt))})
 	}
-	started := words.RFC3339(runStart(run))
+	started := words.Stamp(runStart(run))
 	ended := "—"
 	if run.EndedAt != nil {
-		ended = words.RFC3339(*run.EndedAt)
+		ended = words.Stamp(*run.EndedAt)
 	}
 	version := "given explicitly"
 	if run.PolicyVersion > 0 {
@@ -98,7 +103,7 @@ func evidenceFacts(d *layout.Doc, s *bundle.Sealed, b *bundle.Evidence) {
 		{Label: "Started / ended", Value: started + " → " + ended},
 		{Label: "Totals", Value: fmt.Sprintf("%s · %s · %s tokens · %s cents", words.Seconds(b.DurationSeconds), words.Plural(len(b.Steps), "step", "steps"), words.Count(b.Tokens), words.Decimal(b.CostCents))},
 		{Label: "Chain", Value: fmt.Sprintf("%s, run_start to %s", words.Plural(b.ChainLength, "record", "records"), lastKind(b))},
-		{Label: "Exported", Value: fmt.Sprintf("%s by %s%s", words.RFC3339(b.CreatedAt), b.ExportedBy, reasonSuffix(b.ExportReason))},
+		{Label: "Exported", Value: fmt.Sprintf("%s by %s%s", words.Stamp(b.CreatedAt), b.ExportedBy, reasonSuffix(b.ExportReason))},
 	}
 	y := d.F.GetY()
 	d.Facts(d.Margin, left, 32, colW-32, 4.6)
@@ -203,7 +208,6 @@ func stepCols(width float64) []layout.Col {
 
 // stepTable lists every step, one row each.
 func stepTable(d *layout.Doc, b *bundle.Evidence) {
-	d.NewPage()
 	d.Heading(fmt.Sprintf("Steps (%d): each step with its decision, as recorded in the hash chain", len(b.Steps)), 30)
 	d.SetFont("", 7.5)
 	d.TextColor(layout.ColorMuted)

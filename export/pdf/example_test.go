@@ -42,5 +42,5 @@ func ExampleRenderer_Render() {
 	// Output:
 	// PDF: true pages: 2
 	// same bytes again: true
-	// bundle d99e7682e196646f… key 366dfca11e47c21f
+	// bundle 1be1a70c4dfaf937… key 366dfca11e47c21f
 }

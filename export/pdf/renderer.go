@@ -166,6 +166,6 @@ func footer(d *layout.Doc, s *bundle.Sealed, p, n int) {
 	d.SetFont("", 6.5)
 	d.TextColor(layout.ColorMuted)
 	d.F.SetX(d.Margin)
-	d.Cell(w-30, 3.6, fmt.Sprintf("%s · %s · %s · created %s", h.BundleID, h.BundleType, signed, words.RFC3339(h.CreatedAt)), "", 0, "L", false)
+	d.Cell(w-30, 3.6, fmt.Sprintf("%s · %s · %s · created %s", h.BundleID, h.BundleType, signed, words.Stamp(h.CreatedAt)), "", 0, "L", false)
 	d.Cell(30, 3.6, "stopline", "", 1, "R", false)
 }

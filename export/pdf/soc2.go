@@ -30,8 +30,15 @@ func renderSOC2(d *layout.Doc, s *bundle.Sealed, b *bundle.SOC2) {
 		{Label: "Runs in the period", Value: words.Count(int64(b.PopulationSummary.Runs)), Fill: layout.ColorPanel, Text: layout.ColorText},
 		{Label: "Stopped by a policy", Value: words.Count(int64(b.PopulationSummary.StoppedByPolicy)), Fill: layout.ColorBadFill, Text: layout.ColorBadText},
 		{Label: "Incidents", Value: words.Count(int64(b.PopulationSummary.Incidents)), Fill: layout.ColorWarnFill, Text: layout.ColorWarnText},
-		{Label: "Versions in force", Value: words.Count(int64(inForce)), Fill: layout.ColorOKFill, Text: layout.ColorOKText},
+		versionsKPI(inForce),
 	})
+	if inForce == 0 {
+		// No version in force is an absence of change-management evidence,
+		// never a reassuring zero.
+		d.Banner("Missing evidence: no published policy version was in force during the compliance period, so this report holds no change-management evidence (CC8.1) for it. "+
+			"Runs may have been bound to policy snapshots given explicitly, outside the version history; the population lists each run's snapshot.",
+			layout.ColorBadFill, layout.ColorBadText, layout.ColorBadEdge)
+	}
 
 	d.Heading("Attestation", 25)
 	d.Panel(b.AttestationStatement, 9)
@@ -41,7 +48,7 @@ func renderSOC2(d *layout.Doc, s *bundle.Sealed, b *bundle.SOC2) {
 	fs := []layout.Fact{{Label: "Incident", Value: b.IncidentID}, {Label: "Run", Value: fmt.Sprintf("%s (%s, %s)", b.RunID, b.Run.Status, orDash(string(b.Run.TerminationReason)))}}
 	if inf, ok := b.Inflection(); ok {
 		fs = append(fs,
-			layout.Fact{Label: "Stopped at", Value: fmt.Sprintf("step %d at %s", inf.StepIndex, words.RFC3339(inf.Timestamp))},
+			layout.Fact{Label: "Stopped at", Value: fmt.Sprintf("step %d at %s", inf.StepIndex, words.Stamp(inf.Timestamp))},
 			layout.Fact{Label: "Decision", Value: fmt.Sprintf("%s by %s: %s", inf.Decision.Action, inf.Decision.PolicyID, decisionText(inf.Decision))},
 			layout.Fact{Label: "Record hash", Value: inf.RecordHash})
 	}
@@ -51,7 +58,7 @@ func renderSOC2(d *layout.Doc, s *bundle.Sealed, b *bundle.SOC2) {
 	fs = append(fs,
 		layout.Fact{Label: "Policy snapshot", Value: fmt.Sprintf("%s, content hash %s", b.PolicySnapshotID, b.Snapshot.ContentHash())},
 		layout.Fact{Label: "Chain", Value: fmt.Sprintf("%s, head %s", words.Plural(b.ChainLength, "record", "records"), b.HeadHash)},
-		layout.Fact{Label: "Exported", Value: fmt.Sprintf("%s by %s%s", words.RFC3339(b.CreatedAt), b.ExportedBy, reasonSuffix(b.ExportReason))})
+		layout.Fact{Label: "Exported", Value: fmt.Sprintf("%s by %s%s", words.Stamp(b.CreatedAt), b.ExportedBy, reasonSuffix(b.ExportReason))})
 	d.Facts(d.Margin, fs, 34, w-34, 4.6)
 	d.F.SetY(d.F.GetY() + 3)
 
@@ -88,12 +95,14 @@ func renderSOC2(d *layout.Doc, s *bundle.Sealed, b *bundle.SOC2) {
 		d.WrapRow(vcols, []string{strconv.Itoa(v.Version), words.RFC3339(v.PublishedAt), v.PublishedBy, v.SnapshotID, shortHash(v.ContentHash, 12), v.Note, yes}, 3.8, fill)
 	}
 	if len(b.PolicyVersions) == 0 {
-		d.Row(vcols, []string{"", "", "", "", "", "No policy version was published before the end of the period.", ""}, 4.6, nil)
+		d.WrapRow(vcols, []string{"", "", "", "", "", "Missing evidence: no policy version was published before the end of the period.", ""}, 3.8, &layout.ColorBadFill)
 	}
 	d.EndTable()
 
+	// The population and the incidents are what an auditor samples from:
+	// ids and times are never cut; cells wrap and rows grow instead.
 	d.Heading(fmt.Sprintf("Population: %s created in the period", words.Plural(len(b.Population), "run", "runs")), 20)
-	pcols := []layout.Col{{Title: "#", W: 10, Align: "R"}, {Title: "Run", W: 34, Align: "L"}, {Title: "Created (UTC)", W: 33, Align: "L"}, {Title: "Status", W: 22, Align: "L"}, {Title: "Reason", W: 26, Align: "L"}, {Title: "Snapshot", W: 31, Align: "L"}, {Title: "Incident", W: w - 156, Align: "L"}}
+	pcols := []layout.Col{{Title: "#", W: 8, Align: "R"}, {Title: "Run", W: 36, Align: "L"}, {Title: "Created (UTC)", W: 33, Align: "L"}, {Title: "Status", W: 19, Align: "L"}, {Title: "Reason", W: 24, Align: "L"}, {Title: "Snapshot", W: 29, Align: "L"}, {Title: "Incident", W: w - 149, Align: "L"}}
 	d.SetFont("", 7)
 	d.Table(pcols, 5.5)
 	for i, r := range b.Population {
@@ -104,13 +113,13 @@ func renderSOC2(d *layout.Doc, s *bundle.Sealed, b *bundle.SOC2) {
 		case i%2 == 1:
 			fill = &layout.ColorZebra
 		}
-		d.Row(pcols, []string{strconv.Itoa(i + 1), r.RunID, words.RFC3339(r.CreatedAt), string(r.Status), orDash(string(r.TerminationReason)),
-			r.PolicySnapshotID, orDash(r.IncidentID)}, 4.4, fill)
+		d.WrapRow(pcols, []string{strconv.Itoa(i + 1), r.RunID, words.RFC3339(r.CreatedAt), string(r.Status), orDash(string(r.TerminationReason)),
+			r.PolicySnapshotID, orDash(r.IncidentID)}, 3.4, fill)
 	}
 	d.EndTable()
 
 	d.Heading(fmt.Sprintf("Incidents in the period: %d", len(b.Incidents)), 20)
-	icols := []layout.Col{{Title: "Incident", W: 32, Align: "L"}, {Title: "Created (UTC)", W: 33, Align: "L"}, {Title: "Run", W: 34, Align: "L"}, {Title: "Policy", W: 27, Align: "L"}, {Title: "Reason", W: 26, Align: "L"}, {Title: "Severity", W: 14, Align: "L"}, {Title: "Status", W: w - 166, Align: "L"}}
+	icols := []layout.Col{{Title: "Incident", W: 34, Align: "L"}, {Title: "Created (UTC)", W: 33, Align: "L"}, {Title: "Run", W: 34, Align: "L"}, {Title: "Policy", W: 25, Align: "L"}, {Title: "Reason", W: 25, Align: "L"}, {Title: "Severity", W: 14, Align: "L"}, {Title: "Status", W: w - 165, Align: "L"}}
 	d.SetFont("", 7)
 	d.Table(icols, 5.5)
 	for i, inc := range b.Incidents {
@@ -121,7 +130,7 @@ func renderSOC2(d *layout.Doc, s *bundle.Sealed, b *bundle.SOC2) {
 		case i%2 == 1:
 			fill = &layout.ColorZebra
 		}
-		d.Row(icols, []string{inc.ID, words.RFC3339(inc.CreatedAt), inc.RunID, inc.PolicyID, string(inc.Reason), string(inc.Severity), string(inc.Status)}, 4.4, fill)
+		d.WrapRow(icols, []string{inc.ID, words.RFC3339(inc.CreatedAt), inc.RunID, inc.PolicyID, string(inc.Reason), string(inc.Severity), string(inc.Status)}, 3.4, fill)
 	}
 	d.EndTable()
 
@@ -139,4 +148,23 @@ func renderSOC2(d *layout.Doc, s *bundle.Sealed, b *bundle.SOC2) {
 		"and recomputes the run's hash chain of %s, each step of which is listed in the bundle (/steps, /chain). "+
 		"To test a sample, draw runs from the population and ask for each run's evidence bundle: its chain must end in the head hash listed here.",
 		s.Hash, words.Plural(b.ChainLength, "record", "records")))
+	signOff(d, s, "I have reviewed this SOC 2 evidence report")
+}
+
+// versionsKPI is the "versions in force" figure: zero is missing
+// evidence, flagged, not a green figure.
+func versionsKPI(inForce int) layout.KPI {
+	if inForce == 0 {
+		return layout.KPI{Label: "Versions in force", Value: "0 · missing", Fill: layout.ColorBadFill, Text: layout.ColorBadText}
+	}
+	return layout.KPI{Label: "Versions in force", Value: words.Count(int64(inForce)), Fill: layout.ColorOKFill, Text: layout.ColorOKText}
+}
+
+// signOff ends a report with the block its reviewer completes: name,
+// role, date and signature, for the bundle the report was rendered from.
+func signOff(d *layout.Doc, s *bundle.Sealed, reviewed string) {
+	statement := fmt.Sprintf("%s, rendered from bundle %s (SHA-256 %s), and accept it as a record of what it describes.", reviewed, s.Bundle.ID(), s.Hash)
+	fields := []string{"Reviewer name", "Role", "Date", "Signature"}
+	d.Heading("Reviewer sign-off", d.SignOffHeight(statement, len(fields)))
+	d.SignOff(statement, fields)
 }

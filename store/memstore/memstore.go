@@ -14,6 +14,7 @@ import (
 
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/incident"
+	"github.com/stopline/stopline/internal/changes"
 	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/trace"
 )
@@ -42,8 +43,17 @@ type Store struct {
 	checkpts  map[key][]governance.Checkpoint
 	n         int
 	ledger    ledgerState // tenant counters (ledger.go); its own lock
-	tmu       sync.Mutex
-	tokens    tokenState // API tokens (tokens.go), under tmu
+
+	// Holds and kill switches (holds.go), under their own lock.
+	ops       sync.Mutex
+	holds     map[key]governance.Hold
+	holdOrder []key
+	kills     []governance.KillSwitch
+	hub       changes.Hub
+
+	// API tokens (tokens.go), under their own lock.
+	tmu    sync.Mutex
+	tokens tokenState
 }
 
 // New returns an empty Store.
@@ -56,6 +66,7 @@ func New() *Store {
 		incSeq:    map[key]int{},
 		exports:   map[string][]governance.ExportRecord{},
 		checkpts:  map[key][]governance.Checkpoint{},
+		holds:     map[key]governance.Hold{},
 	}
 }
 

@@ -134,6 +134,22 @@
 // limits, which hold at most their limit, and slower for rolling budgets
 // with many steps in the window (use a calendar period for those).
 //
+// # Approval holds and kill switches
+//
+// The Store is a governance.HoldStore and a governance.KillStore (tables
+// holds and kill_switches, schema 3): a hold is answered by one
+// conditional UPDATE, so that of two replicas answering at once one wins
+// and the other gets governance.ErrHoldAnswered; at most one switch is
+// active per scope (a partial unique index). Triggers refuse any other
+// change and every deletion, and announce each change with NOTIFY on the
+// channel stopline_operator. The Store is a governance.Changes: from the
+// first time a runner waits on a hold or watches the kill switches until
+// Close, one connection is held in LISTEN stopline_operator (taken out of
+// the pool, and opened again after a failure), so that an approval or a kill given on
+// any replica reaches the others in milliseconds rather than at their
+// next poll (BenchmarkKillReachesReplicaPostgres,
+// BenchmarkApprovalReachesReplicaPostgres).
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use. It holds no state between calls

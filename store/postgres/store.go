@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"github.com/stopline/stopline/internal/changes"
+
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +27,11 @@ type Store struct {
 	// appends sends the AppendSteps waiting at one moment in one round
 	// trip (group.go).
 	appends appendQueue
+
+	// hub signals changes to holds and kill switches (operator.go);
+	// listen feeds it from LISTEN stopline_operator (listen.go).
+	hub    changes.Hub
+	listen listener
 
 	closeOnce sync.Once
 }
@@ -132,6 +139,7 @@ func dbName(pool *pgxpool.Pool) string {
 // Close fail. It always returns nil; calling it again does nothing.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.listen.stop()
 		if s.owned {
 			s.pool.Close()
 		}

@@ -111,4 +111,12 @@
 // memory and the step's INSERT (insertStep, the one place it runs), the
 // rolling ledger windows, and the SQL SQLite says otherwise
 // (querier.go).
+//
+// The Store is also a governance.HoldStore and a governance.KillStore
+// (approval holds and kill switches, tables holds and kill_switches): a
+// hold is answered by one conditional UPDATE, and triggers refuse any
+// other change and every deletion. Changes made through a handle wake the
+// runners waiting on it at once (governance.Changes); another process's
+// are seen at the runner's next poll (WithHolds, WithKillSwitch: 250 ms
+// by default).
 package sqlite

@@ -166,7 +166,7 @@ func ExampleMigrate() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("migrated from version %d: %t\n", from, to > from) // to: the newest migration
+	fmt.Printf("migrated from version %d to a newer one: %t\n", from, to > from)
 
 	st, err := sqlite.Open(ctx, path, sqlite.WithoutMigrate())
 	if err != nil {
@@ -176,6 +176,6 @@ func ExampleMigrate() {
 	fmt.Println("opened")
 	// Output:
 	// true
-	// migrated from version 0: true
+	// migrated from version 0 to a newer one: true
 	// opened
 }

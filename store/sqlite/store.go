@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"github.com/stopline/stopline/internal/changes"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -53,6 +55,10 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// hub signals the changes to holds and kill switches made through
+	// this handle (operator.go).
+	hub changes.Hub
 }
 
 // Open opens (creating it if needed) the SQLite database at path and

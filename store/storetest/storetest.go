@@ -34,6 +34,12 @@
 // calendar and rolling windows, concurrent charges at the edge of a limit
 // (no overshoot), reserve-then-settle and reservations in flight. For a
 // store without a ledger those tests skip, saying so.
+//
+// A store that implements governance.HoldStore and governance.KillStore
+// (approval holds, kill switches) is checked for those by RunOperator,
+// which Run runs: answers stored once under races, holds that outlive
+// their process (Runner.Resume, RecoverRun), deadlines, cancellation,
+// and kill switches over a run, an agent and a tenant.
 package storetest
 
 import (
@@ -120,6 +126,8 @@ func Run(t *testing.T, open Opener) {
 		{"ReservationInFlight", testReservationInFlight},
 		{"TenantLimitModes", testTenantLimitModes},
 		{"TenantBudgetRace", testTenantBudgetRace},
+		{"RetentionAndShadow", testRetentionAndShadow},
+		{"Operator", RunOperator},
 		{"Tokens", testTokens},
 		{"TokenRace", testTokenRace},
 	}

@@ -125,6 +125,19 @@ func Capitalize(s string) string {
 	return string(s[0]-'a'+'A') + s[1:]
 }
 
+// Stamp spells an instant for prose and key facts, in UTC to the
+// second, or to the millisecond when it has a fraction of a second
+// ("2026-03-01 09:00:06 UTC", "2026-03-01 09:00:06.123 UTC"): never
+// nanoseconds, which tables and bundles keep. The fraction is cut, not
+// rounded, so that a stamp never reads later than the instant.
+func Stamp(t time.Time) string {
+	t = t.UTC()
+	if t.Nanosecond()/int(time.Millisecond) == 0 {
+		return t.Format("2006-01-02 15:04:05 UTC")
+	}
+	return t.Format("2006-01-02 15:04:05.000 UTC")
+}
+
 // RFC3339 spells an instant in UTC, RFC 3339 with as many fractional
 // digits as it has.
 func RFC3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -2,8 +2,8 @@
 // codeberg.org/go-pdf/fpdf: fonts with a per-character fallback (cmap
 // coverage), text that fits its cell, wrapped paragraphs, page breaks with
 // a running header, tables whose header repeats on every page, key-fact
-// lists, banners, figure boxes, and a footer written on every page once
-// the page count is known. It knows nothing of bundles: package
+// lists, banners, figure boxes, sign-off blocks, and a footer written on
+// every page once the page count is known. It knows nothing of bundles: package
 // export/pdf lays its reports out with it.
 package layout
 
@@ -425,7 +425,12 @@ func (d *Doc) Title(kicker, title, subtitle string) {
 	d.Cell(w, 5, strings.ToUpper(kicker), "", 1, "L", false)
 	d.SetFont("B", 20)
 	d.TextColor(ColorText)
-	d.Cell(w, 10, d.Fit(title, w), "", 1, "L", false)
+	// The title wraps, never cut: it names the run or incident.
+	for _, l := range d.Lines(title, w-2*d.CM) {
+		d.F.SetX(d.Margin)
+		d.Cell(w, 9, l, "", 1, "L", false)
+	}
+	d.F.SetY(d.F.GetY() + 1)
 	d.SetFont("", 10)
 	d.TextColor(ColorMuted)
 	d.Para(w, 5, subtitle)
@@ -440,12 +445,17 @@ func (d *Doc) Title(kicker, title, subtitle string) {
 
 // Heading writes a section heading, on a new page if less than minBelow
 // millimetres would fit under it.
+// A heading wraps, never cut.
 func (d *Doc) Heading(s string, minBelow float64) {
-	d.Need(9 + minBelow)
-	d.F.SetX(d.Margin)
+	w := d.PageW - 2*d.Margin
 	d.SetFont("B", 12)
+	ls := d.Lines(s, w-2*d.CM)
+	d.Need(float64(len(ls))*7 + 2 + minBelow)
 	d.TextColor(ColorAccent)
-	d.Cell(d.PageW-2*d.Margin, 7, d.Fit(s, d.PageW-2*d.Margin), "", 1, "L", false)
+	for _, l := range ls {
+		d.F.SetX(d.Margin)
+		d.Cell(w, 7, l, "", 1, "L", false)
+	}
 	d.F.SetY(d.F.GetY() + 1)
 	d.SetFont("", 9)
 	d.TextColor(ColorText)
@@ -610,7 +620,11 @@ func (d *Doc) KPIs(ks []KPI) {
 		d.TextColor(k.Text)
 		d.F.SetXY(x+1.5, y+2)
 		d.Cell(w-3, 4, d.Fit(strings.ToUpper(k.Label), w-3), "", 2, "L", false)
-		d.SetFont("B", 13)
+		// A value too wide is set smaller before it is cut.
+		size := 13.0
+		for d.SetFont("B", size); size > 9 && d.Width(k.Value) > w-3-2*d.CM; d.SetFont("B", size) {
+			size -= 0.5
+		}
 		d.F.SetXY(x+1.5, y+7.5)
 		d.Cell(w-3, 7, d.Fit(k.Value, w-3), "", 2, "L", false)
 	}
@@ -640,4 +654,48 @@ func (d *Doc) Panel(s string, size float64) {
 	}
 	d.F.SetXY(d.Margin, y+h+4)
 	d.SetFont("", 9)
+}
+
+// SignOffHeight is the height of a SignOff block with the statement and
+// fields given, for keeping a heading with it.
+func (d *Doc) SignOffHeight(statement string, fields int) float64 {
+	d.SetFont("", 8.5)
+	n := len(d.Lines(statement, d.PageW-2*d.Margin-2*d.CM))
+	return float64(n)*4.4 + 3 + float64((fields+1)/2)*signRowH + 2
+}
+
+const signRowH = 12.0
+
+// SignOff writes a block for a reviewer to complete on paper, kept on
+// one page: the statement, then for each field (name, role, date,
+// signature) a line to write on with the field's label under it, two
+// fields a row.
+func (d *Doc) SignOff(statement string, fields []string) {
+	w := d.PageW - 2*d.Margin
+	d.Need(d.SignOffHeight(statement, len(fields)))
+	d.SetFont("", 8.5)
+	d.TextColor(ColorText)
+	x := d.Margin
+	for _, l := range d.Lines(statement, w-2*d.CM) {
+		d.F.SetX(x)
+		d.Cell(w, 4.4, l, "", 2, "L", false)
+	}
+	y := d.F.GetY() + 3
+	const gap = 10.0
+	colW := (w - gap) / 2
+	d.DrawColor(ColorText)
+	d.F.SetLineWidth(0.3)
+	d.SetFont("", 7.5)
+	d.TextColor(ColorMuted)
+	for i, f := range fields {
+		fx := x + float64(i%2)*(colW+gap)
+		fy := y + float64(i/2)*signRowH
+		d.F.Line(fx, fy+7, fx+colW, fy+7)
+		d.F.SetXY(fx, fy+7.4)
+		d.Cell(colW, 3.6, f, "", 0, "L", false)
+	}
+	d.F.SetLineWidth(0.2)
+	d.SetFont("", 9)
+	d.TextColor(ColorText)
+	d.F.SetXY(d.Margin, y+float64((len(fields)+1)/2)*signRowH+2)
 }
