@@ -51,7 +51,14 @@ func (s *syncBuffer) String() string {
 
 func newFixture(t *testing.T, opts ...console.Option) *fixture {
 	t.Helper()
+	return newFixtureWith(t, func(governance.Store) []console.Option { return opts })
+}
+
+// newFixtureWith is newFixture with options made from its store.
+func newFixtureWith(t *testing.T, optsOf func(governance.Store) []console.Option) *fixture {
+	t.Helper()
 	st := memstore.New()
+	opts := optsOf(st)
 	runs, err := demo.Record(ctx, st)
 	if err != nil {
 		t.Fatal(err)

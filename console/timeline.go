@@ -215,6 +215,15 @@ func newTimeline(recs []trace.Record, snap *snapshot.PolicySnapshot, markers []M
 		}
 		tl.Steps = append(tl.Steps, st)
 	}
+	for _, r := range steps {
+		if a := r.Approval; a != nil {
+			label := fmt.Sprintf("step %d held, %s", r.StepIndex, a.Answer)
+			if a.By != "" {
+				label += " by " + a.By
+			}
+			tl.Markers = append(tl.Markers, tlMarker{X: xOf(a.RequestedAt), Kind: "hold", Label: label})
+		}
+	}
 	for _, m := range markers {
 		tl.Markers = append(tl.Markers, tlMarker{X: xOf(m.At), Kind: m.Kind, Label: m.Label})
 	}

@@ -77,7 +77,8 @@ func newSite(t *testing.T) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := console.New(exp, console.WithTokens(auth))
+	c, err := console.New(exp, console.WithTokens(auth),
+		console.WithExtension(console.Approvals(st)), console.WithExtension(console.KillSwitches(st)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -171,6 +171,13 @@ the caller's traceparent, and http.server.* metrics.`,
 					api = httpapi.TokenHandler(exp, auth, logs...)
 					consoleOpts = append(consoleOpts, console.WithTokens(auth))
 				}
+				// The approvals queue and the kill switch, where the store keeps them.
+				if _, ok := st.(governance.HoldStore); ok {
+					consoleOpts = append(consoleOpts, console.WithExtension(console.Approvals(st)))
+				}
+				if _, ok := st.(governance.KillStore); ok {
+					consoleOpts = append(consoleOpts, console.WithExtension(console.KillSwitches(st)))
+				}
 				con, err := console.New(exp, consoleOpts...)
 				if err != nil {
 					return err
