@@ -19,9 +19,22 @@ import (
 // T0 is when the demo's runs start.
 var T0 = time.Date(2026, 3, 2, 14, 0, 0, 0, time.UTC)
 
+// approveNext approves the tenant's next pending hold, as a person in the
+// console would, at the demo clock's time (governance.Approve answers at
+// the system's, long after the demo's deadline).
+func approveNext(ctx context.Context, st governance.Store, tenant string, clock *governance.FakeClock) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if hs, err := governance.PendingHolds(ctx, st, tenant); err == nil && len(hs) > 0 {
+			_, _ = st.(governance.HoldStore).AnswerHold(ctx, tenant, hs[0].ID, governance.HoldAnswer{
+				Status: governance.HoldApproved, By: "alice@acme", Reason: "the filing's URL is the SEC's", At: clock.Now().Add(1500 * time.Millisecond)})
+			return
+		}
+	}
+}
+
 // policy is the demo's policy set: budgets on cost and tokens, a tool
-// allowlist and a warn-mode cost budget that warns before the blocking
-// one stops the run.
+// allowlist, a warn-mode cost budget that warns before the blocking one
+// stops the run, and an approval before fetching a document.
 const policy = `{
   "tenant_id": "TENANT",
   "thresholds": {"max_cost_cents": COST, "max_tokens": 60000, "warn_cost_cents": 60},
@@ -29,7 +42,8 @@ const policy = `{
     {"id": "cost-budget", "kind": "budget", "params": {"metric": "cost_cents", "threshold": "max_cost_cents"}},
     {"id": "token-budget", "kind": "budget", "params": {"metric": "tokens", "threshold": "max_tokens"}},
     {"id": "cost-early-warning", "kind": "budget", "params": {"metric": "cost_cents", "threshold": "warn_cost_cents"}, "enforcement": "warn"},
-    {"id": "tools", "kind": "tool_allowlist", "params": {"allow": ["search", "fetch", "summarize"]}}
+    {"id": "tools", "kind": "tool_allowlist", "params": {"allow": ["search", "fetch", "summarize"]}},
+    {"id": "approve-fetch", "kind": "requires_approval", "params": {"tools": ["fetch"], "hold_seconds": 600}}
   ]
 }`
 
@@ -60,7 +74,8 @@ func Record(ctx context.Context, st governance.Store) (Runs, error) {
 		n[kind]++
 		return fmt.Sprintf("%s-%04d", strings.ToUpper(kind[:3]), n[kind])
 	}
-	r, err := governance.NewRunner(st, governance.WithClock(clock), governance.WithIDGenerator(ids))
+	r, err := governance.NewRunner(st, governance.WithClock(clock), governance.WithIDGenerator(ids),
+		governance.WithHolds(10*time.Minute, 10*time.Minute, 5*time.Millisecond))
 	if err != nil {
 		return Runs{}, err
 	}
@@ -105,6 +120,9 @@ func Record(ctx context.Context, st governance.Store) (Runs, error) {
 	gaps := []time.Duration{0, 2, 3, 4, 2, 6, 3, 5, 4}
 	for i, s := range steps {
 		clock.Advance(gaps[i]*time.Second + 400*time.Millisecond)
+		if s.Tool == "fetch" && s.Type == prevention.StepToolCall {
+			go approveNext(ctx, st, "acme", clock) // a person answers the hold
+		}
 		_, err := run.Step(ctx, s)
 		var v *governance.Violation
 		if errors.As(err, &v) {
