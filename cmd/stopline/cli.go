@@ -52,6 +52,7 @@ var groups = map[string]string{
 	"policy": "Validate, publish and list policy sets.",
 	"export": "Export an incident's evidence as a bundle (JSON or PDF), optionally signed.",
 	"outbox": "List and retry the deliveries of incidents and run ends to sinks.",
+	"token":  "Make, list and revoke the API tokens of stopline serve.",
 }
 
 var sections = []string{"Policies", "Runs", "Operators", "Evidence and integrity", "Server", "Database"}
@@ -64,7 +65,7 @@ func commands() []*command {
 		approvalsCmd(), answerCmd(true), answerCmd(false), killCmd(false), killCmd(true), killsCmd(),
 	}
 	cmds = append(cmds, exportCmds()...)
-	return append(cmds, verifyBundleCmd(), keygenCmd(), serveCmd(), migrateCmd())
+	return append(cmds, verifyBundleCmd(), keygenCmd(), serveCmd(), tokenCreateCmd(), tokenListCmd(), tokenRevokeCmd(), migrateCmd())
 }
 
 // dispatch parses the global flags, finds the command and runs it. It

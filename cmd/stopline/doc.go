@@ -248,13 +248,27 @@
 // checkpoints. --json: {"private_key_file","public_key_file","key_id"}
 // (or "key_name").
 //
-//	stopline serve [--addr HOST:PORT] [--tenant-header NAME] [--sign-key FILE] [--webhook URL] [--log-level LEVEL]
+//	stopline serve [--addr HOST:PORT] [--trust-tenant-header [--tenant-header NAME] [--role-header NAME] [--actor-header NAME]] [--sign-key FILE] [--webhook URL [--webhook-bundles]] [--log-level LEVEL]
 //
-// Serves httpapi.Handler (package export/httpapi) over the database on --addr (default
-// 127.0.0.1:8080). The tenant of each request is taken from a request
-// header, X-Stopline-Tenant by default: put serve behind a proxy that
-// authenticates callers and sets that header. SIGINT or SIGTERM shuts it
-// down gracefully (requests in flight get up to 15 s).
+// Serves the HTTP API (export/httpapi) and the web console (package
+// console, under /console/) over the database on --addr (default
+// 127.0.0.1:8080). By default every request needs an API token
+// (httpapi.TokenHandler; the console's sign-in page), which says the
+// tenant and the role. With --trust-tenant-header the tenant, the
+// console's role and the actor are taken from request headers
+// (X-Stopline-Tenant, X-Stopline-Role, X-Stopline-Actor by default): put
+// serve behind a proxy that authenticates callers and sets those headers.
+// SIGINT or SIGTERM shuts it down gracefully (requests in flight get up
+// to 15 s).
+//
+//	stopline token create --tenant T --role viewer|auditor|operator|admin [--expires 90d] [--name N] [--by NAME] [--json]
+//	stopline token list [--tenant T] [--json]
+//	stopline token revoke ID [--json]
+//
+// Make, list and revoke the API tokens of serve (package access). create
+// prints the secret once ("stl_…"); the database keeps only its SHA-256.
+// list never shows secrets; revoke refuses the token at once on every
+// server sharing the database, and keeps it listed as revoked.
 //
 //	stopline migrate [--db PATH|URL] [--json]
 //
@@ -311,10 +325,12 @@
 // Warnings that telemetry could not be exported are logged at warn.
 //
 // serve logs at info where it listens (msg="serve: listening"
-// url=http://HOST:PORT tenant_header=…) and when it shuts down; each
-// request it refuses (4xx) at info and each that fails (5xx) at error,
-// with its error, as msg="request refused" or "request failed" method=…
-// path=… status=… duration=…; each request answered at debug; the HTTP
+// url=http://HOST:PORT console=… auth=token, or auth=trusted-header
+// tenant_header=…) and when it shuts down; each request it refuses (4xx)
+// at info, with the reason (reason=…: a token missing, unknown, expired
+// or revoked, a role that does not allow the route, an id not found), and
+// each that fails (5xx) at error, with its error, as msg="request
+// refused" or "request failed" method=… path=… status=… duration=…; each request answered at debug; the HTTP
 // server's own errors (a bad TLS handshake, a broken connection) at warn.
 //
 // # Telemetry

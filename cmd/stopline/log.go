@@ -75,7 +75,11 @@ func logRequests(log *slog.Logger, h http.Handler) http.Handler {
 			slog.Duration("duration", time.Since(start)),
 		}
 		if *failure != nil {
-			attrs = append(attrs, slog.String("error", oneLine((*failure).Error())))
+			key := "error"
+			if status < 500 {
+				key = "reason"
+			}
+			attrs = append(attrs, slog.String(key, oneLine((*failure).Error())))
 		}
 		log.LogAttrs(r.Context(), level, msg, attrs...)
 	})
@@ -92,6 +96,10 @@ func requestFailed(r *http.Request, err error) {
 		*p = err
 	}
 }
+
+// requestRefused keeps why a request was refused (the handler's
+// WithRefusalLog) for its log record.
+func requestRefused(r *http.Request, _ int, reason error) { requestFailed(r, reason) }
 
 // statusRecorder notes the status a handler answers with.
 type statusRecorder struct {

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/stopline/stopline/access"
+	"github.com/stopline/stopline/console"
 	"github.com/stopline/stopline/export"
 	"github.com/stopline/stopline/export/bundle"
 	"github.com/stopline/stopline/export/httpapi"
@@ -22,6 +24,7 @@ import (
 const (
 	defaultTenantHeader = "X-Stopline-Tenant"
 	defaultActorHeader  = "X-Stopline-Actor"
+	defaultRoleHeader   = "X-Stopline-Role"
 )
 
 // Bounds on each request and connection, so that a slow or idle client
@@ -45,15 +48,17 @@ const (
 const shutdownGrace = 15 * time.Second
 
 func serveCmd() *command {
-	var addr, tenantHeader, actorHeader, signKey string
+	var addr, tenantHeader, actorHeader, roleHeader, signKey string
+	var trustHeader bool
 	var limits serveLimits
 	var sf sinkFlags
 	return &command{
 		name:     "serve",
 		section:  "Server",
-		synopsis: "[--addr HOST:PORT] [--tenant-header NAME] [--actor-header NAME] [--sign-key FILE] [--webhook URL [--webhook-bundles]] [--log-level LEVEL]",
-		summary:  "serve the HTTP API: exports, runs, explanations, incidents",
-		desc: `Serves the HTTP API of the export/httpapi package over the database:
+		synopsis: "[--addr HOST:PORT] [--trust-tenant-header [--tenant-header NAME] [--role-header NAME] [--actor-header NAME]] [--sign-key FILE] [--webhook URL [--webhook-bundles]] [--log-level LEVEL]",
+		summary:  "serve the HTTP API and the web console",
+		desc: `Serves the HTTP API of the export/httpapi package and the web console
+(/console/) over the database:
 
   POST /incidents/{id}/export/evidence           ?format=json|pdf (default json)
   POST /incidents/{id}/export/soc2               ?format=pdf|json (default pdf) &from=RFC3339&to=RFC3339
@@ -62,18 +67,28 @@ func serveCmd() *command {
   GET  /runs/{id}
   GET  /runs/{id}/explain                        ?at=RFC3339 (default: now)
   GET  /incidents/{id}
+  POST /policies                                 the policy file as the body; ?note= (admin tokens)
 
-Exports also take reason=, content=true and (SOC2) notes=; who exported is
-taken from the X-Stopline-Actor header (--actor-header; "api" when absent) and
-recorded in the bundle and the export log. Errors are JSON {"error": "..."}.
+Exports also take reason=, content=true and (SOC2) notes=. Errors are JSON
+{"error": "..."}.
 
-The tenant of every request is taken from a request header, by default
-X-Stopline-Tenant (--tenant-header): a request without it is refused (401), and
-another tenant's runs and incidents are not found (404). A request that
-carries the tenant or actor header twice, or joined values ("a, b"), is
-refused. Both headers are trusted as they are: run serve behind a proxy that
-authenticates callers and sets (or strips) them itself, and keep --addr on a
-private interface.
+By default every request needs an API token (stopline token create), as
+"Authorization: Bearer stl_..." for the API, or pasted into the console's
+sign-in page: the token says the tenant, the role and who acts (recorded in
+bundles and the export log as "token:TOK-... (name)"). A viewer reads, an
+auditor also exports, an operator also acknowledges and resolves incidents,
+an admin also publishes policy sets and revokes the tenant's tokens.
+A missing, unknown, expired or revoked token is refused (401), a role that
+does not allow the route too (403), each logged with its reason; another
+tenant's runs and incidents are not found (404), exactly as absent ones.
+
+--trust-tenant-header instead takes the tenant from a request header, by
+default X-Stopline-Tenant (--tenant-header), the console's role from
+X-Stopline-Role (--role-header) and who acts from X-Stopline-Actor
+(--actor-header; "api" when absent). A request that carries one of them twice,
+or joined values ("a, b"), is refused. The headers are trusted as they are:
+use it only behind a proxy that authenticates callers and sets (or strips)
+them itself, and keep --addr on a private interface.
 
 Each request's headers must arrive within 10 s and the whole request within
 --read-timeout (30 s); the answer must be written within --write-timeout
@@ -101,21 +116,23 @@ evidence bundle (data.bundle: the sealed JSON envelope, signed with
 --sign-key when given), recorded in the export log as handed to the webhook.`,
 		examples: []string{
 			"stopline serve --addr 127.0.0.1:8080 --sign-key export.key",
-			"curl -X POST -H 'X-Stopline-Tenant: acme' http://127.0.0.1:8080/incidents/INC-9d1c2b3a4f5e6d7c/export/evidence -o evidence.json",
+			"curl -X POST -H \"Authorization: Bearer $STOPLINE_TOKEN\" http://127.0.0.1:8080/incidents/INC-9d1c2b3a4f5e6d7c/export/evidence -o evidence.json",
 		},
 		maxArgs: 0, store: true, logs: true,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&addr, "addr", "127.0.0.1:8080", "listen on `HOST:PORT`")
-			fs.StringVar(&tenantHeader, "tenant-header", defaultTenantHeader, "take each request's tenant from the header `NAME`")
-			fs.StringVar(&actorHeader, "actor-header", defaultActorHeader, "take who exports from the header `NAME`")
+			fs.BoolVar(&trustHeader, "trust-tenant-header", false, "take tenant, role and actor from headers an authenticating proxy sets, instead of tokens")
+			fs.StringVar(&tenantHeader, "tenant-header", defaultTenantHeader, "with --trust-tenant-header: take each request's tenant from the header `NAME`")
+			fs.StringVar(&roleHeader, "role-header", defaultRoleHeader, "with --trust-tenant-header: take the console's role from the header `NAME`")
+			fs.StringVar(&actorHeader, "actor-header", defaultActorHeader, "with --trust-tenant-header: take who acts from the header `NAME`")
 			fs.DurationVar(&limits.read, "read-timeout", defaultReadTimeout, "bound on reading a whole request (`DURATION`)")
 			fs.DurationVar(&limits.write, "write-timeout", defaultWriteTimeout, "bound on writing an answer (`DURATION`)")
 			fs.StringVar(&signKey, "sign-key", "", "sign exported bundles with this ed25519 private key `FILE` (from stopline keygen)")
 			sf.register(fs, false)
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
-			if tenantHeader == "" || actorHeader == "" {
-				return usagef("--tenant-header and --actor-header must name a header")
+			if tenantHeader == "" || actorHeader == "" || roleHeader == "" {
+				return usagef("--tenant-header, --role-header and --actor-header must name a header")
 			}
 			if limits.read <= 0 || limits.write <= 0 {
 				return usagef("--read-timeout and --write-timeout must be positive")
@@ -162,10 +179,48 @@ evidence bundle (data.bundle: the sealed JSON envelope, signed with
 				if d != nil {
 					defer d.stop()
 				}
-				h := httpapi.Handler(exp, httpapi.HeaderTenant(tenantHeader),
-					httpapi.WithActor(httpapi.HeaderActor(actorHeader)),
-					httpapi.WithErrorLog(requestFailed)) // logged with the request: log.go
-				return serveHTTP(ctx, tel, addr, tenantHeader, limits, h)
+				// Admins publish policy sets through the API and the console,
+				// compiled with the kinds the command runs.
+				runner, err := governance.NewRunner(st, governance.WithKinds(commandKinds), governance.WithoutKillSwitch())
+				if err != nil {
+					return err
+				}
+				logs := []httpapi.Option{httpapi.WithErrorLog(requestFailed), httpapi.WithRefusalLog(requestRefused), httpapi.WithPublisher(runner)} // logged with the request: log.go
+				consoleOpts := []console.Option{console.WithLogger(tel.log), console.WithPublisher(runner)}
+				var api http.Handler
+				mode := []any{"auth", "token"}
+				if trustHeader {
+					api = httpapi.Handler(exp, httpapi.HeaderTenant(tenantHeader), append(logs, httpapi.WithActor(httpapi.HeaderActor(actorHeader)))...)
+					consoleOpts = append(consoleOpts, console.WithTrustedHeaders(tenantHeader, roleHeader, actorHeader))
+					mode = []any{"auth", "trusted-header", "tenant_header", tenantHeader}
+				} else {
+					ts, ok := st.(governance.TokenStore)
+					if !ok {
+						return fmt.Errorf("%s (%T) keeps no API tokens: serve needs governance.TokenStore, or --trust-tenant-header behind an authenticating proxy", e.db, st)
+					}
+					auth, err := access.NewAuthenticator(ts)
+					if err != nil {
+						return err
+					}
+					api = httpapi.TokenHandler(exp, auth, logs...)
+					consoleOpts = append(consoleOpts, console.WithTokens(auth))
+				}
+				// The approvals queue and the kill switch, where the store keeps them.
+				if _, ok := st.(governance.HoldStore); ok {
+					consoleOpts = append(consoleOpts, console.WithExtension(console.Approvals(st)))
+				}
+				if _, ok := st.(governance.KillStore); ok {
+					consoleOpts = append(consoleOpts, console.WithExtension(console.KillSwitches(st)))
+				}
+				con, err := console.New(exp, consoleOpts...)
+				if err != nil {
+					return err
+				}
+				mux := http.NewServeMux()
+				mux.Handle("/console/", con)
+				mux.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusSeeOther))
+				mux.Handle("/", api)
+				return serveHTTP(ctx, tel, addr, mode, limits, mux)
 			})
 		},
 	}
@@ -174,7 +229,7 @@ evidence bundle (data.bundle: the sealed JSON envelope, signed with
 // serveLimits are the timeouts a flag can change.
 type serveLimits struct{ read, write time.Duration }
 
-func serveHTTP(ctx context.Context, tel *telemetry, addr, tenantHeader string, limits serveLimits, h http.Handler) error {
+func serveHTTP(ctx context.Context, tel *telemetry, addr string, mode []any, limits serveLimits, h http.Handler) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -188,7 +243,7 @@ func serveHTTP(ctx context.Context, tel *telemetry, addr, tenantHeader string, l
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
-	tel.log.Info("serve: listening", "url", "http://"+ln.Addr().String(), "tenant_header", tenantHeader)
+	tel.log.Info("serve: listening", append([]any{"url", "http://" + ln.Addr().String(), "console", "http://" + ln.Addr().String() + "/console/"}, mode...)...)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

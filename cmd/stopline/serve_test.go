@@ -17,7 +17,14 @@ import (
 // startServe starts `stopline serve` on c's database and returns its
 // address (http://HOST:PORT), the command, a channel that gets its exit,
 // and what it wrote to stderr after its first line.
+// It trusts the tenant header, as behind an authenticating proxy.
 func startServe(t *testing.T, c *cli, args ...string) (string, *exec.Cmd, chan error, *strings.Builder) {
+	t.Helper()
+	return startServeAuth(t, c, "tenant_header=X-Stopline-Tenant", append([]string{"--trust-tenant-header"}, args...)...)
+}
+
+// startServeAuth is startServe whose first line must hold want.
+func startServeAuth(t *testing.T, c *cli, want string, args ...string) (string, *exec.Cmd, chan error, *strings.Builder) {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--db", c.db, "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Dir = c.dir
@@ -47,7 +54,7 @@ func startServe(t *testing.T, c *cli, args ...string) (string, *exec.Cmd, chan e
 	// time=… level=INFO msg="serve: listening" url=http://HOST:PORT tenant_header=X-Stopline-Tenant
 	_, addr, ok := strings.Cut(first, " url=")
 	addr, _, _ = strings.Cut(addr, " ")
-	if !ok || !strings.Contains(first, `msg="serve: listening"`) || !strings.Contains(first, "tenant_header=X-Stopline-Tenant") {
+	if !ok || !strings.Contains(first, `msg="serve: listening"`) || !strings.Contains(first, want) {
 		t.Fatalf("serve's first line: %q", first)
 	}
 	return addr, cmd, done, &rest

@@ -10,6 +10,13 @@
 //	POST /runs/{id}/export/evidence
 //	GET  /runs/{id}, /runs/{id}/explain, /incidents/{id}
 //
+// Callers present an API token (package access) to TokenHandler, which
+// takes the tenant, the role and the actor from it; Handler instead
+// trusts a TenantFunc, such as a header set by an authenticating proxy.
+//
+//	auth, err := access.NewAuthenticator(store) // store: a governance.TokenStore
+//	mux.Handle("/stopline/", http.StripPrefix("/stopline", httpapi.TokenHandler(exp, auth)))
+//
 // The smallest use, behind a proxy that authenticates callers and sets
 // the tenant header:
 //

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/stopline/stopline/access"
 	"github.com/stopline/stopline/export"
 	"github.com/stopline/stopline/export/bundle"
 	"github.com/stopline/stopline/export/httpapi"
@@ -63,4 +64,33 @@ func ExampleHandler() {
 	// acme: 200 application/json
 	// verified: evidence exported by api hash matches header: true
 	// globex: 404 application/json
+}
+
+// With API tokens, the token says the tenant and the role: a viewer reads
+// but may not export.
+func ExampleTokenHandler() {
+	ctx := context.Background()
+	store := memstore.New()
+	exp, _ := export.New(store)
+	auth, _ := access.NewAuthenticator(store)
+	h := httpapi.TokenHandler(exp, auth)
+	secret, _, _ := access.Issue(ctx, store, access.TokenRequest{TenantID: "acme", Role: access.Viewer, TTL: time.Hour})
+
+	for _, c := range []struct{ method, path, secret string }{
+		{http.MethodGet, "/runs/RUN-1", secret},
+		{http.MethodPost, "/runs/RUN-1/export/evidence", secret},
+		{http.MethodGet, "/runs/RUN-1", ""},
+	} {
+		req := httptest.NewRequest(c.method, c.path, nil)
+		if c.secret != "" {
+			req.Header.Set("Authorization", "Bearer "+c.secret)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		fmt.Println(c.method, c.path, rec.Code)
+	}
+	// Output:
+	// GET /runs/RUN-1 404
+	// POST /runs/RUN-1/export/evidence 403
+	// GET /runs/RUN-1 401
 }

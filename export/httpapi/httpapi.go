@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/stopline/stopline/access"
 	"github.com/stopline/stopline/export"
 	"github.com/stopline/stopline/export/bundle"
 	"github.com/stopline/stopline/governance"
@@ -99,11 +101,36 @@ func WithErrorLog(f func(r *http.Request, err error)) Option {
 	}
 }
 
+// WithRefusalLog is called with each request refused with a client error
+// (4xx) and the reason, which the response may not show: a token's
+// refusal (unknown, expired, revoked, ...), a role that does not allow
+// the route, an id not found (default: none).
+func WithRefusalLog(f func(r *http.Request, status int, reason error)) Option {
+	return func(h *handler) {
+		if f != nil {
+			h.logRefused = f
+		}
+	}
+}
+
+// WithPublisher lets admins publish policy sets through the handler
+// TokenHandler returns: POST /policies with the policy file as the body
+// (at most 4 MiB) and note=<why>, parsed with the runner's kinds and
+// published with Runner.Publish as the token (default: no such route).
+// The file's tenant_id must be the token's tenant. Handler (a trusted
+// tenant header) refuses the route: publishing needs a token's role.
+func WithPublisher(r *governance.Runner) Option {
+	return func(h *handler) { h.pub = r }
+}
+
 type handler struct {
-	exp    *export.Exporter
-	tenant TenantFunc
-	actor  ActorFunc
-	logErr func(*http.Request, error)
+	pub *governance.Runner
+	exp *export.Exporter
+	// auth returns the tenant and actor of a request that may do need.
+	auth       func(r *http.Request, need access.Permission) (tenant, actor string, err error)
+	actor      ActorFunc
+	logErr     func(*http.Request, error)
+	logRefused func(*http.Request, int, error)
 }
 
 // maxTextParam bounds the free-text query parameters (reason, notes).
@@ -137,12 +164,68 @@ func Handler(exp *export.Exporter, tenant TenantFunc, opts ...Option) http.Handl
 	if exp == nil || tenant == nil {
 		panic("httpapi: Handler needs an Exporter and a TenantFunc")
 	}
-	h := &handler{exp: exp, tenant: tenant, actor: func(*http.Request) (string, error) { return "api", nil }, logErr: func(*http.Request, error) {}}
+	h := newHandler(exp, opts)
+	h.auth = func(r *http.Request, need access.Permission) (string, string, error) {
+		if need == access.Administer {
+			return "", "", &forbidden{access.Principal{TokenID: "(none: trusted tenant header)"}, need}
+		}
+		t, err := tenant(r)
+		if err == nil && t == "" {
+			err = errors.New("no tenant")
+		}
+		if err != nil {
+			return "", "", &unauthorized{err}
+		}
+		a, err := h.actor(r)
+		if err != nil {
+			return "", "", bad("%v", err)
+		}
+		return t, a, nil
+	}
+	return h.routes()
+}
+
+// TokenHandler returns the routes of Handler for callers that present an
+// API token ("Authorization: Bearer stl_…", package access): each request
+// acts for the token's tenant, as the token (the actor recorded with an
+// export is "token:TOK-… (name)"), and only within its role — reads need
+// viewer, exports auditor. A missing, unknown, wrong, expired or revoked
+// token answers 401 and a role that does not allow the route 403, both
+// before any id is looked up; the reason goes to WithRefusalLog, not to
+// the caller. WithActor is ignored.
+func TokenHandler(exp *export.Exporter, auth *access.Authenticator, opts ...Option) http.Handler {
+	if exp == nil || auth == nil {
+		panic("httpapi: TokenHandler needs an Exporter and an access.Authenticator")
+	}
+	h := newHandler(exp, opts)
+	h.auth = func(r *http.Request, need access.Permission) (string, string, error) {
+		p, err := auth.Authenticate(r.Context(), access.BearerSecret(r))
+		if err != nil {
+			if errors.Is(err, access.ErrUnauthenticated) {
+				return "", "", &unauthorized{err}
+			}
+			return "", "", err
+		}
+		if !p.Allows(need) {
+			return "", "", &forbidden{p, need}
+		}
+		return p.TenantID, p.Actor(), nil
+	}
+	return h.routes()
+}
+
+func newHandler(exp *export.Exporter, opts []Option) *handler {
+	h := &handler{exp: exp, actor: func(*http.Request) (string, error) { return "api", nil },
+		logErr: func(*http.Request, error) {}, logRefused: func(*http.Request, int, error) {}}
 	for _, o := range opts {
 		if o != nil {
 			o(h)
 		}
 	}
+	return h
+}
+
+func (h *handler) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /incidents/{id}/export/evidence", h.export(bundle.TypeEvidence, export.FormatJSON, true))
 	mux.HandleFunc("POST /incidents/{id}/export/soc2", h.export(bundle.TypeSOC2, export.FormatPDF, true))
@@ -151,7 +234,43 @@ func Handler(exp *export.Exporter, tenant TenantFunc, opts ...Option) http.Handl
 	mux.HandleFunc("GET /runs/{id}", h.run)
 	mux.HandleFunc("GET /runs/{id}/explain", h.explain)
 	mux.HandleFunc("GET /incidents/{id}", h.incident)
+	if h.pub != nil {
+		mux.HandleFunc("POST /policies", h.publish)
+	}
 	return mux
+}
+
+func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
+	tenant, actor, err := h.auth(r, access.Administer)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	note := r.URL.Query().Get("note")
+	if len(note) > maxTextParam {
+		h.fail(w, r, bad("note longer than %d bytes", maxTextParam))
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, snapshot.MaxFileSize+1))
+	if err != nil {
+		h.fail(w, r, bad("reading the policy file: %v", err))
+		return
+	}
+	snap, err := snapshot.Parse("request body", data, h.exp.Clock().Now(), h.pub.Kinds())
+	if err != nil {
+		h.fail(w, r, bad("%v", err))
+		return
+	}
+	if snap.TenantID() != tenant {
+		h.fail(w, r, bad("the policy file is for tenant %q; the token is for %q", snap.TenantID(), tenant))
+		return
+	}
+	v, err := h.pub.Publish(r.Context(), snap, actor, note)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.json(w, v)
 }
 
 // badRequest is a parameter error: 400.
@@ -165,20 +284,26 @@ type unauthorized struct{ err error }
 
 func (e *unauthorized) Error() string { return "unauthorized: " + e.err.Error() }
 
+func (e *unauthorized) Unwrap() error { return e.err }
+
+// forbidden: the principal's role does not allow the route.
+type forbidden struct {
+	p    access.Principal
+	need access.Permission
+}
+
+func (e *forbidden) Error() string {
+	return fmt.Sprintf("forbidden: token %s has role %s, which does not allow %s", e.p.TokenID, e.p.Role, e.need)
+}
+
 func (h *handler) tenantOf(r *http.Request) (string, error) {
-	t, err := h.tenant(r)
-	if err == nil && t == "" {
-		err = errors.New("no tenant")
-	}
-	if err != nil {
-		return "", &unauthorized{err}
-	}
-	return t, nil
+	t, _, err := h.auth(r, access.Read)
+	return t, err
 }
 
 func (h *handler) export(t bundle.Type, def export.Format, byIncident bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tenant, err := h.tenantOf(r)
+		tenant, actor, err := h.auth(r, access.Export)
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -186,11 +311,6 @@ func (h *handler) export(t bundle.Type, def export.Format, byIncident bool) http
 		req, f, err := exportParams(r, t, def)
 		if err != nil {
 			h.fail(w, r, err)
-			return
-		}
-		actor, err := h.actor(r)
-		if err != nil {
-			h.fail(w, r, bad("%v", err))
 			return
 		}
 		req.TenantID, req.ExportedBy = tenant, actor
@@ -337,15 +457,31 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		br *badRequest
 		ua *unauthorized
+		fb *forbidden
 	)
 	switch {
 	case errors.As(err, &ua):
+		h.logRefused(r, http.StatusUnauthorized, err)
+		if errors.Is(err, access.ErrUnauthenticated) {
+			// Why a token was refused is for the log: the caller learns
+			// nothing about which tokens exist.
+			writeError(w, http.StatusUnauthorized, "unauthorized: a valid API token is required (Authorization: Bearer stl_...)")
+			return
+		}
 		writeError(w, http.StatusUnauthorized, ua.Error())
+	case errors.As(err, &fb):
+		h.logRefused(r, http.StatusForbidden, err)
+		writeError(w, http.StatusForbidden, fmt.Sprintf("forbidden: role %s does not allow %s", fb.p.Role, fb.need))
 	case errors.As(err, &br):
+		h.logRefused(r, http.StatusBadRequest, err)
 		writeError(w, http.StatusBadRequest, br.Error())
 	case errors.Is(err, governance.ErrNotFound):
+		// The same answer for an id that does not exist and one of
+		// another tenant.
+		h.logRefused(r, http.StatusNotFound, err)
 		writeError(w, http.StatusNotFound, "not found: "+r.PathValue("id"))
 	case errors.Is(err, export.ErrInvalidRequest), errors.Is(err, export.ErrNoIncident), errors.Is(err, governance.ErrBeforeRun):
+		h.logRefused(r, http.StatusBadRequest, err)
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, export.ErrNoRenderer):
 		h.logErr(r, err)

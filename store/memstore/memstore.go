@@ -52,6 +52,10 @@ type Store struct {
 	kills     []governance.KillSwitch
 	hub       changes.Hub
 	outbox    map[key]*outboxRow
+
+	// API tokens (tokens.go), under their own lock.
+	tmu    sync.Mutex
+	tokens tokenState
 }
 
 // New returns an empty Store.

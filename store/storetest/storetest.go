@@ -137,6 +137,8 @@ func Run(t *testing.T, open Opener) {
 		{"OutboxAllOrNothing", testOutboxAllOrNothing},
 		{"OutboxLifecycle", testOutboxLifecycle},
 		{"OutboxConcurrentClaims", testOutboxConcurrentClaims},
+		{"Tokens", testTokens},
+		{"TokenRace", testTokenRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
