@@ -166,7 +166,7 @@ func ExampleMigrate() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("migrated from version %d to %d\n", from, to)
+	fmt.Printf("migrated from version %d to the latest: %v\n", from, to > from)
 
 	st, err := sqlite.Open(ctx, path, sqlite.WithoutMigrate())
 	if err != nil {
@@ -176,6 +176,6 @@ func ExampleMigrate() {
 	fmt.Println("opened")
 	// Output:
 	// true
-	// migrated from version 0 to 5
+	// migrated from version 0 to the latest: true
 	// opened
 }

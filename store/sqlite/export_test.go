@@ -39,3 +39,12 @@ func HoldWriter(t testing.TB, s *Store) (release func()) {
 	}
 	return func() { conn.Close() }
 }
+
+// LatestVersion is the number of embedded migrations.
+func LatestVersion() int {
+	ms, err := dialect.Migrations()
+	if err != nil {
+		panic(err)
+	}
+	return len(ms)
+}

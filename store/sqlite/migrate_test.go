@@ -15,7 +15,7 @@ import (
 )
 
 // latestVersion is the number of embedded migrations.
-const latestVersion = 5
+var latestVersion = sqlite.LatestVersion()
 
 // TestSchema runs the schema suite of the SQL stores on a new file each.
 func TestSchema(t *testing.T) {
