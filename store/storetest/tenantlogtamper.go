@@ -187,4 +187,3 @@ func RunTenantLogTamper(t *testing.T, open LogTamperOpener) {
 		}
 	})
 }
-
