@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -38,6 +39,22 @@ func (e *LeafError) Is(target error) bool { return target == ErrMismatch }
 // Unwrap returns the underlying error, if any.
 func (e *LeafError) Unwrap() error { return e.Err }
 
+// VerifyError is every failure Verify found, in leaf order: each a
+// *LeafError or a failure of the log as a whole. Errors.Is and errors.As
+// see each of them.
+type VerifyError struct{ Failures []error }
+
+func (e *VerifyError) Error() string {
+	msgs := make([]string, len(e.Failures))
+	for i, f := range e.Failures {
+		msgs[i] = f.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Unwrap returns the failures.
+func (e *VerifyError) Unwrap() []error { return e.Failures }
+
 // Report is what Verify proved: every one of the Leaves leaves the signed
 // Head covers is in the store as stated (Runs distinct runs, each of
 // which verifies), and the store's log now (Current) extends Head.
@@ -69,8 +86,8 @@ const page = 4096
 //     consistency proof from the stored hashes, checked against both
 //     roots).
 //
-// Failures match ErrMismatch (each leaf that fails is a *LeafError
-// naming its run, at most 100 of them, joined), ErrInvalid for a head
+// Failures match ErrMismatch (a *VerifyError listing each leaf that
+// fails as a *LeafError naming its run, at most 100 of them), ErrInvalid for a head
 // that does not open, ErrUnsupported for a store without a log. It reads
 // every run the head covers: its cost is VerifyTenant's.
 func Verify(ctx context.Context, store governance.Store, msg []byte, verifiers note.Verifiers) (Report, error) {
@@ -126,12 +143,12 @@ func Verify(ctx context.Context, store governance.Store, msg []byte, verifiers n
 		for _, l := range leaves {
 			if l.Index != i {
 				errs = append(errs, &LeafError{Leaf: governance.LogLeaf{Index: i, TenantID: head.TenantID}, Problem: "missing from the store's log"})
-				return rep, errors.Join(errs...)
+				return rep, &VerifyError{Failures: errs}
 			}
 			h, err := internalLeaf(l).Hash()
 			if err != nil {
 				errs = append(errs, &LeafError{Leaf: l, Problem: "not a valid leaf", Err: err})
-				return rep, errors.Join(errs...)
+				return rep, &VerifyError{Failures: errs}
 			}
 			if _, f, err = f.Append(i, h); err != nil {
 				return rep, err
@@ -149,7 +166,7 @@ func Verify(ctx context.Context, store governance.Store, msg []byte, verifiers n
 	}
 	rep.Leaves, rep.Runs = min(i, head.Size), len(verified)
 	if len(errs) > 0 {
-		return rep, errors.Join(errs...)
+		return rep, &VerifyError{Failures: errs}
 	}
 	root, err := f.Root(n)
 	if err != nil {

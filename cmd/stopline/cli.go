@@ -51,6 +51,7 @@ type command struct {
 var groups = map[string]string{
 	"policy": "Validate, publish and list policy sets.",
 	"export": "Export an incident's evidence as a bundle (JSON or PDF), optionally signed.",
+	"log":    "The tenant-wide transparency log: sign its tree head.",
 }
 
 var sections = []string{"Policies", "Runs", "Evidence and integrity", "Server", "Database"}
@@ -59,7 +60,7 @@ func commands() []*command {
 	cmds := []*command{
 		policyCheckCmd(), policyPublishCmd(), policyHistoryCmd(), whatifCmd(),
 		runCmd(), runsCmd(), showCmd(), incidentsCmd(), explainCmd(),
-		verifyCmd(), replayCmd(), checkpointCmd(),
+		verifyCmd(), replayCmd(), checkpointCmd(), logHeadCmd(),
 	}
 	cmds = append(cmds, exportCmds()...)
 	return append(cmds, verifyBundleCmd(), keygenCmd(), serveCmd(), migrateCmd())
