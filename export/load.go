@@ -22,8 +22,9 @@ type runData struct {
 	inc      *incident.Incident
 	snap     *snapshot.PolicySnapshot
 	records  []trace.Record
-	contents map[int]trace.Content // nil unless the request includes content
-	cpNote   string                // the latest signed checkpoint of the run, if any
+	contents map[int]trace.Content  // nil unless the request includes content
+	cpNote   string                 // the latest signed checkpoint of the run, if any
+	logProof *bundle.TenantLogProof // the run's proof in its tenant's log, if any
 }
 
 // load reads the run (and incident) a request names.
@@ -37,6 +38,9 @@ func (e *Exporter) load(ctx context.Context, req *Request) (*runData, error) {
 		return nil, fmt.Errorf("export: records of run %s: %w", runID, err)
 	}
 	d.cpNote = latestCheckpoint(cps, len(d.records))
+	if d.logProof, err = e.tenantLogProof(ctx, req.TenantID, runID, len(d.records)); err != nil {
+		return nil, err
+	}
 	if req.IncludeContent {
 		if d.contents, err = e.store.Contents(ctx, req.TenantID, runID); err != nil {
 			return nil, fmt.Errorf("export: contents of run %s: %w", runID, err)
@@ -133,7 +137,7 @@ func (d *runData) provenance() bundle.Provenance {
 	p := bundle.Provenance{
 		PolicySnapshotID: d.snap.ID(), Snapshot: d.snap,
 		Chain: make([]bundle.ChainRecord, len(d.records)), ChainLength: d.run.ChainLength, HeadHash: d.run.HeadHash,
-		Checkpoint: d.cpNote,
+		Checkpoint: d.cpNote, TenantLog: d.logProof,
 	}
 	var buf []byte
 	for i := range d.records {
