@@ -176,14 +176,16 @@ func (db *DB) CloseRunWrite(c governance.Close) (func(ctx context.Context, q Que
 				return fail(err)
 			}
 		}
-		if logSize != nil {
-			st.size = *logSize
-		} else if st, err = db.lockLog(ctx, q, c.TenantID); err != nil {
-			return fail(err)
-		}
-		logStmts, err := appendStmts(leaf, st)
-		if err != nil {
-			return fail(fmt.Errorf("appending to the tenant log: %w", err))
+		var logStmts []Stmt
+		if !db.NoTenantLog {
+			if logSize != nil {
+				st.size = *logSize
+			} else if st, err = db.lockLog(ctx, q, c.TenantID); err != nil {
+				return fail(err)
+			}
+			if logStmts, err = appendStmts(leaf, st); err != nil {
+				return fail(fmt.Errorf("appending to the tenant log: %w", err))
+			}
 		}
 		// The write may run again (a batch written again): stmts and
 		// writes stay as built.
