@@ -35,7 +35,7 @@ func TestHelp(t *testing.T) {
 	}
 	cmds := commandsOf(t, overview)
 	want := []string{"policy check", "policy publish", "policy history", "whatif", "run", "runs", "show", "incidents", "explain",
-		"verify", "replay", "checkpoint", "export evidence", "export soc2", "export debrief", "verify-bundle", "keygen", "serve", "migrate"}
+		"verify", "replay", "checkpoint", "log head", "export evidence", "export soc2", "export debrief", "verify-bundle", "keygen", "serve", "migrate"}
 	if strings.Join(cmds, ",") != strings.Join(want, ",") {
 		t.Errorf("overview lists %q, want %q", cmds, want)
 	}
