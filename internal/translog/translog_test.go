@@ -180,3 +180,35 @@ func TestCheckInclusion(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseHead: whatever a note holds, ParseHead accepts only a tree
+// head in its canonical spelling, which HeadText writes back to the very
+// text that was signed.
+func FuzzParseHead(f *testing.F) {
+	skey, _, err := note.GenerateKey(nil, "fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	signer, _ := note.NewSigner(skey)
+	text, _ := HeadText("acme", 12, hexOf("r"), time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	f.Add(text)
+	f.Add(strings.Replace(text, "12", "012", 1))
+	f.Add(HeadOrigin + "\n\n0\n" + hexOf("") + "\n2026-01-02T03:04:05Z\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		msg, err := note.Sign(&note.Note{Text: text}, signer)
+		if err != nil {
+			return // not a note text
+		}
+		h, err := ParseHead(msg)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not match ErrInvalid", err)
+			}
+			return
+		}
+		again, err := HeadText(h.TenantID, h.Size, h.Root, h.At)
+		if err != nil || again != text {
+			t.Fatalf("accepted %q, which reads back as %q (%v)", text, again, err)
+		}
+	})
+}

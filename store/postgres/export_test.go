@@ -64,3 +64,7 @@ func TenantLogTables() (create, drop string) {
 	return string(b), `DROP TABLE tenant_logs; DROP TABLE tenant_log_leaves; DROP TABLE tenant_log_hashes;
 		DROP FUNCTION stopline_tenant_logs_grow()`
 }
+
+// WithoutTenantLog makes s append nothing to the tenant log (the
+// benchmarks' baseline).
+func WithoutTenantLog(s *Store) { s.db.NoTenantLog = true }
