@@ -30,20 +30,26 @@ var (
 )
 
 // millionRunLog returns a SQLite file whose tenant acme has a log of
-// millionRuns run_end leaves (runs RUN-0000000, ...), built once per
-// process: the leaves and stored hashes computed in memory with the
+// millionRuns run_end leaves (runs RUN-0000000, ...), built once: the leaves and stored hashes computed in memory with the
 // store's own append (translog.Frontier) and written with plain SQL in
 // one transaction; the runs themselves are not stored (a proof does not
 // read them).
 func millionRunLog(b *testing.B) string {
 	fixtureOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "stopline-tenantlog-bench")
-		if err != nil {
+		// Kept between runs (it takes a while to build): remove the
+		// directory after a schema change.
+		dir := filepath.Join(os.TempDir(), "stopline-tenantlog-bench-v1")
+		fixturePath = filepath.Join(dir, "million.db")
+		if _, err := os.Stat(fixturePath); err == nil {
+			return
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			fixtureErr = err
 			return
 		}
-		fixturePath = filepath.Join(dir, "million.db")
-		fixtureErr = buildLog(b, fixturePath, millionRuns)
+		if fixtureErr = buildLog(b, fixturePath+".tmp", millionRuns); fixtureErr == nil {
+			fixtureErr = os.Rename(fixturePath+".tmp", fixturePath)
+		}
 	})
 	if fixtureErr != nil {
 		b.Fatal(fixtureErr)

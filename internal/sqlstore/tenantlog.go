@@ -150,7 +150,12 @@ func (db *DB) TenantLogLeaves(ctx context.Context, tenantID, runID string, from,
 		WHERE tenant_id = $1 AND idx >= $2 AND idx < $3`
 	args := []any{tenantID, from, to}
 	if runID != "" {
-		q += ` AND run_id = $4`
+		// The run's leaves found by tenant_log_leaves_by_run alone, then
+		// read by primary key: asked in one WHERE, SQLite's planner ranges
+		// over the primary key (every leaf of the tenant) instead.
+		q = `SELECT idx, run_id, kind, seq, head_hash, key_name, note_hash FROM tenant_log_leaves
+		WHERE tenant_id = $1 AND idx IN (SELECT idx FROM tenant_log_leaves
+			WHERE tenant_id = $1 AND run_id = $4 AND idx >= $2 AND idx < $3)`
 		args = append(args, runID)
 	}
 	rows, err := db.R.Query(ctx, q+` ORDER BY idx`, args...)

@@ -27,7 +27,7 @@ CREATE TABLE tenant_log_leaves (
     PRIMARY KEY (tenant_id, idx)
 ) STRICT, WITHOUT ROWID;
 
-CREATE INDEX tenant_log_leaves_by_run ON tenant_log_leaves (tenant_id, run_id);
+CREATE INDEX tenant_log_leaves_by_run ON tenant_log_leaves (tenant_id, run_id, idx);
 
 -- The tree's stored hashes, by tlog.StoredHashIndex.
 CREATE TABLE tenant_log_hashes (
