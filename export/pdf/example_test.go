@@ -42,5 +42,5 @@ func ExampleRenderer_Render() {
 	// Output:
 	// PDF: true pages: 2
 	// same bytes again: true
-	// bundle d99e7682e196646f… key 366dfca11e47c21f
+	// bundle 682fdebcc294f33c… key 366dfca11e47c21f
 }
