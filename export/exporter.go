@@ -13,6 +13,7 @@ import (
 	"github.com/stopline/stopline/export/bundle"
 	"github.com/stopline/stopline/export/internal/words"
 	"github.com/stopline/stopline/governance"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Exporter builds bundles from a governance.Store, seals (hashes and
@@ -24,6 +25,8 @@ type Exporter struct {
 	signers  []crypto.Signer
 	keyIDs   []string
 	renderer Renderer
+	// logSigner signs the tenant log heads bundles carry (tenantlog.go).
+	logSigner note.Signer
 }
 
 // Renderer renders a sealed bundle for people: package export/pdf's

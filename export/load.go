@@ -25,6 +25,7 @@ type runData struct {
 	contents map[int]trace.Content    // nil unless the request includes content
 	shadow   *snapshot.PolicySnapshot // the run's shadow snapshot, if it has one
 	cpNote   string                   // the latest signed checkpoint of the run, if any
+	logProof *bundle.TenantLogProof   // the run's proof in its tenant's log, if any
 }
 
 // load reads the run (and incident) a request names.
@@ -42,6 +43,9 @@ func (e *Exporter) load(ctx context.Context, req *Request) (*runData, error) {
 		if err := e.loadShadow(ctx, d, &d.records[0]); err != nil {
 			return nil, err
 		}
+	}
+	if d.logProof, err = e.tenantLogProof(ctx, req.TenantID, runID, len(d.records)); err != nil {
+		return nil, err
 	}
 	if req.IncludeContent {
 		if d.contents, err = e.store.Contents(ctx, req.TenantID, runID); err != nil {
@@ -153,7 +157,7 @@ func (d *runData) provenance() bundle.Provenance {
 	p := bundle.Provenance{
 		PolicySnapshotID: d.snap.ID(), Snapshot: d.snap,
 		Chain: make([]bundle.ChainRecord, len(d.records)), ChainLength: d.run.ChainLength, HeadHash: d.run.HeadHash,
-		Checkpoint: d.cpNote,
+		Checkpoint: d.cpNote, TenantLog: d.logProof,
 	}
 	var buf []byte
 	for i := range d.records {

@@ -106,10 +106,13 @@ func (e *Exporter) EvidenceStream(ctx context.Context, req Request) (*bundle.Evi
 	}
 	n := d.run.ChainLength
 	d.cpNote = latestCheckpoint(cps, n)
+	if d.logProof, err = e.tenantLogProof(ctx, req.TenantID, d.run.RunID, n); err != nil {
+		return nil, err
+	}
 	b := &bundle.Evidence{
 		Header: d.header(bundle.TypeEvidence, &req, e.clock.Now()),
 		Provenance: bundle.Provenance{PolicySnapshotID: d.snap.ID(), Snapshot: d.snap, ChainLength: n,
-			HeadHash: d.run.HeadHash, Checkpoint: d.cpNote},
+			HeadHash: d.run.HeadHash, Checkpoint: d.cpNote, TenantLog: d.logProof},
 		Run: d.runSummary(), Incident: d.inc,
 	}
 	if b.BundleID, err = e.bundleID(&b.Header, b.HeadHash, &req); err != nil {

@@ -249,23 +249,34 @@ func (run *Run) addDeliveries(c *Close) error {
 	if o == nil {
 		return nil
 	}
+	return addDeliveries(o, run.rec, c)
+}
+
+// addDeliveries fills c.Deliveries from o for the end of rec.
+func addDeliveries(o Outbox, rec RunRecord, c *Close) error {
 	ds, err := func() (ds []Delivery, err error) {
 		defer func() {
 			if p := recover(); p != nil {
 				err = fmt.Errorf("outbox panicked: %v", p)
 			}
 		}()
-		return o.Deliveries(closedRecord(run.rec, c), c.Incident)
+		return o.Deliveries(closedRecord(rec, c), c.Incident)
 	}()
 	if err != nil {
-		return fmt.Errorf("%w: deliveries of the end of run %s: %w", ErrRecordFailed, run.rec.RunID, err)
+		return fmt.Errorf("%w: deliveries of the end of run %s: %w", ErrRecordFailed, rec.RunID, err)
 	}
 	c.Deliveries = ds
 	if err := c.validateDeliveries(); err != nil {
 		c.Deliveries = nil
-		return fmt.Errorf("%w: deliveries of the end of run %s: %w", ErrRecordFailed, run.rec.RunID, err)
+		return fmt.Errorf("%w: deliveries of the end of run %s: %w", ErrRecordFailed, rec.RunID, err)
 	}
 	return nil
+}
+
+// storedDeliveries tells o that ds are committed.
+func storedDeliveries(o Outbox, ds []Delivery) {
+	defer func() { _ = recover() }()
+	o.Stored(ds)
 }
 
 // deliveriesStored tells the outbox that c's deliveries are committed.

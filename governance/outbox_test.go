@@ -116,3 +116,45 @@ func TestOutboxFailureKeepsTheEnd(t *testing.T) {
 		})
 	}
 }
+
+// A run recovered through its runner (its process died) has its end
+// delivered like any other: the deliveries are stored with the end.
+func TestOutboxSeesARecoveredRun(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	var seen governance.RunRecord
+	ob := &funcOutbox{f: func(run governance.RunRecord, inc *incident.Incident) ([]governance.Delivery, error) {
+		seen = run
+		return []governance.Delivery{{TenantID: run.TenantID, ID: "D-" + run.RunID, Sink: "s", Event: "run.ended", RunID: run.RunID,
+			Payload: []byte(`{}`), CreatedAt: time.Now()}}, nil
+	}}
+	dead, err := governance.NewRunner(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := dead.Start(ctx, governance.StartOptions{Snapshot: outboxSnapshot(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run.Step(ctx, governance.StepInput{Type: prevention.StepToolCall, Tool: "search", Tokens: 5}); err != nil {
+		t.Fatal(err)
+	}
+	// The process that ran it is gone; another recovers the run.
+	r, err := governance.NewRunner(st, governance.WithOutbox(ob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := r.RecoverRun(ctx, "acme", run.ID(), "worker died")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != governance.StatusFailed || seen.RunID != run.ID() || seen.Status != governance.StatusFailed || seen.HeadHash != rec.HeadHash {
+		t.Fatalf("recovered %+v, the outbox saw %+v", rec, seen)
+	}
+	if ds, _ := st.Deliveries(ctx, governance.DeliveryFilter{TenantID: "acme"}); len(ds) != 1 || ob.stored != 1 {
+		t.Errorf("%d deliveries stored, %d told", len(ds), ob.stored)
+	}
+	if _, err := governance.VerifyRun(ctx, st, "acme", run.ID()); err != nil {
+		t.Fatal(err)
+	}
+}

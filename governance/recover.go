@@ -19,7 +19,22 @@ import (
 // still held for approval is not recorded; its hold is answered
 // cancelled, so that nobody can approve it any more. To go on with the
 // run instead (waiting for the hold), use Runner.Resume.
+//
+// A runner with an outbox (WithOutbox) should recover runs with
+// Runner.RecoverRun, which stores the end's deliveries with it.
 func RecoverRun(ctx context.Context, store Store, tenantID, runID, message string, at time.Time) (RunRecord, error) {
+	return recoverRun(ctx, store, nil, tenantID, runID, message, at)
+}
+
+// RecoverRun is the package's RecoverRun at the runner's clock, through
+// the runner's store, with the deliveries the runner's outbox (WithOutbox)
+// asks for stored in the same transaction as the run's end, so that the
+// sinks hear of a run that ended without its process as of any other.
+func (r *Runner) RecoverRun(ctx context.Context, tenantID, runID, message string) (RunRecord, error) {
+	return recoverRun(ctx, r.store, r.cfg.outbox, tenantID, runID, message, r.cfg.clock.Now())
+}
+
+func recoverRun(ctx context.Context, store Store, o Outbox, tenantID, runID, message string, at time.Time) (RunRecord, error) {
 	run, err := store.Run(ctx, tenantID, runID)
 	if err != nil {
 		return RunRecord{}, err
@@ -69,8 +84,19 @@ func RecoverRun(ctx context.Context, store Store, tenantID, runID, message strin
 		Status: StatusFailed, Reason: prevention.ReasonSystemFailure, Message: message, EndedAt: end.At,
 		MarkRunning: run.Status == StatusQueued,
 	}
+	var outErr error
+	if o != nil {
+		outErr = addDeliveries(o, run, &c)
+	}
 	if err := store.CloseRun(ctx, c); err != nil {
 		return run, fmt.Errorf("governance: recover run %s: %w", runID, err)
 	}
-	return store.Run(ctx, tenantID, runID)
+	if o != nil && len(c.Deliveries) > 0 {
+		storedDeliveries(o, c.Deliveries)
+	}
+	rec, err := store.Run(ctx, tenantID, runID)
+	if err == nil {
+		err = outErr
+	}
+	return rec, err
 }

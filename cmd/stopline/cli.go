@@ -53,6 +53,7 @@ var groups = map[string]string{
 	"export": "Export an incident's evidence as a bundle (JSON or PDF), optionally signed.",
 	"outbox": "List and retry the deliveries of incidents and run ends to sinks.",
 	"token":  "Make, list and revoke the API tokens of stopline serve.",
+	"log":    "The tenant-wide transparency log: sign its tree head.",
 }
 
 var sections = []string{"Policies", "Runs", "Operators", "Evidence and integrity", "Server", "Database"}
@@ -61,7 +62,7 @@ func commands() []*command {
 	cmds := []*command{
 		policyCheckCmd(), policyPublishCmd(), policyHistoryCmd(), whatifCmd(),
 		runCmd(), runsCmd(), showCmd(), incidentsCmd(), explainCmd(), outboxListCmd(), outboxRetryCmd(),
-		verifyCmd(), replayCmd(), checkpointCmd(),
+		verifyCmd(), replayCmd(), checkpointCmd(), logHeadCmd(),
 		approvalsCmd(), answerCmd(true), answerCmd(false), killCmd(false), killCmd(true), killsCmd(),
 	}
 	cmds = append(cmds, exportCmds()...)

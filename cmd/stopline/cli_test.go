@@ -35,7 +35,7 @@ func TestHelp(t *testing.T) {
 	}
 	cmds := commandsOf(t, overview)
 	want := []string{"policy check", "policy publish", "policy history", "whatif", "run", "runs", "show", "incidents", "explain", "outbox list", "outbox retry",
-		"approvals", "approve", "deny", "kill", "release", "kills", "verify", "replay", "checkpoint", "export evidence", "export soc2", "export debrief", "verify-bundle", "keygen", "serve", "token create", "token list", "token revoke", "migrate"}
+		"approvals", "approve", "deny", "kill", "release", "kills", "verify", "replay", "checkpoint", "log head", "export evidence", "export soc2", "export debrief", "verify-bundle", "keygen", "serve", "token create", "token list", "token revoke", "migrate"}
 	if strings.Join(cmds, ",") != strings.Join(want, ",") {
 		t.Errorf("overview lists %q, want %q", cmds, want)
 	}

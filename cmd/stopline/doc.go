@@ -142,7 +142,7 @@
 // (with "headroom", each {"policy_id","kind","threshold","limit",
 // "observed","unit","fraction","enforcement",...}, and "closest").
 //
-//	stopline verify [RUN_ID] [--tenant T] [--checkpoint FILE] [--checkpoint-key FILE] [--json]
+//	stopline verify [RUN_ID] [--tenant T] [--checkpoint FILE] [--checkpoint-key FILE] [--log-head FILE --log-key FILE] [--json]
 //
 // Recomputes the hash chain of one run or of every run and checks the
 // stored facts against it; without RUN_ID, also finds rows whose run's row
@@ -152,6 +152,13 @@
 // --checkpoint FILE verifies that signed checkpoint's run against it (with
 // RUN_ID, it must be that run's). --json: {"ok","tenants","runs","records",
 // "checkpoints","failures"}, each failure {"tenant_id","run_id","seq","error"}.
+// With --log-head FILE (from stopline log head) and --log-key PUB it
+// verifies the head's tenant log instead (package tenantlog): every run and
+// checkpoint the head covers is in the store, unchanged; the log's first
+// leaves hash to the head's root; the log now extends it. Exit 1 with one
+// line per failure naming the leaf and its run. --json: {"ok","tenant_id",
+// "head_size","head_root_hash","runs","current_size","current_root_hash",
+// "failures"}, each failure {"leaf","run_id","error"}.
 //
 //	stopline replay RUN_ID [--tenant T] [--json]
 //
@@ -210,6 +217,13 @@
 // that very key signed it; if another key of the same name did, the new
 // note is written but cannot be stored, and the exit status is 1). --json:
 // {"tenant_id","run_id","size","head_hash","at","key_name","note"}.
+//
+//	stopline log head --key FILE [-o FILE] [--tenant T] [--json]
+//
+// Signs the tenant's transparency log tree head (size and root, signed-note
+// format) with the key given and writes the note to -o FILE or stdout;
+// --tenant is needed when the store holds several tenants. --json:
+// {"tenant_id","size","root_hash","at","key_name","note"}.
 //
 //	stopline export evidence|soc2|debrief INCIDENT_ID [--format json|pdf] [-o FILE]
 //	        [--sign-key FILE] [--by NAME] [--reason TEXT] [--tenant T] [--content]

@@ -36,11 +36,11 @@ type verifyFailure struct {
 }
 
 func verifyCmd() *command {
-	var tenant, cpFile, cpKey string
+	var tenant, cpFile, cpKey, logHead, logKey string
 	return &command{
 		name:     "verify",
 		section:  "Evidence and integrity",
-		synopsis: "[RUN_ID] [--tenant T] [--checkpoint FILE] [--checkpoint-key FILE] [--json]",
+		synopsis: "[RUN_ID] [--tenant T] [--checkpoint FILE] [--checkpoint-key FILE] [--log-head FILE --log-key FILE] [--json]",
 		summary:  "recompute hash chains (one run, or every run) and check the stored facts against them",
 		desc: `Recomputes the hash chain of one run (RUN_ID), or of every run of every tenant,
 from the stored records, and checks that everything stored about each run
@@ -59,6 +59,16 @@ checkpoint's run is verified against it (with RUN_ID, the note must be of that
 run): this catches even a writer who rewrote the records and recomputed every
 hash.
 
+With --log-head FILE (a tree head signed by stopline log head) and --log-key
+PUB, the tenant's transparency log is verified against it instead: every run
+and checkpoint the head covers must still be in the store, unchanged (the run
+verifies and its final head, or its checkpoint, is the leaf's), the log's
+first leaves must hash to the head's root, and the log now must extend it (a
+consistency proof). A run deleted with its checkpoints, or a log rewritten
+(forked) without it, fails, naming the leaf and the run. --json then prints
+{"ok","tenant_id","head_size","head_root_hash","runs","current_size",
+"current_root_hash","failures"}, each failure {"leaf","run_id","error"}.
+
 Exit 0 when everything verifies; exit 1 when anything was altered, with one
 line on stderr per failed run naming the run and its first bad record
 ("run RUN-…: record 3: …"). With no RUN_ID and stderr a terminal, progress is
@@ -72,14 +82,28 @@ when no record is named).`,
 			"stopline verify RUN-3f2a9c0d1e4b5a67",
 			"stopline verify --checkpoint RUN-3f2a9c0d1e4b5a67.checkpoint --checkpoint-key checkpoint.key.pub",
 			"stopline verify --db /var/lib/stopline/stopline.db --json",
+			"stopline verify --log-head acme.loghead --log-key checkpoint.key.pub",
 		},
 		maxArgs: 1, store: true, json: true,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&tenant, "tenant", "", "only this tenant's runs (`T`); with RUN_ID, the run's tenant")
 			fs.StringVar(&cpFile, "checkpoint", "", "verify the run of this signed checkpoint note `FILE` against it (needs --checkpoint-key)")
 			fs.StringVar(&cpKey, "checkpoint-key", "", "checkpoint verifier key `FILE`: also check the runs' stored checkpoints")
+			fs.StringVar(&logHead, "log-head", "", "verify the tenant log against this signed tree head `FILE` (needs --log-key)")
+			fs.StringVar(&logKey, "log-key", "", "verifier key `FILE` of the tree head (the .pub of stopline keygen --checkpoint)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
+			if logHead != "" || logKey != "" {
+				switch {
+				case logHead == "" || logKey == "":
+					return usagef("--log-head FILE and --log-key FILE go together")
+				case len(args) > 0 || cpFile != "" || cpKey != "" || tenant != "":
+					return usagef("--log-head verifies a tenant's log (the head names the tenant): no RUN_ID, --tenant or --checkpoint")
+				}
+				return withStore(ctx, e, true, func(st governance.Store) error {
+					return verifyLogHead(ctx, e, st, logHead, logKey)
+				})
+			}
 			if cpFile != "" && cpKey == "" {
 				return usagef("--checkpoint FILE needs --checkpoint-key FILE to check its signature")
 			}

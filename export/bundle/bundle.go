@@ -90,6 +90,10 @@ type Provenance struct {
 	// Checkpoint is the latest signed checkpoint of the log that covers
 	// this run (a signed note), when one is available.
 	Checkpoint string `json:"checkpoint,omitempty"`
+	// TenantLog is the run's inclusion proof in its tenant's
+	// transparency log and the tree head it is proved against, when the
+	// store keeps a log and the run has a leaf in it (tenantlog.go).
+	TenantLog *TenantLogProof `json:"tenant_log,omitempty"`
 }
 
 // ChainRecord is one record of a run's chain: its body, exactly as

@@ -71,6 +71,11 @@ func checkContent(c *checks, b Bundle) {
 			c.fails = append(c.fails, err)
 		}
 	}
+	if p.TenantLog != nil {
+		if err := checkTenantLog(p, h, len(p.Chain), func(i int) string { return p.Chain[i].Hash }); err != nil {
+			c.fails = append(c.fails, err)
+		}
+	}
 	switch b := b.(type) {
 	case *Evidence:
 		checkEvidence(c, b, recs)

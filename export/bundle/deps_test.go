@@ -24,6 +24,7 @@ func TestDependencies(t *testing.T) {
 		"github.com/stopline/stopline/prevention/internal/streammatch": true,
 		"github.com/stopline/stopline/internal/strictjson":             true,
 		"github.com/stopline/stopline/internal/checkpoint":             true,
+		"github.com/stopline/stopline/internal/translog":               true,
 	}
 	for _, dep := range goList(t, ".") {
 		first, _, _ := strings.Cut(dep, "/")

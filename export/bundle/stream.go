@@ -53,8 +53,9 @@ func (s *EvidenceStream) WritePayload(w io.Writer) (int64, error) {
 	b := *s.Evidence
 	var (
 		facts  chainFacts
-		hashes = map[int]string{} // the hashes of the records the checkpoint needs
+		hashes = map[int]string{} // the hashes of the records the checkpoint and the tenant log need
 		want   = -1
+		logSeq = -1
 	)
 	p, h := &b.Provenance, &b.Header
 	fail := func(sentinel error, format string, args ...any) error {
@@ -66,6 +67,9 @@ func (s *EvidenceStream) WritePayload(w io.Writer) (int64, error) {
 		if st, err := checkpoint.Parse([]byte(p.Checkpoint)); err == nil {
 			want = st.Size - 1
 		}
+	}
+	if p.TenantLog != nil {
+		logSeq = p.TenantLog.Seq
 	}
 	var c checks
 	if !checkSnapshot(&c, p, h) {
@@ -110,8 +114,8 @@ func (s *EvidenceStream) WritePayload(w io.Writer) (int64, error) {
 		return read(false, func(r *trace.Record, body []byte, _ *trace.Content) error {
 			facts.add(r)
 			scan.add(r)
-			if facts.n-1 == want {
-				hashes[want] = r.Hash
+			if facts.n-1 == want || facts.n-1 == logSeq {
+				hashes[facts.n-1] = r.Hash
 			}
 			return emit(&ChainRecord{PrevHash: r.PrevHash, Hash: r.Hash, Record: body})
 		})
@@ -138,6 +142,11 @@ func (s *EvidenceStream) WritePayload(w io.Writer) (int64, error) {
 			if err != nil {
 				c.fails = append(c.fails, fmt.Errorf("%w: %w", ErrCheckpoint, err))
 			} else if err := ofChainOf(st, h, facts.n, func(i int) string { return hashes[i] }); err != nil {
+				c.fails = append(c.fails, err)
+			}
+		}
+		if p.TenantLog != nil {
+			if err := checkTenantLog(p, h, facts.n, func(i int) string { return hashes[i] }); err != nil {
 				c.fails = append(c.fails, err)
 			}
 		}

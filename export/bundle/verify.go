@@ -53,7 +53,11 @@ type Verified struct {
 //     (ErrInconsistent);
 //   - the checkpoint it carries, if any: a well-formed checkpoint of this
 //     tenant, run and chain (ErrCheckpoint; VerifyCheckpoint also checks
-//     who signed it).
+//     who signed it);
+//   - the tenant log proof it carries, if any: its leaf is of this
+//     tenant, run and chain, and the inclusion proof proves it in the
+//     tree head it states; a signed tree head, if any, is that head
+//     (ErrTenantLog; VerifyTenantLogHead also checks who signed it).
 //
 // Every check runs; the error is a *VerificationError listing each
 // failure, so that one changed byte reports both the signature and what

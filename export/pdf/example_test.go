@@ -42,5 +42,5 @@ func ExampleRenderer_Render() {
 	// Output:
 	// PDF: true pages: 2
 	// same bytes again: true
-	// bundle 1be1a70c4dfaf937… key 366dfca11e47c21f
+	// bundle cb809fabb6a43b01… key 366dfca11e47c21f
 }

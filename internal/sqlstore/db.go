@@ -23,6 +23,10 @@ type DB struct {
 	// own), Tx writes of several statements.
 	R, W Querier
 	Tx   TxFunc
+	// NoTenantLog makes CloseRun and PutCheckpoint append nothing to the
+	// tenant log: the baseline the benchmarks measure the append against,
+	// set by the stores' tests only.
+	NoTenantLog bool
 }
 
 // Tenants lists every tenant that has runs or policy versions, sorted.

@@ -49,8 +49,14 @@ type Dialect struct {
 	InsertionOrder string
 	// RunStatusForClose reads a run's status ($1 tenant, $2 run) as the
 	// first statement of CloseRun's transaction, locking the run's row
-	// where other writers could close it meanwhile.
+	// where other writers could close it meanwhile, and with it the size
+	// and frontier of the tenant's log (NULL when the tenant has none),
+	// locked as TenantLogForUpdate locks them.
 	RunStatusForClose string
+	// TenantLogForUpdate reads the size and frontier of a tenant's log
+	// ($1 tenant), locking its row until the transaction ends where other
+	// writers could append meanwhile.
+	TenantLogForUpdate string
 	// CheckChainOnClose makes CloseRun read the run's head in its
 	// transaction and check that its records extend it, for a database
 	// without a trigger that checks every record.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/stopline/stopline/governance"
+	"github.com/stopline/stopline/internal/translog"
 	"github.com/stopline/stopline/prevention"
 	"github.com/stopline/stopline/trace"
 )
@@ -162,10 +163,16 @@ func (db *DB) CloseRunWrite(c governance.Close) (func(ctx context.Context, q Que
 		c.TenantID, c.RunID, string(c.Status), string(c.Reason), intPtr(c.StoppedAtStep), c.ViolationPolicyID,
 		incidentID, c.Message, endedAt, startedAt, c.End.Record.Hash, int64(c.End.Record.Seq) + 1}})
 	writes = append(writes, "end", "run")
+	leaf := translog.Leaf{TenantID: c.TenantID, RunID: c.RunID, Kind: translog.KindRunEnd, Seq: c.End.Record.Seq, Head: c.End.Record.Hash}
+	if _, err := leaf.Encode(); err != nil {
+		return nil, fail(err)
+	}
 
 	return func(ctx context.Context, q Querier) error {
 		var status string
-		err := q.QueryRow(ctx, db.RunStatusForClose, c.TenantID, c.RunID).Scan(&status)
+		var logSize *int64
+		var st logState
+		err := q.QueryRow(ctx, db.RunStatusForClose, c.TenantID, c.RunID).Scan(&status, &logSize, &st.frontier)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fail(governance.ErrNotFound)
 		} else if err != nil {
@@ -179,9 +186,26 @@ func (db *DB) CloseRunWrite(c governance.Close) (func(ctx context.Context, q Que
 				return fail(err)
 			}
 		}
-		failed, err := q.Batch(ctx, stmts...)
+		var logStmts []Stmt
+		if !db.NoTenantLog {
+			if logSize != nil {
+				st.size = *logSize
+			} else if st, err = db.lockLog(ctx, q, c.TenantID); err != nil {
+				return fail(err)
+			}
+			if logStmts, err = appendStmts(leaf, st); err != nil {
+				return fail(fmt.Errorf("appending to the tenant log: %w", err))
+			}
+		}
+		// The write may run again (a batch written again): stmts and
+		// writes stay as built.
+		all := append(stmts[:len(stmts):len(stmts)], logStmts...)
+		failed, err := q.Batch(ctx, all...)
 		if err == nil {
 			return nil
+		}
+		if failed >= len(writes) {
+			return fail(fmt.Errorf("appending to the tenant log: %w", err))
 		}
 		switch writes[failed] {
 		case "step":

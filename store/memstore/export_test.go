@@ -1,6 +1,8 @@
 package memstore
 
 import (
+	"github.com/stopline/stopline/internal/translog"
+	"golang.org/x/mod/sumdb/tlog"
 	"sort"
 	"testing"
 
@@ -91,4 +93,33 @@ func (tm Tamper) InsertCheckpoint(t testing.TB, c governance.Checkpoint) {
 	k := key{c.TenantID, c.RunID}
 	s.checkpts[k] = append(s.checkpts[k], c)
 	sort.SliceStable(s.checkpts[k], func(i, j int) bool { return s.checkpts[k][i].Size < s.checkpts[k][j].Size })
+}
+
+// DeleteRun implements storetest.LogTamper.
+func (tm Tamper) DeleteRun(t testing.TB, tenantID, runID string) {
+	s := tm.S
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := key{tenantID, runID}
+	st, ok := s.runs[k]
+	if !ok {
+		t.Fatalf("no run %s of %s", runID, tenantID)
+	}
+	if st.run.IncidentID != "" {
+		delete(s.incidents, key{tenantID, st.run.IncidentID})
+	}
+	delete(s.runs, k)
+	delete(s.checkpts, k)
+}
+
+// ReplaceTenantLog implements storetest.LogTamper.
+func (tm Tamper) ReplaceTenantLog(t testing.TB, tenantID string, leaves []governance.LogLeaf, hashes []tlog.Hash, frontier []byte) {
+	s := tm.S
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := translog.DecodeFrontier(int64(len(leaves)), frontier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.logs[tenantID] = &tenantLog{leaves: leaves, hashes: hashes, frontier: f}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stopline/stopline/governance"
 	"github.com/stopline/stopline/incident"
 	"github.com/stopline/stopline/internal/changes"
+	"github.com/stopline/stopline/internal/translog"
 	"github.com/stopline/stopline/snapshot"
 	"github.com/stopline/stopline/trace"
 )
@@ -42,6 +43,7 @@ type Store struct {
 	incSeq    map[key]int
 	exports   map[string][]governance.ExportRecord
 	checkpts  map[key][]governance.Checkpoint
+	logs      map[string]*tenantLog // tenant logs (tenantlog.go)
 	n         int
 	ledger    ledgerState // tenant counters (ledger.go); its own lock
 
@@ -69,6 +71,7 @@ func New() *Store {
 		exports:   map[string][]governance.ExportRecord{},
 		checkpts:  map[key][]governance.Checkpoint{},
 		holds:     map[key]governance.Hold{},
+		logs:      map[string]*tenantLog{},
 	}
 }
 
@@ -244,6 +247,12 @@ func (s *Store) CloseRun(ctx context.Context, c governance.Close) error {
 	if err := s.checkDeliveries(c.Deliveries); err != nil {
 		return err
 	}
+	logged, err := s.prepareAppend(translog.Leaf{TenantID: c.TenantID, RunID: c.RunID, Kind: translog.KindRunEnd,
+		Seq: c.End.Record.Seq, Head: c.End.Record.Hash})
+	if err != nil {
+		return fmt.Errorf("run %q of tenant %q: appending to the tenant log: %w", c.RunID, c.TenantID, err)
+	}
+	s.apply(logged)
 	if c.MarkRunning && st.run.Status == governance.StatusQueued {
 		at := c.EndedAt
 		if c.Step != nil {
@@ -482,6 +491,12 @@ func (s *Store) PutCheckpoint(ctx context.Context, c governance.Checkpoint) erro
 				c.RunID, c.Size, c.KeyName, governance.ErrChainConflict)
 		}
 	}
+	logged, err := s.prepareAppend(translog.Leaf{TenantID: c.TenantID, RunID: c.RunID, Kind: translog.KindCheckpoint,
+		Seq: c.Size - 1, Head: c.Head, KeyName: c.KeyName, NoteHash: translog.NoteHash(c.Note)})
+	if err != nil {
+		return fmt.Errorf("checkpoint of run %q at size %d: appending to the tenant log: %w", c.RunID, c.Size, err)
+	}
+	s.apply(logged)
 	s.checkpts[k] = append(s.checkpts[k], c)
 	sort.SliceStable(s.checkpts[k], func(i, j int) bool { return s.checkpts[k][i].Size < s.checkpts[k][j].Size })
 	return nil

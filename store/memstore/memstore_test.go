@@ -18,3 +18,10 @@ func TestTamper(t *testing.T) {
 		return s, memstore.Tamper{S: s}
 	})
 }
+
+func TestTenantLogTamper(t *testing.T) {
+	storetest.RunTenantLogTamper(t, func(t *testing.T) (governance.Store, storetest.LogTamper) {
+		s := memstore.New()
+		return s, memstore.Tamper{S: s}
+	})
+}

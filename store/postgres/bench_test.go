@@ -218,3 +218,14 @@ func BenchmarkFinishPostgres(b *testing.B) {
 	b.ReportMetric(float64(old50.Microseconds()), "unpipelined-p50-µs")
 	b.ReportMetric(float64(p50)/float64(old50), "ratio-p50")
 }
+
+// BenchmarkTenantLogAppendPostgres: what the tenant log's append adds to
+// a run's end, against one governed step, over one database
+// (sqlstoretest.LogAppendVsStep; the store without the log is a second
+// handle on the same database). Goal: the append ≤ 5 % of a step.
+func BenchmarkTenantLogAppendPostgres(b *testing.B) {
+	url := newDatabase(b)
+	step, with, without := openStore(b, url), openStore(b, url), openStore(b, url)
+	postgres.WithoutTenantLog(without)
+	sqlstoretest.LogAppendVsStep(b, sqlstoretest.StartBenchRun(b, step), with, without)
+}

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -47,3 +49,22 @@ func AppendsQueued(s *Store) int {
 	defer s.appends.mu.Unlock()
 	return len(s.appends.queue)
 }
+
+// TenantLogTables is the SQL of the migration that creates the tenant
+// log's tables, whatever its number, and the SQL that drops them.
+func TenantLogTables() (create, drop string) {
+	names, err := fs.Glob(schema, "migrations/*_tenant_log.sql")
+	if err != nil || len(names) != 1 {
+		panic(fmt.Sprint("the tenant log's migration: ", names, err))
+	}
+	b, err := fs.ReadFile(schema, names[0])
+	if err != nil {
+		panic(err)
+	}
+	return string(b), `DROP TABLE tenant_logs; DROP TABLE tenant_log_leaves; DROP TABLE tenant_log_hashes;
+		DROP FUNCTION stopline_tenant_logs_grow()`
+}
+
+// WithoutTenantLog makes s append nothing to the tenant log (the
+// benchmarks' baseline).
+func WithoutTenantLog(s *Store) { s.db.NoTenantLog = true }

@@ -79,7 +79,12 @@ func TestOpenMigratesFromPreviousVersion(t *testing.T) {
 	if err := postgres.MigrateTo(ctx, pool, prev); err != nil {
 		t.Fatal(err)
 	}
-	// Write a stopped run with the previous schema.
+	// Write a stopped run with the previous schema. This code closes runs
+	// into the tenant log: lend its tables while the run is written.
+	create, drop := postgres.TenantLogTables()
+	if _, err := pool.Exec(ctx, create); err != nil {
+		t.Fatal(err)
+	}
 	old := postgres.Unmigrated(pool)
 	r, err := governance.NewRunner(old, governance.WithoutKillSwitch()) // as a binary before kill switches
 	if err != nil {
@@ -96,6 +101,9 @@ func TestOpenMigratesFromPreviousVersion(t *testing.T) {
 	}
 	if _, err := run.Step(ctx, governance.StepInput{Type: prevention.StepLLMResponse}); !errors.Is(err, governance.ErrPolicyViolation) {
 		t.Fatalf("step 3: got %v, want a violation", err)
+	}
+	if _, err := pool.Exec(ctx, drop); err != nil {
+		t.Fatal(err)
 	}
 	conn := rawConn(t, url)
 	if n := count(t, conn, `SELECT COUNT(*) FROM schema_migrations`); n != prev {

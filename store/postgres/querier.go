@@ -37,8 +37,14 @@ FROM runs r LEFT JOIN LATERAL (SELECT seq, kind, step_index, total_tokens, total
 	WHERE m.tenant_id = r.tenant_id AND m.run_id = r.run_id ORDER BY m.seq DESC LIMIT 1) l ON true`,
 	InsertionOrder: "ord",
 	// Locks the run's row, so that two replicas closing one run queue for
-	// each other, and nothing else waits.
-	RunStatusForClose: `SELECT status FROM runs WHERE tenant_id = $1 AND run_id = $2 FOR UPDATE`,
+	// each other, and the tenant log's row, so that appends of one tenant
+	// from any replica come one after the other (the lock is taken last
+	// by every writer, and only by appends: no deadlock). FOR UPDATE in
+	// the subquery rereads the row a concurrent append committed.
+	RunStatusForClose: `SELECT r.status, l.size, l.frontier FROM runs r
+		LEFT JOIN LATERAL (SELECT size, frontier FROM tenant_logs t WHERE t.tenant_id = r.tenant_id FOR UPDATE) l ON true
+		WHERE r.tenant_id = $1 AND r.run_id = $2 FOR UPDATE OF r`,
+	TenantLogForUpdate: `SELECT size, frontier FROM tenant_logs WHERE tenant_id = $1 FOR UPDATE`,
 	// The records_chain trigger checks each record against the one before
 	// it, this transaction's own included.
 	CheckChainOnClose: false,

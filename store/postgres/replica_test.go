@@ -376,3 +376,13 @@ func TestReplicaProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Replicas closing and checkpointing runs of one tenant at once, each with
+// its own pool, append to the tenant's log one after the other: every
+// close and checkpoint has exactly one leaf, and the log verifies.
+func TestReplicasAppendToOneTenantLog(t *testing.T) {
+	t.Parallel()
+	url := newDatabase(t)
+	stores := []governance.Store{openStore(t, url), openStore(t, url), openStore(t, url)}
+	storetest.TenantLogRace(t, stores)
+}

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"golang.org/x/mod/sumdb/tlog"
 	"testing"
 	"time"
 
@@ -117,4 +118,49 @@ func (tm pgTamper) InsertIncident(t testing.TB, inc incident.Incident) {
 func (tm pgTamper) InsertCheckpoint(t testing.TB, c governance.Checkpoint) {
 	tm.exec(t, `INSERT INTO checkpoints (tenant_id, run_id, size, key_name, head_hash, at_ns, note) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		c.TenantID, c.RunID, c.Size, c.KeyName, c.Head, nanos(c.At), c.Note)
+}
+
+// TestTenantLogTamper runs the tenant log's tamper suite on a database
+// edited with plain SQL in replica mode.
+func TestTenantLogTamper(t *testing.T) {
+	serverURL(t)
+	t.Parallel()
+	storetest.RunTenantLogTamper(t, func(t *testing.T) (governance.Store, storetest.LogTamper) {
+		url := newDatabase(t)
+		s := openStore(t, url)
+		conn := rawConn(t, url)
+		if _, err := conn.Exec(ctx, `SET session_replication_role = replica`); err != nil {
+			t.Fatal(err)
+		}
+		return s, pgTamper{conn}
+	})
+}
+
+// DeleteRun implements storetest.LogTamper: every row of the run, its
+// checkpoints and its incident.
+func (tm pgTamper) DeleteRun(t testing.TB, tenantID, runID string) {
+	for _, q := range []string{`DELETE FROM checkpoints WHERE tenant_id = $1 AND run_id = $2`,
+		`DELETE FROM incidents WHERE tenant_id = $1 AND run_id = $2`, `DELETE FROM records WHERE tenant_id = $1 AND run_id = $2`} {
+		if _, err := tm.conn.Exec(ctx, q, tenantID, runID); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	tm.exec(t, `DELETE FROM runs WHERE tenant_id = $1 AND run_id = $2`, tenantID, runID)
+}
+
+// ReplaceTenantLog implements storetest.LogTamper.
+func (tm pgTamper) ReplaceTenantLog(t testing.TB, tenantID string, leaves []governance.LogLeaf, hashes []tlog.Hash, frontier []byte) {
+	for _, q := range []string{`DELETE FROM tenant_log_leaves WHERE tenant_id = $1`, `DELETE FROM tenant_log_hashes WHERE tenant_id = $1`} {
+		if _, err := tm.conn.Exec(ctx, q, tenantID); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for _, l := range leaves {
+		tm.exec(t, `INSERT INTO tenant_log_leaves (tenant_id, idx, run_id, kind, seq, head_hash, key_name, note_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, tenantID, l.Index, l.RunID, l.Kind, l.Seq, l.Head, l.KeyName, l.NoteHash)
+	}
+	for i, h := range hashes {
+		tm.exec(t, `INSERT INTO tenant_log_hashes (tenant_id, idx, hash) VALUES ($1, $2, $3)`, tenantID, i, h[:])
+	}
+	tm.exec(t, `UPDATE tenant_logs SET size = $1, frontier = $2 WHERE tenant_id = $3`, len(leaves), frontier, tenantID)
 }

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -44,7 +45,7 @@ func TestTriggersRefuseRawWrites(t *testing.T) {
 	if err := s.RecordExport(ctx, governance.ExportRecord{TenantID: "acme", BundleID: "BND-1", Format: "json", BundleHash: "ab", CreatedAt: storetest.T0}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutCheckpoint(ctx, governance.Checkpoint{TenantID: "acme", RunID: "RUN-ended", Size: 1, KeyName: "k", Head: "h", Note: "n"}); err != nil {
+	if err := s.PutCheckpoint(ctx, governance.Checkpoint{TenantID: "acme", RunID: "RUN-ended", Size: 1, KeyName: "k", Head: strings.Repeat("ab", 32), Note: "n"}); err != nil {
 		t.Fatal(err)
 	}
 	conn := rawConn(t, url)

@@ -211,3 +211,22 @@ func BenchmarkConcurrentRuns(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTenantLogAppend: what the tenant log's append adds to a run's
+// end, against one governed step, in each durability mode, on files of
+// their own in one process (sqlstoretest.LogAppendVsStep). Goal: the
+// append ≤ 5 % of a step.
+//
+//	go test -run '^$' -bench TenantLogAppend -benchtime 3000x -count 3 ./store/sqlite/
+func BenchmarkTenantLogAppend(b *testing.B) {
+	for _, m := range modes {
+		b.Run(m.name, func(b *testing.B) {
+			dir := b.TempDir()
+			step := openStore(b, filepath.Join(dir, "step.db"), sqlite.WithSynchronous(m.sync))
+			with := openStore(b, filepath.Join(dir, "with.db"), sqlite.WithSynchronous(m.sync))
+			without := openStore(b, filepath.Join(dir, "without.db"), sqlite.WithSynchronous(m.sync))
+			sqlite.WithoutTenantLog(without)
+			sqlstoretest.LogAppendVsStep(b, sqlstoretest.StartBenchRun(b, step), with, without)
+		})
+	}
+}

@@ -48,3 +48,7 @@ func LatestVersion() int {
 	}
 	return len(ms)
 }
+
+// WithoutTenantLog makes s append nothing to the tenant log (the
+// benchmarks' baseline).
+func WithoutTenantLog(s *Store) { s.db.NoTenantLog = true }

@@ -32,7 +32,10 @@ FROM runs r LEFT JOIN records l
 	AND l.seq = (SELECT MAX(m.seq) FROM records m WHERE m.tenant_id = r.tenant_id AND m.run_id = r.run_id)`,
 	InsertionOrder: "rowid",
 	// The transaction is BEGIN IMMEDIATE: it holds the file's write lock.
-	RunStatusForClose: `SELECT status FROM runs WHERE tenant_id = $1 AND run_id = $2`,
+	// One writer: nothing else appends meanwhile.
+	RunStatusForClose: `SELECT r.status, l.size, l.frontier FROM runs r
+		LEFT JOIN tenant_logs l ON l.tenant_id = r.tenant_id WHERE r.tenant_id = $1 AND r.run_id = $2`,
+	TenantLogForUpdate: `SELECT size, frontier FROM tenant_logs WHERE tenant_id = $1`,
 	// No trigger checks the chain: appends check the head kept in
 	// memory, and CloseRun the head it reads in its transaction.
 	CheckChainOnClose: true,

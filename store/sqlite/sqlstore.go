@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"golang.org/x/mod/sumdb/tlog"
+
 	"context"
 
 	"github.com/stopline/stopline/governance"
@@ -149,3 +151,24 @@ func (s *Store) RecordIndexes(ctx context.Context, tenantID, runID string) ([]go
 // transaction on the single write connection, so it is atomic against
 // every other writer of the file, in this process or another.
 func (s *Store) Ledger() prevention.Ledger { return s.ledger }
+
+var _ governance.TenantLogStore = (*Store)(nil)
+
+// TenantLogSize implements governance.TenantLogStore: how many leaves the
+// tenant's log holds (CloseRun and PutCheckpoint append them in their own
+// transactions).
+func (s *Store) TenantLogSize(ctx context.Context, tenantID string) (int64, error) {
+	return s.db.TenantLogSize(ctx, tenantID)
+}
+
+// ReadTenantLogHashes implements governance.TenantLogStore: the tenant
+// log's stored hashes at indexes, in order.
+func (s *Store) ReadTenantLogHashes(ctx context.Context, tenantID string, indexes []int64) ([]tlog.Hash, error) {
+	return s.db.ReadTenantLogHashes(ctx, tenantID, indexes)
+}
+
+// TenantLogLeaves implements governance.TenantLogStore: the leaves with
+// index in [from, to), in index order; with runID, only that run's.
+func (s *Store) TenantLogLeaves(ctx context.Context, tenantID, runID string, from, to int64) ([]governance.LogLeaf, error) {
+	return s.db.TenantLogLeaves(ctx, tenantID, runID, from, to)
+}

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"database/sql"
+	"golang.org/x/mod/sumdb/tlog"
 	"testing"
 	"time"
 
@@ -97,4 +98,45 @@ func (tm sqlTamper) InsertIncident(t testing.TB, inc incident.Incident) {
 func (tm sqlTamper) InsertCheckpoint(t testing.TB, c governance.Checkpoint) {
 	mustExec(t, tm.db, `INSERT INTO checkpoints (tenant_id, run_id, size, key_name, head_hash, at_ns, note) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		c.TenantID, c.RunID, c.Size, c.KeyName, c.Head, nanos(c.At), c.Note)
+}
+
+// TestTenantLogTamper runs the tenant log's tamper suite on a database
+// file edited with plain SQL, its triggers dropped.
+func TestTenantLogTamper(t *testing.T) {
+	storetest.RunTenantLogTamper(t, func(t *testing.T) (governance.Store, storetest.LogTamper) {
+		path := dbPath(t)
+		s := openStore(t, path)
+		db := tamperDB(t, path)
+		t.Cleanup(func() { db.Close() })
+		return s, sqlTamper{db}
+	})
+}
+
+// DeleteRun implements storetest.LogTamper: every row of the run, its
+// checkpoints and its incident.
+func (tm sqlTamper) DeleteRun(t testing.TB, tenantID, runID string) {
+	for _, q := range []string{`DELETE FROM checkpoints WHERE tenant_id = ? AND run_id = ?`, `DELETE FROM incidents WHERE tenant_id = ? AND run_id = ?`} {
+		if _, err := tm.db.Exec(q, tenantID, runID); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	mustExec(t, tm.db, `DELETE FROM records WHERE tenant_id = ? AND run_id = ?`, tenantID, runID)
+	mustExec(t, tm.db, `DELETE FROM runs WHERE tenant_id = ? AND run_id = ?`, tenantID, runID)
+}
+
+// ReplaceTenantLog implements storetest.LogTamper.
+func (tm sqlTamper) ReplaceTenantLog(t testing.TB, tenantID string, leaves []governance.LogLeaf, hashes []tlog.Hash, frontier []byte) {
+	for _, q := range []string{`DELETE FROM tenant_log_leaves WHERE tenant_id = ?`, `DELETE FROM tenant_log_hashes WHERE tenant_id = ?`} {
+		if _, err := tm.db.Exec(q, tenantID); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for _, l := range leaves {
+		mustExec(t, tm.db, `INSERT INTO tenant_log_leaves (tenant_id, idx, run_id, kind, seq, head_hash, key_name, note_hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, tenantID, l.Index, l.RunID, l.Kind, l.Seq, l.Head, l.KeyName, l.NoteHash)
+	}
+	for i, h := range hashes {
+		mustExec(t, tm.db, `INSERT INTO tenant_log_hashes (tenant_id, idx, hash) VALUES (?, ?, ?)`, tenantID, i, h[:])
+	}
+	mustExec(t, tm.db, `UPDATE tenant_logs SET size = ?, frontier = ? WHERE tenant_id = ?`, len(leaves), frontier, tenantID)
 }

@@ -121,6 +121,8 @@ func Run(t *testing.T, open Opener) {
 		{"RangedReads", testRanged},
 		{"AppendRace", testAppendRace},
 		{"CloseRace", testCloseRace},
+		{"TenantLog", testTenantLog},
+		{"TenantLogConcurrentCloses", testTenantLogRace},
 		{"PublishRace", testPublishRace},
 		{"LedgerCalendarWindows", testLedgerCalendar},
 		{"LedgerRollingWindows", testLedgerRolling},
