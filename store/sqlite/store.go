@@ -168,10 +168,11 @@ func open(ctx context.Context, w *sql.DB, owned bool, file string, cfg config) (
 		return fail(fmt.Errorf("sqlite: preparing statements on %s: %w", file, err))
 	}
 	s.prepared = make(map[string]*sql.Stmt, len(sqlstore.TenantLogAppendSQL))
-	for _, q := range sqlstore.TenantLogAppendSQL {
-		if cfg.migrateTo != 0 {
-			break // an older schema, written by tests: its tables may not exist yet
-		}
+	appendSQL := sqlstore.TenantLogAppendSQL
+	if cfg.migrateTo != 0 {
+		appendSQL = nil // an older schema, written by tests: the log's tables may not exist
+	}
+	for _, q := range appendSQL {
 		q = s.rb.rebind(q)
 		st, err := w.PrepareContext(ctx, q)
 		if err != nil {
