@@ -46,6 +46,21 @@ func (db *DB) lockLog(ctx context.Context, q Querier, tenantID string) (logState
 	return st, nil
 }
 
+// The statements of an append, each with one fixed text, so that a store
+// can prepare them once (TenantLogAppendSQL) instead of on every append:
+// the leaf, each stored hash the leaf adds (one row each, the same
+// statement run 1 + (trailing ones of the size) times: twice on average),
+// and the log row's new size and frontier.
+const (
+	InsertLogLeafSQL = `INSERT INTO tenant_log_leaves (tenant_id, idx, run_id, kind, seq, head_hash, key_name, note_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	InsertLogHashSQL = `INSERT INTO tenant_log_hashes (tenant_id, idx, hash) VALUES ($1, $2, $3)`
+	UpdateLogSQL     = `UPDATE tenant_logs SET size = $2, frontier = $3 WHERE tenant_id = $1`
+)
+
+// TenantLogAppendSQL lists every statement text an append runs.
+var TenantLogAppendSQL = []string{InsertLogLeafSQL, InsertLogHashSQL, UpdateLogSQL}
+
 // appendStmts returns the statements that append leaf to its tenant's
 // log, whose locked row st is.
 func appendStmts(leaf translog.Leaf, st logState) ([]Stmt, error) {
@@ -62,25 +77,14 @@ func appendStmts(leaf translog.Leaf, st logState) ([]Stmt, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO tenant_log_hashes (tenant_id, idx, hash) VALUES `)
-	args := make([]any, 0, 1+2*len(stored))
-	args = append(args, leaf.TenantID)
+	out := make([]Stmt, 0, 2+len(stored))
+	out = append(out, Stmt{InsertLogLeafSQL,
+		[]any{leaf.TenantID, leaf.Index, leaf.RunID, string(leaf.Kind), int64(leaf.Seq), leaf.Head, leaf.KeyName, leaf.NoteHash}})
 	first := tlog.StoredHashIndex(0, st.size)
-	for i, sh := range stored {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("($1, $" + strconv.Itoa(len(args)+1) + ", $" + strconv.Itoa(len(args)+2) + ")")
-		args = append(args, first+int64(i), sh[:])
+	for i := range stored {
+		out = append(out, Stmt{InsertLogHashSQL, []any{leaf.TenantID, first + int64(i), stored[i][:]}})
 	}
-	return []Stmt{
-		{`INSERT INTO tenant_log_leaves (tenant_id, idx, run_id, kind, seq, head_hash, key_name, note_hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			[]any{leaf.TenantID, leaf.Index, leaf.RunID, string(leaf.Kind), int64(leaf.Seq), leaf.Head, leaf.KeyName, leaf.NoteHash}},
-		{b.String(), args},
-		{`UPDATE tenant_logs SET size = $2, frontier = $3 WHERE tenant_id = $1`, []any{leaf.TenantID, st.size + 1, next.Bytes()}},
-	}, nil
+	return append(out, Stmt{UpdateLogSQL, []any{leaf.TenantID, st.size + 1, next.Bytes()}}), nil
 }
 
 // TenantLogSize returns how many leaves the tenant's log holds.

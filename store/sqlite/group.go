@@ -309,7 +309,7 @@ func (s *Store) writeTogether(rs []*writeReq) (again []*writeReq) {
 	if err != nil {
 		return failAll(fmt.Errorf("beginning: %w", err))
 	}
-	b := &batchTx{conn: conn, tx: tx, q: querier{q: tx, rb: &s.rb}, heads: map[runKey]*sqlstore.Head{}}
+	b := &batchTx{conn: conn, tx: tx, q: s.txQuerier(tx), heads: map[runKey]*sqlstore.Head{}}
 	for i, r := range rs {
 		kept, err := s.writeIn(ctx, b, r)
 		if err == nil || kept {

@@ -97,15 +97,38 @@ type runner interface {
 }
 
 // querier is a sqlstore.Querier over a pool (db set: Batch runs in a
-// transaction of its own) or a transaction (db nil).
+// transaction of its own) or a transaction (tx set, db nil). In a
+// transaction of the write connection, a statement whose (rebound) text
+// prep holds runs as that statement, prepared once on the connection
+// (tx.StmtContext), instead of being prepared again on every call.
 type querier struct {
-	q  runner
-	db *sql.DB
-	rb *rebinder
+	q    runner
+	db   *sql.DB
+	tx   *sql.Tx
+	prep map[string]*sql.Stmt
+	rb   *rebinder
+}
+
+// stmt returns query's prepared statement in q's transaction, or nil.
+func (q querier) stmt(ctx context.Context, query string) *sql.Stmt {
+	if q.tx == nil {
+		return nil
+	}
+	if st := q.prep[query]; st != nil {
+		return q.tx.StmtContext(ctx, st)
+	}
+	return nil
 }
 
 func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := q.q.ExecContext(ctx, q.rb.rebind(query), args...)
+	query = q.rb.rebind(query)
+	var res sql.Result
+	var err error
+	if st := q.stmt(ctx, query); st != nil {
+		res, err = st.ExecContext(ctx, args...)
+	} else {
+		res, err = q.q.ExecContext(ctx, query, args...)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -113,7 +136,14 @@ func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, er
 }
 
 func (q querier) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
-	rows, err := q.q.QueryContext(ctx, q.rb.rebind(query), args...)
+	query = q.rb.rebind(query)
+	var rows *sql.Rows
+	var err error
+	if st := q.stmt(ctx, query); st != nil {
+		rows, err = st.QueryContext(ctx, args...)
+	} else {
+		rows, err = q.q.QueryContext(ctx, query, args...)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -121,24 +151,33 @@ func (q querier) Query(ctx context.Context, query string, args ...any) (sqlstore
 }
 
 func (q querier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
-	return q.q.QueryRowContext(ctx, q.rb.rebind(query), args...)
+	query = q.rb.rebind(query)
+	if st := q.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return q.q.QueryRowContext(ctx, query, args...)
 }
 
 func (q querier) Batch(ctx context.Context, stmts ...sqlstore.Stmt) (int, error) {
 	if q.db != nil {
 		failed := 0
 		err := inTx(ctx, q.db, func(tx *sql.Tx) (err error) {
-			failed, err = querier{q: tx, rb: q.rb}.Batch(ctx, stmts...)
+			failed, err = q.inTx(tx).Batch(ctx, stmts...)
 			return err
 		})
 		return failed, err
 	}
 	for i, s := range stmts {
-		if _, err := q.q.ExecContext(ctx, q.rb.rebind(s.SQL), s.Args...); err != nil {
+		if _, err := q.Exec(ctx, s.SQL, s.Args...); err != nil {
 			return i, err
 		}
 	}
 	return 0, nil
+}
+
+// inTx is q's querier in tx, a transaction of q's pool.
+func (q querier) inTx(tx *sql.Tx) querier {
+	return querier{q: tx, tx: tx, prep: q.prep, rb: q.rb}
 }
 
 // rebinder rewrites the numbered placeholders of sqlstore's SQL ($1) to

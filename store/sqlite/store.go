@@ -37,6 +37,11 @@ type Store struct {
 	ledger *sqlstore.Ledger
 
 	insertRecord *sql.Stmt // on w; a step's INSERT (see insertStep)
+	// prepared holds the statements of a tenant log's append, prepared
+	// on w at open, by their rebound text: the transactions of w run
+	// them (querier.stmt). They cannot be prepared later, on demand:
+	// the transaction that needs one holds w's only connection.
+	prepared map[string]*sql.Stmt
 
 	// group is the queue that AppendStep, CreateRun and CloseRun join:
 	// the writes waiting at one moment share a transaction (group.go).
@@ -120,8 +125,10 @@ func open(ctx context.Context, w *sql.DB, owned bool, file string, cfg config) (
 	s.db = sqlstore.DB{
 		Dialect: dialect,
 		Where:   file,
-		W:       querier{q: w, db: w, rb: &s.rb},
-		Tx:      s.write,
+		// W's prep is set once prepared (open's end): its Batch runs in
+		// transactions of w.
+		W:  querier{q: w, db: w, rb: &s.rb},
+		Tx: s.write,
 	}
 	s.ledger = sqlstore.NewLedger(&s.db, s.chargeRolling)
 	fail := func(err error) (*Store, error) {
@@ -160,6 +167,20 @@ func open(ctx context.Context, w *sql.DB, owned bool, file string, cfg config) (
 	if err != nil {
 		return fail(fmt.Errorf("sqlite: preparing statements on %s: %w", file, err))
 	}
+	s.prepared = make(map[string]*sql.Stmt, len(sqlstore.TenantLogAppendSQL))
+	appendSQL := sqlstore.TenantLogAppendSQL
+	if cfg.migrateTo != 0 {
+		appendSQL = nil // an older schema, written by tests: the log's tables may not exist
+	}
+	for _, q := range appendSQL {
+		q = s.rb.rebind(q)
+		st, err := w.PrepareContext(ctx, q)
+		if err != nil {
+			return fail(fmt.Errorf("sqlite: preparing statements on %s: %w", file, err))
+		}
+		s.prepared[q] = st
+	}
+	s.db.W = querier{q: w, db: w, prep: s.prepared, rb: &s.rb}
 	return s, nil
 }
 
@@ -186,6 +207,9 @@ func (s *Store) closeAll() error {
 	var errs []error
 	if s.insertRecord != nil {
 		errs = append(errs, s.insertRecord.Close())
+	}
+	for _, st := range s.prepared {
+		errs = append(errs, st.Close())
 	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
@@ -216,7 +240,13 @@ func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 
 // write runs fn in a BEGIN IMMEDIATE transaction of the write connection.
 func (s *Store) write(ctx context.Context, fn func(q sqlstore.Querier) error) error {
-	return inTx(ctx, s.w, func(tx *sql.Tx) error { return fn(querier{q: tx, rb: &s.rb}) })
+	return inTx(ctx, s.w, func(tx *sql.Tx) error { return fn(s.txQuerier(tx)) })
+}
+
+// txQuerier is the querier of tx, a transaction of the write connection,
+// which runs the statements prepared at open as such.
+func (s *Store) txQuerier(tx *sql.Tx) querier {
+	return querier{q: tx, tx: tx, prep: s.prepared, rb: &s.rb}
 }
 
 // retryBusy calls f until it succeeds, fails with something other than

@@ -8,12 +8,13 @@
 
 -- One row per tenant with a log: its size and the hashes of the complete
 -- subtrees it splits into (one per bit of size, largest first), which is
--- all an append reads.
+-- all an append reads. WITHOUT ROWID: the row is found (and updated) in
+-- one B-tree by its tenant, not in an index and then the table.
 CREATE TABLE tenant_logs (
     tenant_id TEXT    PRIMARY KEY,
     size      INTEGER NOT NULL CHECK (size >= 0),
     frontier  BLOB    NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE tenant_log_leaves (
     tenant_id TEXT    NOT NULL,
