@@ -7,6 +7,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/stopline/stopline/snapshot"
 )
@@ -121,15 +122,10 @@ func (h *approvalHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
 			return Allowed(), nil
 		}
 	}
-	arg := -1
+	arg, unread := -1, false
 	if h.arguments != nil {
-		for i, re := range h.arguments {
-			if re.MatchString(s.Input) {
-				arg = i
-				break
-			}
-		}
-		if arg < 0 {
+		arg, unread = h.matchArguments(s.Input)
+		if arg < 0 && !unread {
 			return Allowed(), nil
 		}
 	}
@@ -141,6 +137,8 @@ func (h *approvalHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
 	case h.hasLimit:
 		d.Threshold, d.Limit, d.Observed = h.threshold, h.limit, s.CostCents
 		d.Message = fmt.Sprintf("cost_cents %s is above %s %s: needs a person's approval", num(s.CostCents), h.threshold, num(h.limit))
+	case unread:
+		d.Message = "input looks like JSON but has no one reading (invalid, or a key written twice): needs a person's approval"
 	case arg >= 0:
 		// The pattern's number, never the text: it may be a secret.
 		d.Message = fmt.Sprintf("input matches argument pattern #%d: needs a person's approval", arg)
@@ -148,4 +146,34 @@ func (h *approvalHook) Evaluate(_ context.Context, s *Step) (Decision, error) {
 		d.Message = fmt.Sprintf("tool %q needs a person's approval", s.Tool)
 	}
 	return d, nil
+}
+
+// matchArguments returns the first argument pattern that matches input as
+// written or, when input is JSON, as its canonical form (RFC 8785: escapes
+// resolved, numbers in their shortest form), so that arguments a tool
+// reads as the same JSON cannot slip past a pattern by their spelling
+// (`"am\u006funt": 1e5` is `"amount":100000`). unread reports input that
+// looks like JSON (an object or array) but has no one reading — invalid,
+// or a key written twice, which one tool reads first and another last —:
+// the step is held, a person decides.
+func (h *approvalHook) matchArguments(input string) (arg int, unread bool) {
+	for i, re := range h.arguments {
+		if re.MatchString(input) {
+			return i, false
+		}
+	}
+	t := strings.TrimSpace(input)
+	if t == "" || (t[0] != '{' && t[0] != '[') {
+		return -1, false
+	}
+	canon, err := snapshot.Canonical([]byte(t))
+	if err != nil {
+		return -1, true
+	}
+	for i, re := range h.arguments {
+		if re.Match(canon) {
+			return i, false
+		}
+	}
+	return -1, false
 }

@@ -353,6 +353,14 @@ func TestRequiresApproval(t *testing.T) {
 	if ev := eval(prevention.Step{Type: prevention.StepToolCall, Tool: "wire", Input: `{"amount": 12}`}); ev.Decision.Action != prevention.Allow || len(ev.Findings) != 1 {
 		t.Errorf("small amount: %+v", ev)
 	}
+	// Arguments the tool reads as the same JSON are held whatever their
+	// spelling; JSON with no one reading is held for a person to read.
+	for _, in := range []string{`{"am\u006funt": 12000}`, `{"amount": 1.2e4}`, `{"amount": 12000.0}`,
+		`{"amount": 12, "amount": 12000}`, `{"amount": 12000`} {
+		if ev := eval(prevention.Step{Type: prevention.StepToolCall, Tool: "wire", Input: in}); ev.Decision.Action != prevention.HoldForApproval || ev.Decision.PolicyID != "hold" {
+			t.Errorf("%s: %+v", in, ev.Decision)
+		}
+	}
 	// A warn-mode hold is a warning.
 	if ev := eval(prevention.Step{Type: prevention.StepToolCall, Tool: "search", CostCents: 6}); ev.Decision.Action != prevention.Warn {
 		t.Errorf("warn-mode hold: %+v", ev)
