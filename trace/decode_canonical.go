@@ -231,11 +231,7 @@ func (p *parser) recordValue(r *Record, f int) bool {
 	case fCostCents:
 		r.CostCents, ok = p.float()
 	case fDecision:
-		if p.peek() != '{' {
-			return false
-		}
-		r.Decision = new(prevention.Decision)
-		ok = p.decision(r.Decision)
+		r.Decision, ok = p.decisionObject()
 	case fFindings:
 		r.Findings, ok = p.findings()
 	case fKeptContentHash:
@@ -245,11 +241,7 @@ func (p *parser) recordValue(r *Record, f int) bool {
 		s, ok = p.string(fRetention)
 		r.Retention = Retention(s)
 	case fShadowDecision:
-		if p.peek() != '{' {
-			return false
-		}
-		r.ShadowDecision = new(prevention.Decision)
-		ok = p.decision(r.ShadowDecision)
+		r.ShadowDecision, ok = p.decisionObject()
 	case fShadowFindings:
 		r.ShadowFindings, ok = p.findings()
 	case fShadowSnapshotHash:
@@ -371,6 +363,15 @@ func decisionField(k []byte) int {
 		return dThreshold
 	}
 	return -1
+}
+
+// decisionObject reads a decision that must be an object (not null).
+func (p *parser) decisionObject() (*prevention.Decision, bool) {
+	if p.peek() != '{' {
+		return nil, false
+	}
+	d := new(prevention.Decision)
+	return d, p.decision(d)
 }
 
 func (p *parser) decision(d *prevention.Decision) bool {
