@@ -233,7 +233,7 @@ func (r *Runner) Resume(ctx context.Context, tenantID, runID string) (*Run, erro
 	if err != nil {
 		return nil, err
 	}
-	agent := rr.Labels[AgentLabel]
+	agent := agentKey(rr.Labels[AgentLabel])
 	if err := r.refuseKilled(ctx, tenantID, agent, runID); err != nil {
 		return nil, err
 	}

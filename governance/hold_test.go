@@ -352,3 +352,36 @@ func TestKillSwitchByDefault(t *testing.T) {
 		t.Fatalf("WithoutKillSwitch: %v", err)
 	}
 }
+
+// An agent's kill switch reaches its runs whatever the spelling of the
+// agent's name in their label (compared as deny lists compare names).
+func TestKillAgentNameSpelling(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	r, err := governance.NewRunner(st, governance.WithKillSwitch(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	snap := approvalSnap(t, `{"tenant_id":"acme","thresholds":{"n":100},"policies":[{"id":"steps","kind":"budget","params":{"metric":"steps","threshold":"n"}}]}`)
+	run, err := r.Start(ctx, governance.StartOptions{Snapshot: snap, Labels: map[string]string{governance.AgentLabel: "Researcher "}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := governance.Kill(ctx, st, "acme", governance.KillAgent, "researcher", "ops", "runaway"); err != nil {
+		t.Fatal(err)
+	}
+	var v *governance.Violation
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		_, err := run.Step(ctx, governance.StepInput{Type: prevention.StepLLMResponse, Model: "m"})
+		if errors.As(err, &v) {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("a run labelled %q under the kill switch of agent %q: %v", "Researcher ", "researcher", err)
+		}
+	}
+	if _, err := r.Start(ctx, governance.StartOptions{Snapshot: snap, Labels: map[string]string{governance.AgentLabel: "RESEARCHER"}}); !errors.Is(err, governance.ErrKilled) {
+		t.Fatalf("start of RESEARCHER under the switch: %v", err)
+	}
+}

@@ -31,8 +31,13 @@ var (
 
 // AgentLabel is the run label (StartOptions.Labels) that names a run's
 // agent: a kill switch of scope agent stops every run whose label has
-// that value.
+// that value, compared as deny lists compare names
+// (prevention.NormalizeName: "Researcher " is "researcher"), so that a
+// spelling of the agent's name never escapes its switch.
 const AgentLabel = "agent"
+
+// agentKey is the form in which agent names are compared.
+func agentKey(name string) string { return prevention.NormalizeName(name) }
 
 // KillScope is what a kill switch stops.
 type KillScope string
@@ -201,7 +206,7 @@ func newKillSet(ks []KillSwitch) *killSet {
 		case KillTenant:
 			s.tenants[k.TenantID] = k
 		case KillAgent:
-			s.agents[[2]string{k.TenantID, k.Target}] = k
+			s.agents[[2]string{k.TenantID, agentKey(k.Target)}] = k
 		case KillRun:
 			s.runs[[2]string{k.TenantID, k.Target}] = k
 		}

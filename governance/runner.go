@@ -205,7 +205,7 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	if runID == "" {
 		runID = r.cfg.newID("run")
 	}
-	agent := strings.ToValidUTF8(opts.Labels[AgentLabel], "\uFFFD")
+	agent := agentKey(strings.ToValidUTF8(opts.Labels[AgentLabel], "\uFFFD"))
 	if err := r.refuseKilled(ctx, tenant, agent, runID); err != nil { // [kill switch] kill.go
 		return nil, err
 	}
@@ -239,7 +239,7 @@ func (r *Runner) create(ctx context.Context, opts StartOptions, status RunStatus
 	run := &Run{
 		r: r, engine: eng, rec: rec, head: start.Hash, seq: 1, startedAt: now,
 		queued: status == StatusQueued, shadow: shadow, retention: retention,
-		agent: rec.Labels[AgentLabel],
+		agent: agent,
 	}
 	run.shadowScan.Add(&start)
 	if r.observed() {
